@@ -1,0 +1,43 @@
+# Two commands from a fresh clone: `make run` serves the product, `make test` passes the tests.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-slow lint venv db-up db-down clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=/path/to/python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# Starts a project-local PostgreSQL unless AGENTS_PIPELINE_DATABASE_URL is set, applies the
+# schema, and runs `dagster dev` on http://127.0.0.1:3000 until Ctrl-C.
+run: $(STAMP)
+	$(BIN)/agents-pipeline db up
+	$(BIN)/agents-pipeline db migrate
+	exec $(BIN)/agents-pipeline dev
+
+test: $(STAMP)
+	$(BIN)/ruff check agents_pipeline agents_pipeline_tests benchmarks
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check agents_pipeline agents_pipeline_tests benchmarks
+
+db-up: $(STAMP)
+	$(BIN)/agents-pipeline db up
+
+db-down: $(STAMP)
+	$(BIN)/agents-pipeline db down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,59 @@
+"""``agents-pipeline dev``: runs `dagster dev` on the configured database until Ctrl-C.
+
+`dagster dev` is started in its own process session: started with ``&`` from a script it
+ignores SIGINT, and killing only its leader would orphan the daemon, webserver and code
+server. Ctrl-C or SIGTERM here is forwarded to the whole session, then escalated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+from agents_pipeline.core import settings
+
+
+def run(args: argparse.Namespace) -> int:
+    from agents_pipeline.core.instance_env import dagster_env
+    from agents_pipeline.core.shared_state import resolve_url
+
+    env = {**os.environ, **dagster_env(resolve_url())}
+    host = os.environ.get("AGENTS_PIPELINE_UI_HOST", "127.0.0.1")
+    port = os.environ.get("AGENTS_PIPELINE_UI_PORT", "3000")
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.PROJECT_DIR / "workspace.yaml"),
+           "-h", host, "-p", port]
+    proc = subprocess.Popen(cmd, env=env, cwd=settings.PROJECT_DIR, start_new_session=True)
+    print(f"Dagster UI on http://{host}:{port} (Ctrl-C stops it)", flush=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    code = proc.wait()
+    try:
+        stop_session(proc.pid)
+    except ProcessLookupError:
+        pass
+    return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM, 130) else code
+
+
+def stop_session(pgid: int, timeout: float = 20.0) -> None:
+    """SIGTERM to what is left of the session, SIGKILL after ``timeout``."""
+    import time
+
+    os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.killpg(pgid, signal.SIGKILL)

@@ -1,0 +1,88 @@
+"""Entry point of ``agents-pipeline``: parses arguments and dispatches to command modules.
+
+Every failure ends as one line on stderr and a non-zero exit; tracebacks only with
+AGENTS_PIPELINE_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+
+def _build() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agents-pipeline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="the shared-state database").add_subparsers(dest="action", required=True)
+    db.add_parser("up", help="start the project-local PostgreSQL (when no URL is configured)")
+    db.add_parser("down", help="stop the project-local PostgreSQL")
+    db.add_parser("status", help="report the local cluster and the schema version")
+    db.add_parser("url", help="print the shared-state database URL")
+    db.add_parser("migrate", help="apply pending schema migrations (idempotent)")
+    db.add_parser("env", help="print shell exports for Dagster's storage and the resource")
+
+    agents = sub.add_parser("agents", help="the agent registry").add_subparsers(dest="action", required=True)
+    reg = agents.add_parser("register", help="register an agent and print its token once")
+    reg.add_argument("name")
+    reg.add_argument("--period", type=float, default=60.0, help="seconds between heartbeats (default 60)")
+    reg.add_argument("--grace", type=float, default=30.0, help="seconds of lateness tolerated (default 30)")
+    reg.add_argument("--type", dest="agent_type", default="generic")
+    reg.add_argument("--host", default=None, help="host the agent runs on (default: this host)")
+    where = reg.add_mutually_exclusive_group()
+    where.add_argument("--pid", type=int)
+    where.add_argument("--pidfile")
+    where.add_argument("--match", help="regular expression over the process command line")
+    reg.add_argument("--json", action="store_true")
+    lst = agents.add_parser("list", help="list registered agents")
+    lst.add_argument("--json", action="store_true")
+    for action in ("pause", "resume", "rotate-token", "revoke-token"):
+        agents.add_parser(action).add_argument("name")
+
+    hb = sub.add_parser("heartbeat", help="send a heartbeat for an agent")
+    hb.add_argument("name")
+    kind = hb.add_mutually_exclusive_group()
+    kind.add_argument("--fail", action="store_true", help="report failure: the agent goes down at once")
+    kind.add_argument("--start", action="store_true", help="a unit of work begins")
+    hb.add_argument("--message", default=None)
+
+    st = sub.add_parser("status", help="each agent's status, last heartbeat and since when")
+    st.add_argument("--json", action="store_true")
+
+    sub.add_parser("dev", help="start `dagster dev` on the configured database (used by make run)")
+    return parser
+
+
+def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
+    if args.command == "db":
+        from agents_pipeline.cli import db_commands
+
+        return db_commands.run
+    if args.command == "dev":
+        from agents_pipeline.cli import dev
+
+        return dev.run
+    from agents_pipeline.cli import agent_commands
+
+    return agent_commands.run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build().parse_args(argv)
+    try:
+        return _handler(args)(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line on stderr, never a traceback by default
+        from agents_pipeline.core.dsn import mask_url
+
+        if os.environ.get("AGENTS_PIPELINE_DEBUG"):
+            raise
+        print(f"agents-pipeline: {mask_url(str(exc)) or type(exc).__name__}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Database URLs: parse them for psycopg2 without SQLAlchemy, and mask them for messages.
+
+The product's URLs are SQLAlchemy-style (``postgresql+psycopg2://user:pw@host:port/db?...``)
+so that the same string serves the Dagster resource and the agent library; the agent side
+turns it into libpq keywords itself to avoid importing SQLAlchemy (0.3 s here).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from agents_pipeline.core.errors import ConfigurationError
+from agents_pipeline.core.settings import ssl_params
+
+_SCHEMES = {"postgresql", "postgresql+psycopg2", "postgres"}
+_ALLOWED_QUERY = {
+    "host", "port", "sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl",
+    "connect_timeout", "application_name", "options", "target_session_attrs",
+    "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+    "sslpassword", "passfile", "gssencmode",
+}
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***, for logs and errors."""
+    masked = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", masked)
+
+
+def connect_kwargs(url: str) -> dict[str, str | int]:
+    """libpq keyword arguments for psycopg2.connect from a product URL.
+
+    Raises ConfigurationError naming what is wrong, never echoing the password.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigurationError(f"malformed database URL {mask_url(url)!r}: {exc}") from None
+    if parts.scheme not in _SCHEMES:
+        raise ConfigurationError(
+            f"database URL {mask_url(url)!r} must start with postgresql+psycopg2:// "
+            f"(got scheme {parts.scheme or 'none'!r})"
+        )
+    dbname = unquote(parts.path.lstrip("/"))
+    if not dbname:
+        raise ConfigurationError(f"database URL {mask_url(url)!r} names no database")
+    kwargs: dict[str, str | int] = {"dbname": dbname}
+    if parts.username:
+        kwargs["user"] = unquote(parts.username)
+    if parts.password:
+        kwargs["password"] = unquote(parts.password)
+    if parts.hostname:
+        kwargs["host"] = unquote(parts.hostname)
+    if port:
+        kwargs["port"] = port
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in _ALLOWED_QUERY:
+            raise ConfigurationError(f"database URL {mask_url(url)!r} has unknown parameter {key!r}")
+        kwargs[key] = value
+    for key, value in ssl_params().items():
+        kwargs.setdefault(key, value)
+    return kwargs
+
+
+def make_url(
+    dbname: str, *, user: str, host: str, port: int, password: str | None = None, **query: str
+) -> str:
+    """A postgresql+psycopg2 URL; a host that is a directory (a Unix socket) goes in the query."""
+    auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    params = dict(query)
+    if host.startswith("/"):
+        params = {"host": host, "port": str(port), **params}
+        netloc = f"{auth}@"
+    else:
+        netloc = f"{auth}@{host}:{port}"
+    qs = "&".join(f"{k}={quote(str(v), safe='/')}" for k, v in params.items())
+    return f"postgresql+psycopg2://{netloc}/{quote(dbname, safe='')}" + (f"?{qs}" if qs else "")

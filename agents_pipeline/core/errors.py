@@ -1,0 +1,37 @@
+"""Typed errors: every failure an agent or operator sees names its cause in one line."""
+
+
+class AgentsPipelineError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigurationError(AgentsPipelineError):
+    """A setting is missing or malformed (environment variable, URL, path)."""
+
+
+class ValidationError(AgentsPipelineError):
+    """Input was refused before anything was stored (NUL, bad UTF-8, too large, bad kind)."""
+
+
+class NotFoundError(AgentsPipelineError):
+    """The named agent, key or request does not exist."""
+
+
+class AuthError(AgentsPipelineError):
+    """The token does not belong to the named agent, or the login lacks the right."""
+
+
+class ConflictError(AgentsPipelineError):
+    """A compare-and-set lost: the stored version is not the expected one."""
+
+    def __init__(self, message: str, current_version: int) -> None:
+        super().__init__(message)
+        self.current_version = current_version
+
+
+class DatabaseUnavailableError(AgentsPipelineError):
+    """The database stayed unreachable for the whole retry window."""
+
+
+class DatabaseError(AgentsPipelineError):
+    """Any other database failure, with the server's message (never the connection URL)."""

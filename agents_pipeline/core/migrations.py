@@ -1,0 +1,120 @@
+"""Numbered SQL migrations from ``sql/``: applied in order, each in its own transaction,
+under an advisory lock so that two starters never race, and recorded with a checksum so
+that an edited, already-applied file is reported instead of silently skipped.
+
+Plain files and a 60-line runner rather than Alembic: the schema is SQL-first (functions,
+partitions, roles) and the agent side must not import SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from agents_pipeline.core.errors import ConfigurationError
+from agents_pipeline.core.settings import SQL_DIR
+
+LOCK_KEY = 0x61676E7473  # "agnts": one advisory lock for every migrator of this schema
+ROLE_PREFIX_ENV = "AGENTS_PIPELINE_ROLE_PREFIX"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        # Roles are global to a server, so their names carry a configurable prefix.
+        prefix = os.environ.get(ROLE_PREFIX_ENV, "agents_pipeline")
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,30}", prefix):
+            raise ConfigurationError(f"{ROLE_PREFIX_ENV} must be a lower-case SQL identifier, got {prefix!r}")
+        return self.path.read_text(encoding="utf-8").replace("@ROLE_PREFIX@", prefix)
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def available(sql_dir: Path = SQL_DIR) -> list[Migration]:
+    if not sql_dir.is_dir():
+        raise ConfigurationError(f"schema folder {sql_dir} not found")
+    found = []
+    for path in sorted(sql_dir.iterdir()):
+        match = _NAME.match(path.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), path))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise ConfigurationError(f"two migrations share a number in {sql_dir}")
+    return found
+
+
+def latest_version(sql_dir: Path = SQL_DIR) -> int:
+    migrations = available(sql_dir)
+    return migrations[-1].version if migrations else 0
+
+
+_CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS public.agents_pipeline_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+def applied(conn) -> dict[int, str]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('public.agents_pipeline_migrations')")
+        if cur.fetchone()[0] is None:
+            return {}
+        cur.execute("SELECT version, checksum FROM public.agents_pipeline_migrations")
+        return dict(cur.fetchall())
+
+
+def migrate(conn, sql_dir: Path = SQL_DIR) -> list[str]:
+    """Applies the pending migrations over a psycopg2 connection; returns their names."""
+    conn.autocommit = True
+    done: list[str] = []
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        try:
+            cur.execute(_CREATE_TABLE)
+            already = applied(conn)
+            for mig in available(sql_dir):
+                if mig.version in already:
+                    if already[mig.version] != mig.checksum:
+                        raise ConfigurationError(
+                            f"migration {mig.path.name} changed after it was applied; "
+                            "add a new numbered file instead of editing an applied one"
+                        )
+                    continue
+                conn.autocommit = False
+                try:
+                    cur.execute(mig.sql)
+                    cur.execute(
+                        "INSERT INTO public.agents_pipeline_migrations (version, name, checksum) "
+                        "VALUES (%s, %s, %s)",
+                        (mig.version, mig.name, mig.checksum),
+                    )
+                    conn.commit()
+                except Exception:
+                    conn.rollback()
+                    raise
+                finally:
+                    conn.autocommit = True
+                done.append(mig.path.name)
+        finally:
+            cur.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+    return done
+
+
+def current_version(conn) -> int:
+    versions = applied(conn)
+    return max(versions) if versions else 0

@@ -1,0 +1,108 @@
+"""Operator actions on the agent registry: register, list, pause, resume, tokens.
+
+These write fleet.agents directly and so need the operator's (or the pipeline's) login; the
+agent login has no such right (see the roles migration).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from agents_pipeline.core import validation
+from agents_pipeline.core.connection import Database
+from agents_pipeline.core.errors import NotFoundError, ValidationError
+
+TOKEN_PREFIX = "apt_"
+
+
+def new_token() -> str:
+    """A random token; only its SHA-256 is stored (fast to check on every heartbeat, and a
+    slow password hash buys nothing for 256 random bits)."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class Registration:
+    agent_id: int
+    name: str
+    token: str
+
+
+def register_agent(
+    db: Database, name: str, *, period_s: float = 60, grace_s: float = 30, agent_type: str = "generic",
+    host: str | None = None, pid: int | None = None, pidfile: str | None = None, match: str | None = None,
+    config: dict[str, Any] | None = None,
+) -> Registration:
+    """Registers a new agent and returns its token (shown once, stored only as a hash)."""
+    name = validation.name(name)
+    if period_s < 1 or grace_s < 0:
+        raise ValidationError("period must be at least 1 s and grace at least 0 s")
+    if sum(x is not None for x in (pid, pidfile, match)) > 1:
+        raise ValidationError("give at most one of --pid, --pidfile, --match")
+    if pid is not None and pid <= 0:
+        raise ValidationError(f"pid must be positive, got {pid}")
+    token = new_token()
+    doc = validation.document(config or {}, "agent config")
+
+    def work(cur):
+        cur.execute("SELECT 1 FROM fleet.agents WHERE name = %s", (name,))
+        if cur.fetchone():
+            raise ValidationError(f"agent {name!r} is already registered (rotate its token instead)")
+        cur.execute(
+            """INSERT INTO fleet.agents (name, agent_type, host, period, grace, process_pid,
+                   process_pidfile, process_match, token_hash, token_issued_at, config)
+               VALUES (%s, %s, %s, make_interval(secs => %s), make_interval(secs => %s), %s, %s, %s,
+                   fleet.token_hash(%s), now(), %s::jsonb)
+               RETURNING agent_id""",
+            (name, validation.text(agent_type, "agent type", max_len=100, required=True),
+             validation.text(host, "host", max_len=255), period_s, grace_s, pid,
+             validation.text(pidfile, "pidfile", max_len=4096), validation.text(match, "match pattern", max_len=1000),
+             token, doc),
+        )
+        return cur.fetchone()[0]
+
+    return Registration(db.transaction(work), name, token)
+
+
+def list_agents(db: Database) -> list[dict[str, Any]]:
+    def work(cur):
+        cur.execute(
+            """SELECT agent_id, name, agent_type, host, extract(epoch FROM period)::float AS period_s,
+                      extract(epoch FROM grace)::float AS grace_s, status, status_since, status_message,
+                      paused, silenced_until, last_seen, last_kind, last_message, clock_skew_s,
+                      heartbeat_count, process_pid, process_pidfile, process_match,
+                      token_hash IS NOT NULL AS has_token
+               FROM fleet.agents ORDER BY name""")
+        return [dict(row) for row in cur.fetchall()]
+
+    return db.transaction(work)
+
+
+def _update_one(db: Database, name: str, sql: str, params: tuple = ()) -> None:
+    name = validation.name(name)
+
+    def work(cur):
+        cur.execute(sql, (*params, name))
+        if cur.rowcount == 0:
+            raise NotFoundError(f"unknown agent {name!r}")
+
+    db.transaction(work)
+
+
+def set_paused(db: Database, name: str, paused: bool) -> None:
+    """Pausing is sticky: heartbeats do not undo it, only resume does. The health evaluator
+    turns the flag into the 'paused' status and back."""
+    _update_one(db, name, "UPDATE fleet.agents SET paused = %s, updated_at = now() WHERE name = %s", (paused,))
+
+
+def rotate_token(db: Database, name: str) -> str:
+    token = new_token()
+    _update_one(db, name, "UPDATE fleet.agents SET token_hash = fleet.token_hash(%s), token_issued_at = now(), "
+                          "updated_at = now() WHERE name = %s", (token,))
+    return token
+
+
+def revoke_token(db: Database, name: str) -> None:
+    _update_one(db, name, "UPDATE fleet.agents SET token_hash = NULL, updated_at = now() WHERE name = %s")

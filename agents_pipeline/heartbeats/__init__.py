@@ -1,0 +1,1 @@
+"""The heartbeats domain: plain functions over the database, and its Dagster face in definitions.py."""

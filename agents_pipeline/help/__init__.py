@@ -1,0 +1,1 @@
+"""The help domain: plain functions over the database, and its Dagster face in definitions.py."""

@@ -1,0 +1,61 @@
+"""The Dagster side's door to PostgreSQL: a pooled SQLAlchemy engine, made per execution."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field, PrivateAttr
+
+from agents_pipeline.core.connection import Database
+from agents_pipeline.core.dsn import connect_kwargs, mask_url
+from agents_pipeline.core.settings import DATABASE_URL, ssl_params
+
+
+class PostgresResource(dg.ConfigurableResource):
+    """Shared-state database. The URL comes from AGENTS_PIPELINE_DATABASE_URL via dg.EnvVar, so
+    it never appears in run config; the UI shows only the variable's name."""
+
+    url: str = Field(description="postgresql+psycopg2:// URL of the shared-state database")
+    pool_size: int = Field(default=5, description="connections kept per process (one process per step)")
+
+    _engine: sa.Engine | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        connect_kwargs(self.url)  # validates the URL with a message that masks the password
+        self._engine = sa.create_engine(
+            self.url, pool_pre_ping=True, pool_size=self.pool_size, max_overflow=self.pool_size,
+            pool_recycle=1800, connect_args={"application_name": "agents_pipeline:dagster", **ssl_params()},
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:  # used outside a run (tests, sensors): make it on demand
+            self.setup_for_execution(dg.build_init_resource_context())
+        assert self._engine is not None
+        return self._engine
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        """A connection in a transaction: committed on success, rolled back on error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def database(self, maxconn: int = 2) -> Database:
+        """The agent-side Database over the same URL, for core functions (registry, migrations)."""
+        return Database(self.url, maxconn=maxconn)
+
+    @property
+    def display_url(self) -> str:
+        return mask_url(self.url)
+
+
+def postgres_resource() -> PostgresResource:
+    return PostgresResource(url=dg.EnvVar(DATABASE_URL))
