@@ -1,23 +1,27 @@
-"""The code location: every domain's Dagster face merged, with the shared resources."""
+"""The code location: every domain's Dagster face merged, with the shared resources.
+
+Domains are imported as modules (not their ``defs`` names) because Dagster refuses a module
+that holds more than one Definitions object at its top level.
+"""
 
 import dagster as dg
 
-from agents_pipeline.heartbeats.definitions import defs as heartbeats_defs
-from agents_pipeline.help.definitions import defs as help_defs
-from agents_pipeline.langsmith.definitions import defs as langsmith_defs
-from agents_pipeline.migration.definitions import defs as migration_defs
-from agents_pipeline.performance.definitions import defs as performance_defs
-from agents_pipeline.platform.definitions import defs as platform_defs
+from agents_pipeline.heartbeats import definitions as heartbeats_definitions
+from agents_pipeline.help import definitions as help_definitions
+from agents_pipeline.langsmith import definitions as langsmith_definitions
+from agents_pipeline.migration import definitions as migration_definitions
+from agents_pipeline.performance import definitions as performance_definitions
+from agents_pipeline.platform import definitions as platform_definitions
 from agents_pipeline.resources import postgres_resource
-from agents_pipeline.retention.definitions import defs as retention_defs
+from agents_pipeline.retention import definitions as retention_definitions
 
 defs = dg.Definitions.merge(
-    platform_defs,
-    heartbeats_defs,
-    performance_defs,
-    langsmith_defs,
-    retention_defs,
-    migration_defs,
-    help_defs,
+    platform_definitions.defs,
+    heartbeats_definitions.defs,
+    performance_definitions.defs,
+    langsmith_definitions.defs,
+    retention_definitions.defs,
+    migration_definitions.defs,
+    help_definitions.defs,
     dg.Definitions(resources={"postgres": postgres_resource()}),
 )

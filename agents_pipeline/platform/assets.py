@@ -1,6 +1,5 @@
 """The shared-state schema as an asset: materializing it applies pending migrations."""
 
-from __future__ import annotations
 
 import dagster as dg
 

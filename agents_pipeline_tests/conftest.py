@@ -1,0 +1,63 @@
+"""Shared fixtures: one real PostgreSQL server per test session, a fresh database per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from agents_pipeline.core.connection import Database
+from agents_pipeline.core.localdb import LocalCluster
+from agents_pipeline.core.shared_state import SharedState
+from agents_pipeline_tests import pg
+
+# The test process runs in a non-UTC zone too (the server runs in pg.SERVER_TIMEZONE).
+os.environ["TZ"] = "America/St_Johns"
+try:
+    import time
+
+    time.tzset()
+except AttributeError:  # pragma: no cover - not on Linux
+    pass
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[LocalCluster]:
+    with pg.running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_cluster: LocalCluster) -> str:
+    return pg.create_template(pg_cluster)
+
+
+@pytest.fixture
+def db_url(pg_cluster: LocalCluster, pg_template: str) -> Iterator[str]:
+    """URL of a fresh database with the whole schema, dropped after the test."""
+    name = pg.fresh_database(pg_cluster, pg_template)
+    yield pg_cluster.url(name)
+    pg.drop_database(pg_cluster, name)
+
+
+@pytest.fixture
+def db_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fresh database as AGENTS_PIPELINE_DATABASE_URL (for the CLI and Dagster's EnvVar)."""
+    monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", db_url)
+    monkeypatch.delenv("AGENTS_PIPELINE_AGENT_TOKEN", raising=False)
+    return db_url
+
+
+@pytest.fixture
+def database(db_url: str) -> Iterator[Database]:
+    db = Database(db_url, maxconn=4, retry_window=5)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def state(db_url: str) -> Iterator[SharedState]:
+    """SharedState with operator credentials (may act for any agent without a token)."""
+    with SharedState(db_url, retry_window=5) as s:
+        yield s

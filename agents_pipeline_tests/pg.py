@@ -1,0 +1,81 @@
+"""Real PostgreSQL servers for the tests: started here, in temporary folders, on free ports.
+
+As root the server runs as the ``postgres`` user (PostgreSQL refuses root), so the folders
+are made under /tmp and handed to that user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg2
+
+from agents_pipeline.core import migrations
+from agents_pipeline.core.dsn import connect_kwargs
+from agents_pipeline.core.localdb import LocalCluster
+
+# A zone with an odd offset, so that any code that assumes UTC shows up in the tests.
+SERVER_TIMEZONE = "Pacific/Chatham"
+
+
+def temp_home(prefix: str) -> Path:
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(home, 0o755)
+    if os.geteuid() == 0:
+        shutil.chown(home, "postgres", "postgres")
+    return home
+
+
+@contextmanager
+def running_cluster(prefix: str = "ap-test-pg-", settings: tuple[str, ...] = ()) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(temp_home(prefix), extra_settings=(
+        f"timezone='{SERVER_TIMEZONE}'", "fsync=off", "synchronous_commit=off",
+        "full_page_writes=off", *settings))
+    cluster.up()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+def admin_connect(cluster: LocalCluster, dbname: str = "postgres"):
+    conn = psycopg2.connect(**connect_kwargs(cluster.url(dbname)))
+    conn.autocommit = True
+    return conn
+
+
+def create_template(cluster: LocalCluster, name: str = "ap_template") -> str:
+    """A database with every migration applied, copied per test (CREATE DATABASE ... TEMPLATE)."""
+    conn = admin_connect(cluster)
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    mconn = psycopg2.connect(**connect_kwargs(cluster.url(name)))
+    try:
+        migrations.migrate(mconn)
+    finally:
+        mconn.close()
+    return name
+
+
+def fresh_database(cluster: LocalCluster, template: str) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = admin_connect(cluster)
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    conn.close()
+    return name
+
+
+def drop_database(cluster: LocalCluster, name: str) -> None:
+    conn = admin_connect(cluster)
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
