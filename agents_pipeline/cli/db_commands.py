@@ -31,6 +31,16 @@ def run(args: argparse.Namespace) -> int:
     from agents_pipeline.core.localdb import LocalCluster
     from agents_pipeline.core.shared_state import resolve_url
 
+    # Commands owned by other domains, wired here because they live under `db`.
+    if args.action in ("backup", "restore"):
+        from agents_pipeline.retention import backup
+
+        return backup.backup_command(args) if args.action == "backup" else backup.restore_command(args)
+    if args.action == "grant-agent":
+        from agents_pipeline.security import grants
+
+        return grants.grant_agent_command(args)
+
     cluster = LocalCluster.default()
     configured = _configured_url()
     if args.action == "up":

@@ -23,6 +23,13 @@ def _build() -> argparse.ArgumentParser:
     db.add_parser("url", help="print the shared-state database URL")
     db.add_parser("migrate", help="apply pending schema migrations (idempotent)")
     db.add_parser("env", help="print shell exports for Dagster's storage and the resource")
+    backup = db.add_parser("backup", help="pg_dump the shared-state database (custom format)")
+    backup.add_argument("path", nargs="?", default=None)
+    restore = db.add_parser("restore", help="pg_restore a backup into the shared-state database")
+    restore.add_argument("path")
+    restore.add_argument("--into", default=None, help="URL of the database to restore into")
+    grant = db.add_parser("grant-agent", help="print the connection settings an agent host needs")
+    grant.add_argument("--json", action="store_true")
 
     agents = sub.add_parser("agents", help="the agent registry").add_subparsers(dest="action", required=True)
     reg = agents.add_parser("register", help="register an agent and print its token once")
