@@ -68,6 +68,9 @@ class ConnectionPool:
         self._kwargs = connect_kwargs(url)
         self._kwargs.setdefault("connect_timeout", 5)
         self._kwargs.setdefault("application_name", application_name)
+        # Times come back in UTC whatever the server's zone, so what agents and the CLI print
+        # compares across hosts.
+        self._kwargs["options"] = f"{self._kwargs.get('options', '')} -c TimeZone=UTC".strip()
         self._idle: list[psycopg2.extensions.connection] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(maxconn)
