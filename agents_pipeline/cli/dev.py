@@ -25,17 +25,22 @@ def run(args: argparse.Namespace) -> int:
     port = os.environ.get("AGENTS_PIPELINE_UI_PORT", "3000")
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.PROJECT_DIR / "workspace.yaml"),
            "-h", host, "-p", port]
-    proc = subprocess.Popen(cmd, env=env, cwd=settings.PROJECT_DIR, start_new_session=True)
-    print(f"Dagster UI on http://{host}:{port} (Ctrl-C stops it)", flush=True)
+    children: list[subprocess.Popen] = []
 
     def forward(signum: int, _frame: object) -> None:
-        try:
-            os.killpg(proc.pid, signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        for child in children:
+            try:
+                os.killpg(child.pid, signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
+    # Handlers go in before the child starts: a handler (unlike SIG_IGN, which a shell's `&`
+    # sets) is reset to the default on exec, so `dagster dev` can always be interrupted.
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    proc = subprocess.Popen(cmd, env=env, cwd=settings.PROJECT_DIR, start_new_session=True)
+    children.append(proc)
+    print(f"Dagster UI on http://{host}:{port} (Ctrl-C stops it)", flush=True)
     code = proc.wait()
     try:
         stop_session(proc.pid)
