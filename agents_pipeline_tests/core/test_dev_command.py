@@ -51,9 +51,9 @@ def test_dev_serves_ui_and_stops_on_sigint_even_when_started_with_ampersand(db_e
         while time.monotonic() < deadline and shell.poll() is None:
             time.sleep(0.5)
         assert shell.poll() is not None, "agents-pipeline dev did not exit after SIGINT"
-        leftovers = subprocess.run(["pgrep", "-f", f"-p {port}"], capture_output=True, text=True).stdout.split()
+        leftovers = subprocess.run(["pgrep", "-f", "--", f"-p {port}"], capture_output=True, text=True).stdout.split()
         assert leftovers == []
     finally:
         if _alive(shell.pid):
             os.killpg(shell.pid, signal.SIGKILL)
-        subprocess.run(["pkill", "-KILL", "-f", f"-p {port}"], check=False)
+        subprocess.run(["pkill", "-KILL", "-f", "--", f"-p {port}"], check=False)
