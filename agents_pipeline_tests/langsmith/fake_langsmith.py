@@ -63,6 +63,7 @@ class Fault:
     times: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
+    skip: int = 0  # let this many matching requests through first
 
 
 class FakeLangSmith:
@@ -164,10 +165,10 @@ class FakeLangSmith:
             self._rollup(run["trace_id"])
 
     def fail(self, method: str, path: str, status: int, times: int = 1, headers: dict[str, str] | None = None,
-             body: bytes | None = None) -> None:
-        """The next ``times`` requests to ``path`` answer ``status`` (with headers/body)."""
+             body: bytes | None = None, skip: int = 0) -> None:
+        """After ``skip`` requests, the next ``times`` requests to ``path`` answer ``status``."""
         with self.lock:
-            self.faults.append(Fault(method, path, status, times, dict(headers or {}), body))
+            self.faults.append(Fault(method, path, status, times, dict(headers or {}), body, skip))
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for m, p, _ in self.requests if m == method and p == path)
@@ -201,6 +202,9 @@ class FakeLangSmith:
         with self.lock:
             for fault in self.faults:
                 if fault.method == method and fault.path == path and fault.times > 0:
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     fault.times -= 1
                     return fault
         return None
