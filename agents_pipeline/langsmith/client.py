@@ -193,6 +193,10 @@ def describe_error(exc: BaseException, redact: Redactor, what: str) -> LangSmith
                                   retryable=True, status=status or 500)
     if isinstance(exc, ls_utils.LangSmithNotFoundError):
         return LangSmithSyncError(f"{what}: not found in LangSmith ({_first_line(redact(exc))})", status=404)
+    if status is not None and 400 <= status < 500:
+        detail = re.search(r"Error\('[^']*', '(.*)'\)", str(exc))
+        said = f": {redact(detail.group(1))[:200]}" if detail else ""
+        return LangSmithSyncError(f"{what}: LangSmith refused the request (HTTP {status}){said}", status=status)
     if isinstance(exc, ValueError | TypeError | KeyError | AttributeError):  # JSON decoding, pydantic validation
         return LangSmithSyncError(f"{what}: malformed reply from LangSmith ({type(exc).__name__}: "
                                   f"{_first_line(redact(exc))[:300]})")
