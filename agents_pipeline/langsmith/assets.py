@@ -34,11 +34,13 @@ def sync_metadata(results: list[sync.ProjectResult], retry_counts: dict[str, int
                      f"{r.window_end:%Y-%m-%d %H:%M} | {r.runs_fetched} | {r.inserted} | {r.updated} | "
                      f"{r.unchanged} | {r.pending_refetched} | {(r.error or '').replace('|', '/')[:200]} |"
                      if r.window_start and r.window_end else
-                     f"| {r.project} | {'yes' if r.ok else 'NO'} | - | - | 0 | 0 | 0 | 0 | 0 | {(r.error or '').replace('|', '/')[:200]} |")
+                     f"| {r.project} | {'yes' if r.ok else 'NO'} | - | - | 0 | 0 | 0 | 0 | 0 | "
+                     f"{'no such project in LangSmith' if r.missing else (r.error or '').replace('|', '/')[:200]} |")
     return {
         "configured": True,
         "projects": len(results),
         "projects_failed": sum(1 for r in results if not r.ok),
+        "projects_missing": sum(1 for r in results if r.missing),
         "runs_read": sum(r.runs_fetched for r in results),
         "runs_inserted": sum(r.inserted for r in results),
         "runs_updated": sum(r.updated for r in results),

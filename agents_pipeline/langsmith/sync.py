@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from langsmith import utils as ls_utils
 
 from agents_pipeline.alerts.store import open_alert, resolve_alert
 from agents_pipeline.langsmith import store
@@ -47,6 +48,7 @@ class ProjectResult:
     pending_refetched: int = 0
     pending_finished: int = 0
     stale_pending: int = 0
+    missing: bool = False  # LangSmith has no such project (yet): nothing to read, not an error
     seconds: float = 0.0
 
     @property
@@ -122,7 +124,13 @@ def sync_project(engine: sa.Engine, source: RunSource, project_name: str, settin
     attribution = _Attribution(settings.project_agents.get(project_name))
     step = f"LangSmith sync of project {project_name!r}"
     try:
-        project = source.resolve(project_name)
+        try:
+            project = source.resolve(project_name)
+        except ls_utils.LangSmithNotFoundError:
+            log.warning("%s: LangSmith has no project of that name (yet); nothing to read", step)
+            result.ok, result.missing = True, True
+            result.seconds = round(time.monotonic() - began, 3)
+            return result
         if window is None:
             with engine.begin() as conn:
                 store.lock_project(conn, project_name)

@@ -189,9 +189,12 @@ def test_attribution_by_metadata_tag_root_and_project_mapping(fake, syncer, engi
     assert by_id[c["id"]]["agent_name"] == "fallback-agent"
 
 
-def test_unknown_project_fails_with_its_name(fake, syncer, now):
+def test_project_unknown_to_langsmith_reads_nothing_and_keeps_no_cursor(fake, syncer, engine, now):
+    """A configured project nobody has traced into yet is not a failure; the freshness check flags it."""
     result = syncer(now, project="no-such-project")
-    assert not result.ok and "no-such-project" in result.error and "not found" in result.error
+    assert result.ok and result.missing and result.runs_fetched == 0
+    with engine.begin() as conn:
+        assert store.read_cursor(conn, "no-such-project").high_water is None
 
 
 def test_backfill_reads_a_fixed_range_without_moving_the_cursor(fake, syncer, engine, now):
