@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -141,11 +141,3 @@ def _send_batch(client: Client, ingest_errors: list[BaseException], rows: list[A
             message = str(describe_error(exc, redact, f"push of conversation {row.run_id}"))
             failed.setdefault(message, []).append(row.conversation_pk)
     return sent, failed
-
-
-def unsent_count(conn: sa.Connection) -> int:
-    return conn.execute(sa.text("SELECT count(*) FROM fleet.llm_conversations WHERE langsmith_sent_at IS NULL")).scalar_one()
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
