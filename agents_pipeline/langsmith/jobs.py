@@ -5,6 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
+from agents_pipeline.core.errors import ConfigurationError
+from agents_pipeline.langsmith import settings as settings_module
 from agents_pipeline.langsmith import stats, sync
 from agents_pipeline.langsmith.assets import (
     USAGE_PARTITIONS,
@@ -36,10 +38,9 @@ class LangSmithBackfillConfig(dg.Config):
 
 def parse_instant(text: str, name: str) -> datetime:
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise dg.Failure(description=f"backfill {name} {text!r} is not an ISO 8601 date or time") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return settings_module.parse_instant(text, f"backfill {name}")
+    except ConfigurationError as exc:
+        raise dg.Failure(description=str(exc)) from None
 
 
 def _days(start: datetime, end: datetime) -> list[date]:

@@ -97,3 +97,15 @@ def langsmith_resource() -> LangSmithResource:
         "push_project": _env(ls_settings.PUSH_PROJECT),
     }
     return LangSmithResource(**{k: v for k, v in fields.items() if v is not None})
+
+
+def resource_from_environment() -> LangSmithResource:
+    """The same settings for the CLI, read now (outside Dagster there is no EnvVar to resolve)."""
+    values = {
+        "api_key": os.environ.get(ls_settings.API_KEY) or None,
+        "endpoint": os.environ.get(ls_settings.ENDPOINT),
+        "projects": os.environ.get(ls_settings.PROJECTS) or os.environ.get(ls_settings.PROJECT),
+        "project_agents": os.environ.get(ls_settings.PROJECT_AGENTS),
+        "push_project": os.environ.get(ls_settings.PUSH_PROJECT),
+    }
+    return LangSmithResource(**{k: v for k, v in values.items() if v})

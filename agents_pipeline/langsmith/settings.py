@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from agents_pipeline.core.errors import ConfigurationError
 
@@ -79,3 +79,12 @@ class SyncSettings:
         for name in ("lookback", "initial_window", "slice_length", "pending_max_age"):
             if getattr(self, name) <= timedelta(0):
                 raise ConfigurationError(f"LangSmith sync setting {name} must be positive")
+
+
+def parse_instant(text: str, name: str) -> datetime:
+    """An ISO 8601 date or time; without a zone it is UTC, a bare date its midnight."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigurationError(f"{name} {text!r} is not an ISO 8601 date or time") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -156,3 +156,17 @@ def test_api_key_never_appears_in_logs_metadata_or_errors(scenario, fake, db_url
     assert "LangSmith" in haystack  # the failure was recorded somewhere we searched
     for needle in (SECRET, SECRET[:12], SECRET[-12:]):
         assert needle not in haystack
+
+
+def test_sync_current_check_passes_after_a_sync_and_fails_for_a_project_never_synced(fake, syncer, db_url, now):
+    from agents_pipeline.langsmith.checks import langsmith_sync_current
+
+    postgres = PostgresResource(url=db_url)
+    fake.add_run(PROJECT, start_time=now - timedelta(minutes=1), end_time=now)
+    assert syncer(now).ok
+    ok = langsmith_sync_current(postgres=postgres, langsmith=LangSmithResource(api_key="k", projects=PROJECT))
+    assert ok.passed and ok.metadata["projects_behind"].value == 0
+    behind = langsmith_sync_current(postgres=postgres, langsmith=LangSmithResource(api_key="k", projects=f"{PROJECT},never-synced"))
+    assert not behind.passed and "never-synced" in behind.description and PROJECT not in behind.description
+    off = langsmith_sync_current(postgres=postgres, langsmith=LangSmithResource())
+    assert off.passed and "not configured" in off.description
