@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import random
 import resource
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,54 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 GOAL_SECONDS, GOAL_RSS_MB = 60.0, 300.0
 PROJECT = "bench-prod"
-MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet")
-
-
-def _traces(fake, n_runs: int, now: datetime) -> list[dict]:
-    from agents_pipeline_tests.langsmith.fake_langsmith import ts
-
-    pid = fake.add_project(PROJECT)
-    rng = random.Random(7)
-    span = timedelta(hours=20)
-    runs: list[dict] = []
-    for t in range(n_runs // 5):
-        start = now - span + span * t / (n_runs // 5)
-        root_id = str(uuid.uuid4())
-        stamp = start.strftime("%Y%m%dT%H%M%S%fZ")
-        children = []
-        for c in range(4):
-            cs = start + timedelta(milliseconds=200 + 900 * c)
-            pt, ct = rng.randint(200, 3000), rng.randint(20, 600)
-            cid = str(uuid.uuid4())
-            children.append({
-                "id": cid, "name": "ChatModel", "run_type": "llm", "session_id": pid, "trace_id": root_id,
-                "parent_run_id": root_id, "dotted_order": f"{stamp}{root_id}.{cs.strftime('%Y%m%dT%H%M%S%fZ')}{cid}",
-                "start_time": ts(cs), "end_time": ts(cs + timedelta(milliseconds=rng.randint(300, 4000))),
-                "status": "success", "error": None, "tags": [],
-                "extra": {"metadata": {"ls_model_name": MODELS[c % 3], "ls_provider": "openai"},
-                          "invocation_params": {"model": MODELS[c % 3], "temperature": 0.2}},
-                "prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct,
-                "prompt_cost": pt * 2.5e-6, "completion_cost": ct * 1e-5, "total_cost": pt * 2.5e-6 + ct * 1e-5,
-                "first_token_time": None})
-        runs.append({
-            "id": root_id, "name": "agent_step", "run_type": "chain", "session_id": pid, "trace_id": root_id,
-            "parent_run_id": None, "dotted_order": f"{stamp}{root_id}", "start_time": ts(start),
-            "end_time": ts(start + timedelta(seconds=5)), "status": "success", "error": None,
-            "tags": ["bench"], "extra": {"metadata": {"agent": f"agent-{t % 25:02d}", "thread_id": str(t)}},
-            "prompt_tokens": sum(c["prompt_tokens"] for c in children),
-            "completion_tokens": sum(c["completion_tokens"] for c in children),
-            "total_tokens": sum(c["total_tokens"] for c in children),
-            "prompt_cost": None, "completion_cost": None, "total_cost": sum(c["total_cost"] for c in children),
-            "first_token_time": None})
-        runs.extend(children)
-    return runs
 
 
 def _serve(n_runs: int, now: datetime, queue) -> None:
-    from agents_pipeline_tests.langsmith.fake_langsmith import FakeLangSmith
+    from agents_pipeline_tests.langsmith.fake_langsmith import FakeLangSmith, realistic_traces
 
     fake = FakeLangSmith()
-    fake.bulk_load(_traces(fake, n_runs, now))
+    fake.bulk_load(realistic_traces(fake, PROJECT, n_runs, now))
     fake.start()
     queue.put((fake.url, fake.api_key, len(fake.runs)))
     while True:

@@ -90,7 +90,7 @@ class ListRunsSource:
 
     def fetch(self, project: Project, start: datetime, end: datetime) -> Iterator[ls_schemas.Run]:
         return self._list(project_id=project.project_id, start_time=_utc(start),
-                          filter=f'lt(start_time, "{_utc(end).isoformat()}")', order="asc")
+                          filter=f'lt(start_time, "{_utc(end).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}")', order="asc")
 
     def fetch_by_ids(self, project: Project, run_ids: list[str], since: datetime) -> Iterator[ls_schemas.Run]:
         if len(run_ids) > PAGE_SIZE:
