@@ -1,6 +1,6 @@
 """Benchmark: LangSmith runs synced into PostgreSQL from empty, then an unchanged hour re-synced.
 
-The local LangSmith (agents_pipeline_tests/langsmith/fake_langsmith.py) runs in its own process,
+The local LangSmith (agents_pipeline_tests/langsmith/fake_langsmith.py, traces from demo_langsmith.py) runs in its own process,
 so the peak RSS reported is the sync's alone; it holds realistic traces (one chain root and
 four LLM calls each, attributed by root metadata, spread over the last 20 hours). The sync is
 the production code path: the pinned langsmith client, 100-run pages, 6-hour transactions.
@@ -25,7 +25,8 @@ PROJECT = "bench-prod"
 
 
 def _serve(n_runs: int, now: datetime, queue) -> None:
-    from agents_pipeline_tests.langsmith.fake_langsmith import FakeLangSmith, realistic_traces
+    from agents_pipeline_tests.langsmith.demo_langsmith import realistic_traces
+    from agents_pipeline_tests.langsmith.fake_langsmith import FakeLangSmith
 
     fake = FakeLangSmith()
     fake.bulk_load(realistic_traces(fake, PROJECT, n_runs, now))
