@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from dagster._serdes import serialize_value
 
 from agents_pipeline.core.registry import register_agent
-from agents_pipeline.langsmith import assets, definitions, jobs, sensors
+from agents_pipeline.langsmith import assets, checks, definitions, jobs, sensors
 from agents_pipeline.langsmith.resources import LangSmithResource, langsmith_resource
 from agents_pipeline.resources import PostgresResource
 from agents_pipeline_tests.langsmith.conftest import PROJECT
@@ -159,8 +159,7 @@ def test_api_key_never_appears_in_logs_metadata_or_errors(scenario, fake, db_url
 
 
 def test_sync_current_check_passes_after_a_sync_and_fails_for_a_project_never_synced(fake, syncer, db_url, now):
-    from agents_pipeline.langsmith.checks import langsmith_sync_current
-
+    langsmith_sync_current = checks.langsmith_sync_current
     postgres = PostgresResource(url=db_url)
     fake.add_run(PROJECT, start_time=now - timedelta(minutes=1), end_time=now)
     assert syncer(now).ok
@@ -170,3 +169,18 @@ def test_sync_current_check_passes_after_a_sync_and_fails_for_a_project_never_sy
     assert not behind.passed and "never-synced" in behind.description and PROJECT not in behind.description
     off = langsmith_sync_current(postgres=postgres, langsmith=LangSmithResource())
     assert off.passed and "not configured" in off.description
+
+
+def test_scheduled_job_runs_both_assets_and_the_check_in_one_process(fake, db_url, now):
+    fake.add_run(PROJECT, start_time=now - timedelta(minutes=2), end_time=now, metadata={"agent": "writer"})
+    defs = dg.Definitions(assets=[assets.llm_conversations, assets.langsmith_runs, assets.langsmith_pushed_conversations],
+                          asset_checks=[checks.langsmith_sync_current],
+                          jobs=[jobs.langsmith_sync_job], resources=_resources(db_url, fake))
+    result = defs.resolve_job_def("langsmith_sync_job").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    keys = {e.event_specific_data.materialization.asset_key.to_user_string()
+            for e in result.get_asset_materialization_events()}
+    assert keys == {"langsmith_runs", "langsmith_pushed_conversations"}
+    (check,) = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    # fleet-prod synced just now; nothing was ever traced into the push project, so it is flagged
+    assert not check.passed and check.description.endswith(": agents-pipeline")
