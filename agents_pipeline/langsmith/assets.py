@@ -1,5 +1,8 @@
 """The Dagster face of the LangSmith sync: pulled runs, pushed conversations, daily usage."""
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import dagster as dg
@@ -19,6 +22,29 @@ llm_conversations = dg.AssetSpec(
 )
 
 
+class _ToDagsterLog(logging.Handler):
+    """Shows this domain's log lines (retries, per-project results) in the run's event log."""
+
+    def __init__(self, context: dg.AssetExecutionContext | dg.OpExecutionContext) -> None:
+        super().__init__(level=logging.INFO)
+        self.context = context
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = self.context.log.warning if record.levelno >= logging.WARNING else self.context.log.info
+        log(record.getMessage())
+
+
+@contextmanager
+def forward_logs(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> Iterator[None]:
+    handler = _ToDagsterLog(context)
+    logger = logging.getLogger("agents_pipeline.langsmith")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def not_configured(what: str) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={
         "status": f"LangSmith is not configured ({API_KEY} is not set): {what}",
@@ -26,16 +52,17 @@ def not_configured(what: str) -> dg.MaterializeResult:
     })
 
 
+def _project_row(r: sync.ProjectResult) -> str:
+    window = (f"{r.window_start:%Y-%m-%d %H:%M} | {r.window_end:%Y-%m-%d %H:%M}"
+              if r.window_start and r.window_end else "- | -")
+    note = "no such project in LangSmith" if r.missing else (r.error or "").replace("|", "/")[:200]
+    return (f"| {r.project} | {'yes' if r.ok else 'NO'} | {window} | {r.runs_fetched} | {r.inserted} | "
+            f"{r.updated} | {r.unchanged} | {r.pending_refetched} | {note} |")
+
+
 def sync_metadata(results: list[sync.ProjectResult], retry_counts: dict[str, int]) -> dict:
-    table = ["| project | ok | window start | window end | read | new | updated | unchanged | pending re-read | error |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
-    for r in results:
-        table.append(f"| {r.project} | {'yes' if r.ok else 'NO'} | {r.window_start:%Y-%m-%d %H:%M} | "
-                     f"{r.window_end:%Y-%m-%d %H:%M} | {r.runs_fetched} | {r.inserted} | {r.updated} | "
-                     f"{r.unchanged} | {r.pending_refetched} | {(r.error or '').replace('|', '/')[:200]} |"
-                     if r.window_start and r.window_end else
-                     f"| {r.project} | {'yes' if r.ok else 'NO'} | - | - | 0 | 0 | 0 | 0 | 0 | "
-                     f"{'no such project in LangSmith' if r.missing else (r.error or '').replace('|', '/')[:200]} |")
+    table = ["| project | ok | window start | window end | read | new | updated | unchanged | pending re-read | note |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---|", *(_project_row(r) for r in results)]
     return {
         "configured": True,
         "projects": len(results),
@@ -72,7 +99,7 @@ def langsmith_runs(context: dg.AssetExecutionContext, postgres: PostgresResource
         return dg.MaterializeResult(metadata={"configured": True, "projects": 0,
                                               "status": f"no projects configured ({PROJECTS}): nothing pulled"})
     redact = langsmith.redactor()
-    with langsmith.session() as (client, retry_stats):
+    with forward_logs(context), langsmith.session() as (client, retry_stats):
         results = sync.sync_all(postgres.engine, lambda: langsmith.source(client), settings, redact=redact)
     metadata = sync_metadata(results, dict(retry_stats.counts))
     failed = [r for r in results if not r.ok]
@@ -93,7 +120,7 @@ def langsmith_pushed_conversations(context: dg.AssetExecutionContext, postgres: 
         return not_configured("no conversations were pushed")
     redact = langsmith.redactor()
     errors: list[BaseException] = []
-    with langsmith.session(ingest_errors=errors) as (client, retry_stats):
+    with forward_logs(context), langsmith.session(ingest_errors=errors) as (client, retry_stats):
         result = push.push_conversations(postgres.engine, client, errors, langsmith.push_project, redact=redact)
     metadata = {
         "configured": True, "project": langsmith.push_project, "sent": result.sent,

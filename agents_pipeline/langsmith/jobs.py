@@ -10,6 +10,7 @@ from agents_pipeline.langsmith import settings as settings_module
 from agents_pipeline.langsmith import stats, sync
 from agents_pipeline.langsmith.assets import (
     USAGE_PARTITIONS,
+    forward_logs,
     langsmith_pushed_conversations,
     langsmith_runs,
     llm_usage_daily,
@@ -65,7 +66,7 @@ def backfill_langsmith_runs(context: dg.OpExecutionContext, config: LangSmithBac
     if config.projects:
         settings = type(settings)(**{**settings.__dict__, "projects": tuple(config.projects)})
     redact = langsmith.redactor()
-    with langsmith.session() as (client, _):
+    with forward_logs(context), langsmith.session() as (client, _):
         results = sync.sync_all(postgres.engine, lambda: langsmith.source(client), settings,
                                 redact=redact, window=(start, end))
     today = datetime.now(UTC).date()

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,7 +46,7 @@ class ProjectResult:
     pages: int = 0
     slices: int = 0
     pending_refetched: int = 0
-    pending_finished: int = 0
+    pending_changed: int = 0
     stale_pending: int = 0
     missing: bool = False  # LangSmith has no such project (yet): nothing to read, not an error
     seconds: float = 0.0
@@ -54,9 +54,6 @@ class ProjectResult:
     @property
     def unchanged(self) -> int:
         return self.runs_fetched - self.inserted - self.updated
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "unchanged": self.unchanged}
 
 
 @dataclass
@@ -185,7 +182,7 @@ def _refetch_pending(engine: sa.Engine, source: RunSource, project: Project, win
             _apply(conn, source.fetch_by_ids(project, [rid for rid, _ in chunk], since),
                    project.name, attribution, result)
         result.pending_refetched = len(pending)
-        result.pending_finished = result.updated - before
+        result.pending_changed = result.updated - before
         result.stale_pending = store.count_stale_pending(conn, project.name, oldest)
 
 
