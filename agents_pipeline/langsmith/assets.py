@@ -38,11 +38,15 @@ class _ToDagsterLog(logging.Handler):
 def forward_logs(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> Iterator[None]:
     handler = _ToDagsterLog(context)
     logger = logging.getLogger("agents_pipeline.langsmith")
+    level = logger.level
     logger.addHandler(handler)
+    if not logger.isEnabledFor(logging.INFO):
+        logger.setLevel(logging.INFO)
     try:
         yield
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def not_configured(what: str) -> dg.MaterializeResult:

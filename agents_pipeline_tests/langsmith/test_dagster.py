@@ -20,8 +20,8 @@ SECRET = "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"
 
 
 def _resources(db_url: str, fake=None, **overrides) -> dict:
-    langsmith = LangSmithResource(api_key=fake.api_key, endpoint=fake.url, projects=f"{PROJECT},agents-pipeline",
-                                  max_retries=1, backoff_factor=0.01, **overrides) if fake else LangSmithResource()
+    fields = {"projects": f"{PROJECT},agents-pipeline", "max_retries": 1, "backoff_factor": 0.01, **overrides}
+    langsmith = LangSmithResource(api_key=fake.api_key, endpoint=fake.url, **fields) if fake else LangSmithResource()
     return {"postgres": PostgresResource(url=db_url), "langsmith": langsmith}
 
 
@@ -184,3 +184,15 @@ def test_scheduled_job_runs_both_assets_and_the_check_in_one_process(fake, db_ur
     (check,) = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     # fleet-prod synced just now; nothing was ever traced into the push project, so it is flagged
     assert not check.passed and check.description.endswith(": agents-pipeline")
+
+
+def test_retries_and_results_reach_the_run_log(fake, db_url, now):
+    fake.add_run(PROJECT, start_time=now - timedelta(minutes=2), end_time=now)
+    fake.fail("POST", "/runs/query", 429, times=1, headers={"Retry-After": "0"})
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([assets.langsmith_runs], resources=_resources(db_url, fake, projects=PROJECT),
+                                instance=instance)
+        messages = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert _metadata(result, "langsmith_runs")["retries_rate_limited"] == 1
+    assert any("POST /runs/query: rate limited (HTTP 429), retry 1" in m for m in messages)
+    assert any(f"LangSmith sync of project '{PROJECT}': 1 runs read (1 new" in m for m in messages)
