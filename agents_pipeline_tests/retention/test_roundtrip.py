@@ -32,3 +32,30 @@ def test_heartbeat_day_archives_and_restores_with_every_value_equal(db_url, arch
     again = archive_day(db_url, archive_dir, "heartbeats", OLD_DAY, 30)
     assert again.outcome == "held"
     assert len(rows_of(db_url, HB, (OLD_DAY, OLD_DAY))) == 3000
+
+
+def test_history_tables_archive_and_restore_with_every_value_equal(db_url, archive_dir):
+    """Identity keys, uuid, numeric, text[], NaN, NULL keys; alerts take their notifications along
+    and an open alert stays whatever its age."""
+    from agents_pipeline_tests.retention.conftest import HISTORY_QUERIES, seed_history
+
+    day = OLD_DAY.replace(year=OLD_DAY.year - 2)
+    seed_history(db_url, day)
+    before = {t: rows_of(db_url, q) for t, q in HISTORY_QUERIES.items()}
+    for table in ("status_changes", "perf_rollups", "llm_runs", "alerts"):
+        result = archive_day(db_url, archive_dir, table, day, 400)
+        assert result.outcome == "archived", table
+    assert rows_of(db_url, HISTORY_QUERIES["status_changes"]) == []
+    assert rows_of(db_url, HISTORY_QUERIES["llm_runs"]) == []
+    assert [r[2] for r in rows_of(db_url, HISTORY_QUERIES["alerts"])] == ["still open"]
+    assert {r[3] for r in rows_of(db_url, HISTORY_QUERIES["notifications"])} == {"agent_down:2:opened", "agent_down:2:resolved"}
+    assert (store.unit_dir(archive_dir, "alerts", day) / store.data_file_name("alerts", day, "notifications")).is_file()
+
+    for table in ("status_changes", "perf_rollups", "llm_runs", "alerts"):
+        restored = restore_day(db_url, archive_dir, table, day)
+        assert restored.exact, table
+    after = {t: rows_of(db_url, q) for t, q in HISTORY_QUERIES.items()}
+    assert after == before
+    # A second restore inserts nothing: no duplicates.
+    assert restore_day(db_url, archive_dir, "llm_runs", day).rows_inserted == 0
+    assert len(rows_of(db_url, HISTORY_QUERIES["llm_runs"])) == 40
