@@ -14,7 +14,7 @@ import argparse
 import json
 import os
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from psycopg2 import sql
@@ -85,7 +85,7 @@ def _run(args: list[str], env: dict[str, str], what: str) -> subprocess.Complete
 def default_backup_path() -> Path:
     from agents_pipeline.core.settings import PROJECT_DIR
 
-    return PROJECT_DIR / "backups" / f"agents_pipeline-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.dump"
+    return PROJECT_DIR / "backups" / f"agents_pipeline-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.dump"
 
 
 def backup(url: str, path: Path | None = None) -> tuple[Path, dict]:
@@ -108,7 +108,7 @@ def backup(url: str, path: Path | None = None) -> tuple[Path, dict]:
         conn.rollback()
     _run([str(pg_tool("pg_restore", major)), "--list", str(tmp)], libpq_env(url), "checking the dump")
     os.replace(tmp, path)
-    info = {"created_at": datetime.now(timezone.utc).isoformat(), "database": dbname,
+    info = {"created_at": datetime.now(UTC).isoformat(), "database": dbname,
             "server_version": version, "bytes": path.stat().st_size, "tables": tables}
     path.with_name(path.name + ".json").write_text(json.dumps(info, indent=2))
     return path, info
@@ -162,3 +162,10 @@ def restore_command(args: argparse.Namespace) -> int:
     check = "row counts and checksums match the backup" if result["verified"] else "no .json beside it: not compared"
     print(f"restored {args.path} into {mask_url(url)}: {len(result['tables'])} tables, {rows} rows; {check}")
     return 0
+
+
+def table_fingerprints_for(url: str) -> dict[str, str]:
+    with connect(url) as conn, conn.cursor() as cur:
+        result = table_fingerprints(cur)
+        conn.rollback()
+        return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from agents_pipeline.core.errors import ConfigurationError, ValidationError
@@ -111,7 +111,7 @@ def class_min_days(retention_class: str, days: dict[str, int] | None = None) -> 
 
 
 def utc_today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def last_archivable_day(days: int, today: date | None = None) -> date:

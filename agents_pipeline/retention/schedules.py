@@ -40,7 +40,8 @@ def archive_requests(context: dg.ScheduleEvaluationContext, url: str, retention_
     wanted = sorted(d.isoformat() for d in days if d.isoformat() in keys)[:MAX_DAYS_PER_TICK]
     if not wanted:
         return dg.SkipReason(f"no {retention_class} day past retention left in PostgreSQL")
-    tick = context.scheduled_execution_time.date().isoformat() if context.scheduled_execution_time else "now"
+    # One run per day and tick: a failed day is asked for again on the next tick.
+    tick = policy.utc_today().isoformat()
     return [dg.RunRequest(run_key=f"{retention_class}:{key}:{tick}", partition_key=key) for key in wanted]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from agents_pipeline.retention.parquet_io import FORMAT_VERSION, ArchiveFileError, fsync_dir
@@ -67,7 +67,7 @@ class Manifest:
 def write_manifest(root: Path, manifest: Manifest) -> Path:
     path = manifest_path(root, manifest.table, manifest.day)
     path.parent.mkdir(parents=True, exist_ok=True)
-    manifest.created_at = datetime.now(timezone.utc).isoformat()
+    manifest.created_at = datetime.now(UTC).isoformat()
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(manifest.to_json())
