@@ -5,9 +5,9 @@ Order, each step safe to be killed after (the next run finishes or redoes the da
      name, fsync, rename (a half-written file never has the final name);
   2. verify: read the file back whole (sha256, page checksums), load it into a temporary table
      and compare fleet.row_fingerprint sums with the source; write the manifest; ledger 'verified';
-  3. remove: partitioned tables DETACH ... CONCURRENTLY, re-fingerprint the detached table (a late
-     row would be re-exported, not lost), DROP; unpartitioned tables DELETE in small batches only
-     the rows whose ctid and text match what was archived;
+  3. remove: partitioned tables DETACH ... CONCURRENTLY and DROP (the partition was frozen before
+     the export by a NOT VALID CHECK (false), so no late row can slip in between); unpartitioned
+     tables DELETE in small batches only the rows whose ctid and text match what was archived;
   4. ledger 'archived'.
 A killed unpartitioned delete leaves some rows archived and some not: the next run merges the
 day's previous archive with what is left, so the file always holds the whole day.
@@ -29,6 +29,7 @@ from agents_pipeline.retention.parquet_io import ArchiveFileError
 from agents_pipeline.retention.partitions import (
     detach_concurrently,
     drop_detached,
+    freeze_partition,
     partition_ident,
     partition_state,
 )
@@ -171,38 +172,30 @@ def _archive_partition(conn, ddl, root: Path, table: str, day: date, days: int) 
         return DayResult(table, day, outcome, rows=manifest.rows if manifest else 0)
     if state == "detach_pending":
         detach_concurrently(ddl, table, day)
+    if state == "attached":
+        # From here on a late insert into this old day fails loudly instead of slipping in
+        # between the export and the detach (the partition only: writers of today never wait).
+        freeze_partition(conn, table, day)
     rel = partition_ident(table, day)
-    for _attempt in range(3):
-        manifest = _valid_manifest(root, table, day)
+    manifest = _valid_manifest(root, table, day)
+    if status != "verified" or manifest is None:   # 'verified' is only ever set on a frozen partition
         with conn.cursor() as cur:
-            current = parquet_io.fingerprint(cur, rel)
+            store.set_ledger(cur, table, day, "exporting", retention_days=days)
         conn.commit()
-        if manifest is None or manifest.files[0].content_checksum != current:
-            with conn.cursor() as cur:
-                store.set_ledger(cur, table, day, "exporting", retention_days=days)
-            conn.commit()
-            manifest = _write_unit(conn, root, table, day, days, {table: rel})
-            with conn.cursor() as cur:
-                store.set_ledger(cur, table, day, "verified", row_count=manifest.rows,
-                                 content_checksum=manifest.files[0].content_checksum)
-            conn.commit()
-            _step("after_verify")
-        t0 = time.perf_counter()
-        detach_concurrently(ddl, table, day)
-        detach_ms = (time.perf_counter() - t0) * 1000
-        _step("after_detach")
-        # Detached, the table receives nothing more; a row that came in after the export
-        # (an import into an old day) makes the fingerprint differ: export again.
+        manifest = _write_unit(conn, root, table, day, days, {table: rel})
         with conn.cursor() as cur:
-            frozen = parquet_io.fingerprint(cur, rel)
+            store.set_ledger(cur, table, day, "verified", row_count=manifest.rows,
+                             content_checksum=manifest.files[0].content_checksum)
         conn.commit()
-        if frozen != manifest.files[0].content_checksum:
-            continue
-        t0 = time.perf_counter()
-        drop_detached(conn, table, day)
-        remove_ms = detach_ms + (time.perf_counter() - t0) * 1000
-        return _finish(conn, table, day, manifest, root, remove_ms)
-    raise ConflictError(f"{table} {day} kept changing while it was archived; nothing was removed", 0)
+        _step("after_verify")
+    t0 = time.perf_counter()
+    detach_concurrently(ddl, table, day)
+    detach_ms = (time.perf_counter() - t0) * 1000
+    _step("after_detach")
+    t0 = time.perf_counter()
+    drop_detached(conn, table, day)
+    remove_ms = detach_ms + (time.perf_counter() - t0) * 1000
+    return _finish(conn, table, day, manifest, root, remove_ms)
 
 
 def _archive_rows(conn, root: Path, table: str, day: date, days: int) -> DayResult:

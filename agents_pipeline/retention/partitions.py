@@ -129,6 +129,31 @@ def ensure_future_partitions(conn, table: str, first: date, last: date) -> int:
     return created
 
 
+def frozen_name(table: str, day: date) -> sql.Identifier:
+    return sql.Identifier(partition_name(table, day) + "_archiving")
+
+
+def freeze_partition(conn, table: str, day: date) -> None:
+    """Refuses any new row in the day's partition (CHECK (false) NOT VALID: existing rows stay).
+
+    Locks only the old partition, which today's writers never touch.
+    """
+    def work(cur):
+        cur.execute("SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s",
+                    (f"fleet.{partition_name(table, day)}", partition_name(table, day) + "_archiving"))
+        if cur.fetchone() is None:
+            cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (false) NOT VALID").format(
+                partition_ident(table, day), frozen_name(table, day)))
+
+    # A long report over every partition holds it; waiting in 50 ms slices never stalls others.
+    with_lock_retries(conn, work, lock_timeout_ms=50, attempts=400)
+
+
+def unfreeze_partition(cur, table: str, day: date) -> None:
+    cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+        partition_ident(table, day), frozen_name(table, day)))
+
+
 def detach_concurrently(autocommit_conn, table: str, day: date) -> None:
     """DETACH ... CONCURRENTLY (or FINALIZE a pending one): writers keep inserting meanwhile."""
     def work(cur):

@@ -25,6 +25,7 @@ from agents_pipeline.retention.partitions import (
     detach_concurrently,
     partition_ident,
     partition_state,
+    unfreeze_partition,
     with_lock_retries,
 )
 from agents_pipeline.retention.policy import table_spec
@@ -84,6 +85,8 @@ def restore_day(url: str, root: Path, table: str, day: date, hold_days: float = 
                 state = partition_state(cur, table, day)
                 if state == "missing":
                     create_standalone(cur, table, day)
+                else:   # an archival killed midway left it frozen
+                    unfreeze_partition(cur, table, day)
                 part = partition_ident(table, day)
                 n = _insert_missing(cur, table, data[table], part, part)
                 if state != "attached":

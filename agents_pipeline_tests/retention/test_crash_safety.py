@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from agents_pipeline.retention import policy
 from agents_pipeline.retention.archiver import archive_day
 from agents_pipeline.retention.restore import restore_day
 from agents_pipeline_tests.retention.conftest import (
@@ -92,8 +93,9 @@ def test_detach_interrupted_midway_is_finalized_by_the_next_run(db_url, archive_
     seed_heartbeats(db_url, OLD_DAY, 500)
     before = rows_of(db_url, HB, (OLD_DAY, OLD_DAY))
     blocker = psycopg2.connect(**connect_kwargs(db_url))
-    with blocker.cursor() as cur:                       # an open reader of the parent
-        cur.execute("SELECT count(*) FROM fleet.heartbeats WHERE received_at > now()")
+    with blocker.cursor() as cur:   # an open reader of the parent (pruned to today: the old day is not locked)
+        cur.execute("SELECT count(*) FROM fleet.heartbeats WHERE received_at >= %s::timestamptz",
+                    (f"{policy.utc_today()} 00:00:00+00",))
     proc = spawn(db_url, archive_dir, "heartbeats", OLD_DAY, 30, "never")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
