@@ -102,6 +102,12 @@ def load_rows(cur, table: pa.Table, target: sql.Composable, columns: list[Column
     if table.num_rows == 0:
         return 0
     ordered = table.select([c.name for c in columns])
+    # Written as UTC wall-clock time without a zone (30x faster to format than a zoned one)
+    # and read by a session whose TimeZone is UTC.
+    for i, field in enumerate(ordered.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+            ordered = ordered.set_column(i, field.name, ordered.column(i).cast(pa.timestamp(field.type.unit)))
+    stable_text(cur)
     buf = io.BytesIO()
     pacsv.write_csv(ordered, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
     buf.seek(0)
@@ -169,7 +175,8 @@ def read_parquet(path: Path, expected_sha256: str | None, expected_rows: int | N
                 f"archive file {path} is corrupt: sha256 {actual[:16]}... differs from the manifest's "
                 f"{expected_sha256[:16]}...")
     try:
-        table = pq.read_table(path, page_checksum_verification=True)
+        # ParquetFile, not read_table: the latter imports pyarrow.dataset (1.5 s per process).
+        table = pq.ParquetFile(path, page_checksum_verification=True).read()
     except (OSError, pa.ArrowException) as exc:
         raise ArchiveFileError(f"archive file {path} cannot be read: {exc}") from None
     if expected_rows is not None and table.num_rows != expected_rows:

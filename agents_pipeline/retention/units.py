@@ -22,6 +22,11 @@ from agents_pipeline.retention.policy import TableSpec
 @contextmanager
 def connect(url: str, *, autocommit: bool = False):
     conn = psycopg2.connect(**connect_kwargs(url), application_name="agents_pipeline:retention")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        # A day's rows are staged in temporary tables to be compared; the 8 MB default would
+        # spill them to disk. Settable only before the session's first temporary table.
+        cur.execute("SET temp_buffers = '256MB'")
     conn.autocommit = autocommit
     try:
         yield conn
