@@ -115,3 +115,20 @@ def test_detach_interrupted_midway_is_finalized_by_the_next_run(db_url, archive_
     assert result.outcome == "archived" and result.rows == 500
     assert restore_day(db_url, archive_dir, "heartbeats", OLD_DAY).exact
     assert rows_of(db_url, HB, (OLD_DAY, OLD_DAY)) == before
+
+
+def test_late_insert_into_a_day_being_archived_is_refused_not_lost(db_url, archive_dir):
+    """Regression: a row inserted into an old day between the export and the detach would have
+    been dropped with the partition without being in the file. The partition is frozen first."""
+    import psycopg2
+
+    seed_heartbeats(db_url, OLD_DAY, 100)
+    proc = spawn(db_url, archive_dir, "heartbeats", OLD_DAY, 30, "after_verify")
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    with pytest.raises(psycopg2.errors.CheckViolation, match="_archiving"):
+        execute(db_url, "INSERT INTO fleet.heartbeats (agent_id, received_at) VALUES (1, %s)",
+                (f"{OLD_DAY} 12:00:00+00",))
+    assert archive_day(db_url, archive_dir, "heartbeats", OLD_DAY, 30).rows == 100
+    assert restore_day(db_url, archive_dir, "heartbeats", OLD_DAY).exact
+    execute(db_url, "INSERT INTO fleet.heartbeats (agent_id, received_at) VALUES (1, %s)", (f"{OLD_DAY} 12:00:00+00",))
+    assert execute(db_url, "SELECT count(*) FROM fleet.heartbeats") == [(101,)]
