@@ -154,7 +154,7 @@ def main() -> None:
             print(f"  {day}: {r.outcome} {r.rows} rows in {r.seconds:.2f} s, removed in {r.remove_ms:.1f} ms", flush=True)
             results.append(r)
         time.sleep(2)
-        writers.send_signal(signal.SIGINT)
+        writers.send_signal(signal.SIGTERM)  # SIGINT is ignored when started in the background
         writers.wait()
         before = [x for w in idle_windows for x in latencies_ms(workdir, *w)]
         during = [x for w in busy_windows for x in latencies_ms(workdir, *w)]
