@@ -83,8 +83,18 @@ def _valid_manifest(root: Path, table: str, day: date) -> store.Manifest | None:
     return manifest
 
 
+def _previous_archive(root: Path, table: str, day: date) -> store.Manifest | None:
+    """The day's earlier archive; a damaged one stops the run (it may hold rows found nowhere else)."""
+    previous = _valid_manifest(root, table, day)
+    if previous is None and store.read_manifest(root, table, day) is not None:
+        raise ArchiveFileError(
+            f"the archive of {table} {day} in {store.unit_dir(root, table, day)} is damaged; move it "
+            "aside (it may hold rows no longer in PostgreSQL) before archiving this day again")
+    return previous
+
+
 def _write_unit(conn, root: Path, table: str, day: date, days: int,
-                sources: dict[str, sql.Composable]) -> store.Manifest:
+                sources: dict[str, sql.Composable], previous: store.Manifest | None) -> store.Manifest:
     """Exports each member's rows (one snapshot), writes, verifies by loading back; manifest."""
     folder = store.unit_dir(root, table, day)
     entries = []
@@ -97,8 +107,9 @@ def _write_unit(conn, root: Path, table: str, day: date, days: int,
             rows = parquet_io.export_rows(cur, source, columns)
             exported[member] = (columns, rows, parquet_io.fingerprint(cur, source))
     conn.commit()
+    generation = previous.generation + 1 if previous is not None else 1
     for member, (columns, rows, fp) in exported.items():
-        name = store.data_file_name(table, day, member)
+        name = store.data_file_name(table, day, member, generation)
         digest, size = parquet_io.write_parquet(rows, folder / name)
         entries.append(store.FileEntry(member, name, rows.num_rows, digest, size, fp,
                                        [{"name": c.name, "pg_type": c.pg_type} for c in columns]))
@@ -116,8 +127,9 @@ def _write_unit(conn, root: Path, table: str, day: date, days: int,
             raise ArchiveFileError(
                 f"archive of {entry.table} {day} does not read back equal ({loaded} != "
                 f"{entry.content_checksum}); nothing was removed")
-    manifest = store.Manifest(table, day, days, entries)
+    manifest = store.Manifest(table, day, days, entries, generation=generation)
     store.write_manifest(root, manifest)
+    store.remove_unreferenced(root, manifest)
     return manifest
 
 
@@ -177,12 +189,22 @@ def _archive_partition(conn, ddl, root: Path, table: str, day: date, days: int) 
         # between the export and the detach (the partition only: writers of today never wait).
         freeze_partition(conn, table, day)
     rel = partition_ident(table, day)
-    manifest = _valid_manifest(root, table, day)
-    if status != "verified" or manifest is None:   # 'verified' is only ever set on a frozen partition
+    previous = _previous_archive(root, table, day)
+    manifest = previous
+    if status != "verified" or previous is None:   # 'verified' is only ever set on a frozen partition
         with conn.cursor() as cur:
             store.set_ledger(cur, table, day, "exporting", retention_days=days)
+        source: sql.Composable = rel
+        if previous is not None:
+            # Archived before (then restored, or rows came back): the new file keeps every
+            # earlier row, whatever happened to them in PostgreSQL since.
+            with conn.cursor() as cur:
+                parquet_io.stable_text(cur)
+                source = create_temp_like(cur, "rows", table)
+                cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(source, rel))
+                _merge_previous(cur, root, previous, [table])
         conn.commit()
-        manifest = _write_unit(conn, root, table, day, days, {table: rel})
+        manifest = _write_unit(conn, root, table, day, days, {table: source}, previous)
         with conn.cursor() as cur:
             store.set_ledger(cur, table, day, "verified", row_count=manifest.rows,
                              content_checksum=manifest.files[0].content_checksum)
@@ -201,11 +223,7 @@ def _archive_partition(conn, ddl, root: Path, table: str, day: date, days: int) 
 def _archive_rows(conn, root: Path, table: str, day: date, days: int) -> DayResult:
     spec = table_spec(table)
     members = [table, *(c.table for c in spec.children)]
-    previous = _valid_manifest(root, table, day)
-    if previous is None and store.read_manifest(root, table, day) is not None:
-        raise ArchiveFileError(
-            f"the archive of {table} {day} in {store.unit_dir(root, table, day)} is damaged; move it "
-            "aside (it may hold rows no longer in PostgreSQL) before archiving this day again")
+    previous = _previous_archive(root, table, day)
     with conn.cursor() as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         # The day's rows as of one snapshot, with where they live, so that the delete removes
@@ -231,7 +249,7 @@ def _archive_rows(conn, root: Path, table: str, day: date, days: int) -> DayResu
     with conn.cursor() as cur:
         store.set_ledger(cur, table, day, "exporting", retention_days=days)
     conn.commit()
-    manifest = _write_unit(conn, root, table, day, days, rows_tables)
+    manifest = _write_unit(conn, root, table, day, days, rows_tables, previous)
     with conn.cursor() as cur:
         store.set_ledger(cur, table, day, "verified", row_count=manifest.rows,
                          content_checksum=manifest.files[0].content_checksum)

@@ -24,10 +24,24 @@ def manifest_path(root: Path, table: str, day: date) -> Path:
     return unit_dir(root, table, day) / f"{table}_{day:%Y%m%d}.manifest.json"
 
 
-def data_file_name(table: str, day: date, member: str) -> str:
-    """``heartbeats_20250101.parquet``; dependent rows: ``alerts_20250101.notifications.parquet``."""
+def data_file_name(table: str, day: date, member: str, generation: int = 1) -> str:
+    """``heartbeats_20250101.parquet``; dependent rows: ``alerts_20250101.notifications.parquet``.
+
+    A day archived again (after a restore) gets new names (``.g2``): the manifest is switched to
+    them only once they are written, so a crash in between leaves the old files and manifest whole.
+    """
     suffix = "" if member == table else f".{member}"
-    return f"{table}_{day:%Y%m%d}{suffix}.parquet"
+    gen = "" if generation <= 1 else f".g{generation}"
+    return f"{table}_{day:%Y%m%d}{suffix}{gen}.parquet"
+
+
+def remove_unreferenced(root: Path, manifest: Manifest) -> None:
+    """Data files of earlier generations, or of a run killed before its manifest was written."""
+    folder = unit_dir(root, manifest.table, manifest.day)
+    keep = {f.file for f in manifest.files}
+    for path in folder.glob(f"{manifest.table}_{manifest.day:%Y%m%d}*.parquet"):
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -48,6 +62,7 @@ class Manifest:
     retention_days: int
     files: list[FileEntry]
     created_at: str = ""
+    generation: int = 1
 
     @property
     def rows(self) -> int:
@@ -60,7 +75,7 @@ class Manifest:
         return json.dumps({
             "format_version": FORMAT_VERSION, "table": self.table, "day": self.day.isoformat(),
             "retention_days": self.retention_days, "created_at": self.created_at,
-            "files": [vars(f) for f in self.files],
+            "generation": self.generation, "files": [vars(f) for f in self.files],
         }, indent=2)
 
 
@@ -88,6 +103,7 @@ def read_manifest(root: Path, table: str, day: date) -> Manifest | None:
         return Manifest(
             table=doc["table"], day=date.fromisoformat(doc["day"]),
             retention_days=int(doc["retention_days"]), created_at=doc.get("created_at", ""),
+            generation=int(doc.get("generation", 1)),
             files=[FileEntry(**f) for f in doc["files"]])
     except (ValueError, KeyError, TypeError) as exc:
         raise ArchiveFileError(f"archive manifest {path} is damaged: {exc}") from None

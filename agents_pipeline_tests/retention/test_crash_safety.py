@@ -132,3 +132,18 @@ def test_late_insert_into_a_day_being_archived_is_refused_not_lost(db_url, archi
     assert restore_day(db_url, archive_dir, "heartbeats", OLD_DAY).exact
     execute(db_url, "INSERT INTO fleet.heartbeats (agent_id, received_at) VALUES (1, %s)", (f"{OLD_DAY} 12:00:00+00",))
     assert execute(db_url, "SELECT count(*) FROM fleet.heartbeats") == [(101,)]
+
+
+def test_rearchival_killed_after_writing_leaves_the_earlier_archive_whole(db_url, archive_dir):
+    """Regression: writing a new generation over the old file name, then dying before the
+    manifest, left a manifest whose checksum no file matched."""
+    seed_heartbeats(db_url, OLD_DAY, 300)
+    before = rows_of(db_url, HB, (OLD_DAY, OLD_DAY))
+    archive_day(db_url, archive_dir, "heartbeats", OLD_DAY, 30)
+    restore_day(db_url, archive_dir, "heartbeats", OLD_DAY)
+    execute(db_url, "UPDATE fleet.retention_holds SET held_until = now() - interval '1 second'")
+    proc = spawn(db_url, archive_dir, "heartbeats", OLD_DAY, 30, "after_write")
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    assert archive_day(db_url, archive_dir, "heartbeats", OLD_DAY, 30).rows == 300
+    assert restore_day(db_url, archive_dir, "heartbeats", OLD_DAY).exact
+    assert rows_of(db_url, HB, (OLD_DAY, OLD_DAY)) == before

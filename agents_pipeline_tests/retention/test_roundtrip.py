@@ -59,3 +59,23 @@ def test_history_tables_archive_and_restore_with_every_value_equal(db_url, archi
     # A second restore inserts nothing: no duplicates.
     assert restore_day(db_url, archive_dir, "llm_runs", day).rows_inserted == 0
     assert len(rows_of(db_url, HISTORY_QUERIES["llm_runs"])) == 40
+
+
+def test_a_restored_day_archived_again_keeps_every_earlier_row(db_url, archive_dir):
+    """Regression: re-archiving a restored day from which rows were since deleted must not
+    overwrite the archive with fewer rows; the new generation replaces the old files only once
+    its manifest is written."""
+    seed_heartbeats(db_url, OLD_DAY, 600)
+    before = rows_of(db_url, HB, (OLD_DAY, OLD_DAY))
+    archive_day(db_url, archive_dir, "heartbeats", OLD_DAY, 30)
+    restore_day(db_url, archive_dir, "heartbeats", OLD_DAY)
+    execute(db_url, "UPDATE fleet.retention_holds SET held_until = now() - interval '1 second'")
+    execute(db_url, "DELETE FROM fleet.heartbeats WHERE agent_id < 9")
+    again = archive_day(db_url, archive_dir, "heartbeats", OLD_DAY, 30)
+    assert again.outcome == "archived" and again.rows == 600
+    manifest = store.read_manifest(archive_dir, "heartbeats", OLD_DAY)
+    assert manifest.generation == 2
+    files = sorted(p.name for p in store.unit_dir(archive_dir, "heartbeats", OLD_DAY).glob("*.parquet"))
+    assert files == [f"heartbeats_{OLD_DAY:%Y%m%d}.g2.parquet"]
+    assert restore_day(db_url, archive_dir, "heartbeats", OLD_DAY).exact
+    assert rows_of(db_url, HB, (OLD_DAY, OLD_DAY)) == before
