@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +57,8 @@ def pg_tool(name: str, major: int) -> Path:
     for path in candidates:
         if path.exists():
             out = subprocess.run([str(path), "--version"], capture_output=True, text=True, check=False).stdout
-            if out.split()[-1].split(".")[0] == str(major):
+            found = re.search(r"\)\s+(\d+)", out)   # "pg_dump (PostgreSQL) 15.18 (Debian ...)"
+            if found and int(found.group(1)) == major:
                 return path
     raise ConfigurationError(
         f"{name} for PostgreSQL {major} not found (looked in {', '.join(map(str, candidates))}); "
@@ -101,12 +103,16 @@ def backup(url: str, path: Path | None = None) -> tuple[Path, dict]:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cur.execute("SELECT pg_export_snapshot(), current_database(), version()")
         snapshot, dbname, version = cur.fetchone()
-        # pg_dump reads the same snapshot while this transaction stays open.
-        _run([str(pg_dump), "--format=custom", "--compress=6", f"--snapshot={snapshot}", f"--file={tmp}"],
-             libpq_env(url), "pg_dump")
-        tables = table_fingerprints(cur)
-        conn.rollback()
-    _run([str(pg_tool("pg_restore", major)), "--list", str(tmp)], libpq_env(url), "checking the dump")
+        try:
+            # pg_dump reads the same snapshot while this transaction stays open.
+            _run([str(pg_dump), "--format=custom", "--compress=6", f"--snapshot={snapshot}", f"--file={tmp}"],
+                 libpq_env(url), "pg_dump")
+            tables = table_fingerprints(cur)
+            conn.rollback()
+            _run([str(pg_tool("pg_restore", major)), "--list", str(tmp)], libpq_env(url), "checking the dump")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     os.replace(tmp, path)
     info = {"created_at": datetime.now(UTC).isoformat(), "database": dbname,
             "server_version": version, "bytes": path.stat().st_size, "tables": tables}

@@ -157,6 +157,14 @@ def unfreeze_partition(cur, table: str, day: date) -> None:
 def detach_concurrently(autocommit_conn, table: str, day: date) -> None:
     """DETACH ... CONCURRENTLY (or FINALIZE a pending one): writers keep inserting meanwhile."""
     def work(cur):
+        # A parent allows one pending detach at a time: finish any other day's first (a run
+        # killed mid-detach), or this one would be refused.
+        cur.execute("""SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                       WHERE i.inhparent = %s::regclass AND i.inhdetachpending AND c.relname <> %s""",
+                    (f"fleet.{table}", partition_name(table, day)))
+        for (other,) in cur.fetchall():
+            cur.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {} FINALIZE").format(
+                sql.Identifier("fleet", table), sql.Identifier("fleet", other)))
         state = partition_state(cur, table, day)
         if state == "attached":
             cur.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY").format(

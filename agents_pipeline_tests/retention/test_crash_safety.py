@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,7 @@ def test_detach_interrupted_midway_is_finalized_by_the_next_run(db_url, archive_
 
     seed_heartbeats(db_url, OLD_DAY, 500)
     before = rows_of(db_url, HB, (OLD_DAY, OLD_DAY))
+    execute(db_url, "SELECT fleet.ensure_partitions('heartbeats', %s, %s)", (OLD_DAY - timedelta(days=1),) * 2)
     blocker = psycopg2.connect(**connect_kwargs(db_url))
     with blocker.cursor() as cur:   # an open reader of the parent (pruned to today: the old day is not locked)
         cur.execute("SELECT count(*) FROM fleet.heartbeats WHERE received_at >= %s::timestamptz",
@@ -111,6 +113,10 @@ def test_detach_interrupted_midway_is_finalized_by_the_next_run(db_url, archive_
                     "WHERE application_name = 'agents_pipeline:retention' AND datname = current_database()")
     blocker.rollback()
     blocker.close()
+    # Another day first: PostgreSQL allows one pending detach per parent, so it must finish ours.
+    other = OLD_DAY - timedelta(days=1)
+    seed_heartbeats(db_url, other, 20)
+    assert archive_day(db_url, archive_dir, "heartbeats", other, 30).rows == 20
     result = archive_day(db_url, archive_dir, "heartbeats", OLD_DAY, 30)
     assert result.outcome == "archived" and result.rows == 500
     assert restore_day(db_url, archive_dir, "heartbeats", OLD_DAY).exact
