@@ -151,7 +151,8 @@ def main() -> None:
             r = archiver.archive_day(url, archive_root, "heartbeats", day, RETENTION)
             busy_windows.append((b0, time.time()))
             gap = max(2.0, busy_windows[-1][1] - b0)
-            print(f"  {day}: {r.outcome} {r.rows} rows in {r.seconds:.2f} s, removed in {r.remove_ms:.1f} ms", flush=True)
+            print(f"  {day}: {r.outcome} {r.rows} rows in {r.seconds:.2f} s, removed in {r.remove_ms:.1f} ms "
+                  f"(drop {r.drop_ms:.1f} ms)", flush=True)
             results.append(r)
         time.sleep(2)
         writers.send_signal(signal.SIGTERM)  # SIGINT is ignored when started in the background
@@ -174,6 +175,7 @@ def main() -> None:
             "archival_seconds": round(t1 - t0, 1),
             "rows_archived_per_s": round(rows / (t1 - t0)),
             "remove_day_ms_median": round(statistics.median(remove), 1), "remove_day_ms_max": round(max(remove), 1),
+            "drop_ms_median": round(statistics.median(r.drop_ms for r in results), 1),
             "archive_bytes": sum(r.file_bytes for r in results),
             "writer_p99_ms_without": round(base_p99, 2), "writer_p99_ms_during": round(p99(during), 2),
             "p99_ratio": round(p99(during) / base_p99, 2),

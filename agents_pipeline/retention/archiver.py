@@ -55,7 +55,8 @@ class DayResult:
     rows: int = 0
     file_bytes: int = 0
     seconds: float = 0.0
-    remove_ms: float = 0.0
+    remove_ms: float = 0.0       # detach + drop (partitioned) or the batched delete
+    drop_ms: float = 0.0
     manifest: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -216,8 +217,10 @@ def _archive_partition(conn, ddl, root: Path, table: str, day: date, days: int) 
     _step("after_detach")
     t0 = time.perf_counter()
     drop_detached(conn, table, day)
-    remove_ms = detach_ms + (time.perf_counter() - t0) * 1000
-    return _finish(conn, table, day, manifest, root, remove_ms)
+    drop_ms = (time.perf_counter() - t0) * 1000
+    result = _finish(conn, table, day, manifest, root, detach_ms + drop_ms)
+    result.drop_ms = drop_ms
+    return result
 
 
 def _archive_rows(conn, root: Path, table: str, day: date, days: int) -> DayResult:
