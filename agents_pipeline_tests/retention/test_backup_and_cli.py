@@ -74,3 +74,16 @@ def test_archive_commands_run_restore_and_list(db_env, archive_dir: Path, capsys
     assert "not subject to retention" in capsys.readouterr().err
     assert main(["archive", "run", "heartbeats", "yesterday"]) == 1
     assert "is not a date" in capsys.readouterr().err
+
+
+def test_policy_and_maintain_commands(db_env, archive_dir: Path, capsys, monkeypatch):
+    monkeypatch.setenv("AGENTS_PIPELINE_RETENTION", "heartbeats=45")
+    assert main(["archive", "policy", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["archive_folder"] == str(archive_dir) and info["tables"]["heartbeats"]["retention_days"] == 45
+    assert main(["archive", "maintain", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["analyzed"] == ["heartbeats", "perf_samples"] and report["database_bytes"] > 0
+    monkeypatch.setenv("AGENTS_PIPELINE_RETENTION", "users=10")
+    assert main(["archive", "policy"]) == 1
+    assert "unknown table 'users'" in capsys.readouterr().err
