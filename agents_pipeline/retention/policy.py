@@ -155,7 +155,12 @@ def archive_root(database_url: str | None = None) -> Path | None:
     if raw is not None and raw.strip():
         if raw.strip().lower() in DISABLED_WORDS:
             return None
-        return Path(raw.strip()).expanduser()
+        path = Path(raw.strip()).expanduser()
+        if not path.is_absolute():   # the same folder whatever the process's working directory
+            from agents_pipeline.core.settings import PROJECT_DIR
+
+            path = PROJECT_DIR / path
+        return path
     if _is_local_default(database_url):
         from agents_pipeline.core.settings import PROJECT_DIR
 

@@ -50,3 +50,19 @@ def test_retention_check_fails_on_overdue_data_and_passes_once_archived(db_url, 
     execute(db_url, "UPDATE fleet.retention_holds SET held_until = now() - interval '1 second'")
     assert {t.table: t.overdue_days for t in retention_overdue(db_url)}["heartbeats"] > 0
     assert maintenance.pending_days(db_url, DEFAULTS)["heartbeats"] == [OLD_DAY]
+
+
+def test_maintenance_vacuums_a_table_whose_dead_tuples_call_for_it(db_url):
+    execute(db_url, "INSERT INTO fleet.agents (name) VALUES ('vac')")
+    execute(db_url, """INSERT INTO fleet.status_changes (agent_id, from_status, to_status, changed_at)
+                       SELECT agent_id, 'up', 'down', now() FROM fleet.agents, generate_series(1, 12000)""")
+    execute(db_url, "DELETE FROM fleet.status_changes")
+    import time
+
+    deadline = time.monotonic() + 10   # the counters reach pg_stat after the deleting backend reports
+    while time.monotonic() < deadline and not execute(
+            db_url, "SELECT n_dead_tup >= 10000 FROM pg_stat_user_tables WHERE relname = 'status_changes'")[0][0]:
+        time.sleep(0.2)
+    report = maintenance.run_maintenance(db_url, DEFAULTS)
+    assert "status_changes" in report.vacuumed and "heartbeats" not in report.vacuumed
+    assert execute(db_url, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'status_changes'") == [(0,)]

@@ -44,6 +44,17 @@ def test_day_inside_retention_is_refused_and_nothing_removed(db_url, archive_dir
 def test_archive_folder_is_off_unless_configured(monkeypatch):
     monkeypatch.delenv(policy.ARCHIVE_DIR_ENV, raising=False)
     assert policy.archive_root("postgresql+psycopg2://u@db.example:5432/prod") is None
+    # The local default (no URL configured, or the URL of the project-local cluster) archives
+    # under the project.
+    from agents_pipeline.core.localdb import LocalCluster
+    from agents_pipeline.core.settings import PROJECT_DIR
+
+    monkeypatch.delenv("AGENTS_PIPELINE_DATABASE_URL", raising=False)
+    assert policy.archive_root(None) == PROJECT_DIR / "archive"
+    local = f"postgresql+psycopg2://postgres@/agents_pipeline?host={LocalCluster.default().sockdir}&port=5432"
+    assert policy.archive_root(local) == PROJECT_DIR / "archive"
+    monkeypatch.setenv(policy.ARCHIVE_DIR_ENV, "relative/archive")
+    assert policy.archive_root(None) == PROJECT_DIR / "relative" / "archive"
     monkeypatch.setenv(policy.ARCHIVE_DIR_ENV, "off")
     assert policy.archive_root(None) is None
     monkeypatch.setenv(policy.ARCHIVE_DIR_ENV, "/srv/archive")
