@@ -34,7 +34,7 @@ from agents_pipeline.retention.partitions import (
     partition_state,
 )
 from agents_pipeline.retention.policy import ensure_past_retention, table_spec
-from agents_pipeline.retention.units import connect, create_temp_like, day_filter, day_rows
+from agents_pipeline.retention.units import connect, create_temp_like, day_filter
 
 # Test seam: a callable run at each named step ("after_write", "after_verify", "after_detach",
 # "during_delete"); the crash tests SIGKILL the process there. None in production.
@@ -319,6 +319,3 @@ def _delete_captured(conn, member: str) -> None:
         _step("during_delete")
         if not more:
             return
-
-
-__all__ = ["DayResult", "archive_day", "day_rows"]

@@ -29,7 +29,7 @@ from agents_pipeline.retention.partitions import (
     with_lock_retries,
 )
 from agents_pipeline.retention.policy import table_spec
-from agents_pipeline.retention.units import connect, create_temp_like, day_filter, day_rows
+from agents_pipeline.retention.units import connect, create_temp_like, day_rows
 
 DEFAULT_HOLD_DAYS = 7.0
 
@@ -114,6 +114,3 @@ def restore_day(url: str, root: Path, table: str, day: date, hold_days: float = 
         conn.commit()
     return RestoreResult(table, day, manifest.rows, inserted, held,
                          exact=now_fp == manifest.files[0].content_checksum)
-
-
-__all__ = ["RestoreResult", "restore_day", "read_unit", "day_filter"]
