@@ -108,7 +108,9 @@ CREATE FUNCTION fleet.evaluate_health(
     p_reminder   interval DEFAULT interval '1 hour',   -- NULL or 0: no reminders
     p_min_fleet  integer DEFAULT 5                     -- smallest fleet the collapse guard applies to
 ) RETURNS SETOF fleet.health_transition
-LANGUAGE plpgsql SET search_path = fleet, pg_temp
+LANGUAGE plpgsql
+SET search_path = fleet, pg_temp
+SET TimeZone = 'UTC'      -- times in notification payloads are rendered in UTC
 AS $$
 DECLARE
     v_changes  fleet.health_transition[];
