@@ -193,15 +193,16 @@ BEGIN
     WHERE c.to_status = 'down'
     ON CONFLICT (alert_key) WHERE resolved_at IS NULL DO NOTHING;
 
-    -- 4. Resolve agent alerts whose agent is no longer down; a resolved notice (with the
-    -- downtime) goes only where an opened notice went.
+    -- 4. Resolve the alerts of agents that left 'down' in this evaluation (by the unique key
+    -- index: the cost follows the transitions, not the number of open alerts); a resolved
+    -- notice (with the downtime) goes only where an opened notice went.
     WITH resolved AS (
         UPDATE alerts al
-        SET resolved_at = greatest(g.status_since, al.opened_at)
-        FROM agents g
-        WHERE al.kind = 'agent_down' AND al.resolved_at IS NULL AND g.agent_id = al.agent_id
-          AND g.status <> 'down'
-        RETURNING al.*, g.status AS agent_status
+        SET resolved_at = greatest(c.changed_at, al.opened_at)
+        FROM unnest(v_changes) c
+        WHERE c.from_status = 'down' AND c.to_status <> 'down'
+          AND al.alert_key = 'agent_down:' || c.agent_id AND al.resolved_at IS NULL
+        RETURNING al.*, c.to_status AS agent_status
     )
     INSERT INTO notifications (alert_id, event, channel, idempotency_key, payload)
     SELECT r.alert_id, 'resolved', ch, format('alert:%s:resolved:%s', r.alert_id, ch),
@@ -231,6 +232,7 @@ BEGIN
     FROM ended e CROSS JOIN unnest(p_channels) ch
     WHERE e.last_notified_at IS NOT NULL
     ON CONFLICT (idempotency_key) DO NOTHING;
+    SELECT alert_id INTO v_incident FROM alerts WHERE alert_key = 'fleet_collapse' AND resolved_at IS NULL;
 
     -- 6. Opened notices not sent yet (new alerts, a silence that expired, an incident that
     -- ended) and reminders while an alert stays open. Claiming by UPDATE ... RETURNING makes a
@@ -246,11 +248,11 @@ BEGIN
                END AS key
         FROM alerts al
         LEFT JOIN agents g ON g.agent_id = al.agent_id
-        LEFT JOIN alerts inc ON inc.alert_id = (al.details ->> 'incident_alert_id')::bigint
         WHERE al.resolved_at IS NULL AND NOT al.imported
           AND al.kind IN ('agent_down', 'incident')
           AND (g.silenced_until IS NULL OR g.silenced_until <= p_now)
-          AND (inc.alert_id IS NULL OR inc.resolved_at IS NOT NULL)
+          -- held back while the incident that covers it is open
+          AND (v_incident IS NULL OR (al.details ->> 'incident_alert_id') IS DISTINCT FROM v_incident::text)
           AND (al.last_notified_at IS NULL
                OR (v_remind AND al.last_notified_at + p_reminder <= p_now))
         ORDER BY al.alert_id
