@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -73,8 +76,19 @@ class MailSink:
         return "250 OK"
 
 
+def self_signed_cert(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (openssl CLI), to serve STARTTLS and to trust as the CA."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
 @contextmanager
-def smtp_server(*, user: str | None = None, password: str | None = None) -> Iterator[tuple[int, MailSink]]:
+def smtp_server(*, user: str | None = None, password: str | None = None,
+                tls: tuple[Path, Path] | None = None) -> Iterator[tuple[int, MailSink]]:
+    """aiosmtpd on a free port; with ``tls`` it requires STARTTLS (and AUTH only over TLS)."""
     sink = MailSink()
     kwargs: dict[str, Any] = {}
     if user is not None:
@@ -82,7 +96,11 @@ def smtp_server(*, user: str | None = None, password: str | None = None) -> Iter
             ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user \
                 and auth_data.password.decode() == password
             return AuthResult(success=ok, handled=False)  # unhandled: the server answers 535
-        kwargs = {"authenticator": authenticator, "auth_require_tls": False}
+        kwargs = {"authenticator": authenticator, "auth_require_tls": tls is not None}
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+        kwargs.update(tls_context=context, require_starttls=True)
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()

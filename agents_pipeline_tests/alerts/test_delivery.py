@@ -14,7 +14,7 @@ from agents_pipeline.alerts import channels, sender
 from agents_pipeline.alerts.channels import ChannelSettings
 from agents_pipeline.alerts.sender import SenderPolicy
 from agents_pipeline.alerts.store import open_alert, resolve_alert
-from agents_pipeline_tests.alerts.servers import smtp_server, webhook_receiver
+from agents_pipeline_tests.alerts.servers import self_signed_cert, smtp_server, webhook_receiver
 from agents_pipeline_tests.heartbeats.helpers import notifications
 
 FAST = SenderPolicy(lease_s=2, backoff_base_s=0.2, backoff_cap_s=0.5, max_attempts=3, budget_s=10)
@@ -71,6 +71,25 @@ def test_smtp_login_refused_is_recorded_without_the_password(engine, all_channel
     (row,) = [n for n in notifications(engine) if n.channel == "email"]
     assert row.delivered_at is None and row.attempts == 1
     assert row.last_error == "SMTP login refused (535)" and "wrong-secret" not in str(report.errors)
+
+
+def test_smtp_with_starttls_and_login(engine, tmp_path, monkeypatch):
+    """STARTTLS with certificate verification (the test CA via SSL_CERT_FILE), then AUTH over TLS."""
+    monkeypatch.setenv(channels.SMTP_HOST, "127.0.0.1")
+    monkeypatch.setenv(channels.EMAIL_TO, "ops@example.org")
+    cert, key = self_signed_cert(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    alert_id = raise_alert(engine)
+    with smtp_server(user="alerts", password="pw", tls=(cert, key)) as (port, mail):
+        plain = ChannelSettings(smtp_host="127.0.0.1", smtp_port=port, email_to=("ops@example.org",))
+        with pytest.raises(channels.DeliveryError, match="SMTP server answered 530"):
+            channels.deliver_email({"subject": "x"}, plain)                  # the server insists on TLS
+        settings = ChannelSettings(smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=True,
+                                   smtp_user="alerts", smtp_password="pw", email_to=("ops@example.org",))
+        report = sender.send_pending(engine, settings, worker="t", policy=FAST)
+    assert report.failed == 0 and len(mail.messages) == 1
+    msg = email.message_from_bytes(mail.messages[0][2], policy=email_policy.default)
+    assert msg["X-Idempotency-Key"] == f"alert:{alert_id}:opened"
 
 
 def test_channel_failing_then_recovering_is_retried_with_backoff(engine, monkeypatch):
