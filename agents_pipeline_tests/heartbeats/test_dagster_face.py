@@ -130,3 +130,24 @@ def test_definitions_snapshot():
     assert spec.group_name == "heartbeats"
     assert repo.get_sensor_def("agent_health_sensor").minimum_interval_seconds <= 15
     assert json.dumps(sorted(definitions.defs.resources)) == '["alert_channels"]'
+
+
+def test_alert_channels_resource_reads_secrets_from_the_environment(monkeypatch):
+    """The password reaches the channel settings through dg.EnvVar and never shows in their repr."""
+    from agents_pipeline.alerts import channels
+    from agents_pipeline.alerts.resources import alert_channels_resource
+
+    for var, value in ((channels.WEBHOOK_URL, "http://127.0.0.1:1/h?token=t0k"), (channels.SMTP_HOST, "mail"),
+                       (channels.SMTP_PORT, "2525"), (channels.SMTP_USER, "u"), (channels.SMTP_PASSWORD, "pw-123"),
+                       (channels.SMTP_STARTTLS, "true"), (channels.EMAIL_TO, "a@x.org, b@x.org")):
+        monkeypatch.setenv(var, value)
+    resource = alert_channels_resource()
+    with dg.build_resources({"alert_channels": resource}) as built:
+        settings = built.alert_channels.settings()
+    assert (settings.smtp_port, settings.smtp_password, settings.smtp_starttls) == (2525, "pw-123", True)
+    assert settings.email_to == ("a@x.org", "b@x.org") and settings.webhook_url.endswith("token=t0k")
+    assert "pw-123" not in repr(settings)
+    monkeypatch.delenv(channels.SMTP_PASSWORD)
+    monkeypatch.delenv(channels.SMTP_PORT)
+    with dg.build_resources({"alert_channels": alert_channels_resource()}) as built:
+        assert built.alert_channels.settings().smtp_password is None
