@@ -24,7 +24,7 @@ CREATE TYPE fleet.health_transition AS (
 CREATE FUNCTION fleet.health_state(
     p_status text, p_paused boolean, p_status_since timestamptz, p_created_at timestamptz,
     p_last_seen timestamptz, p_last_kind text, p_last_message text, p_run_started_at timestamptz,
-    p_period interval, p_grace interval, p_now timestamptz
+    p_last_fail_at timestamptz, p_period interval, p_grace interval, p_now timestamptz
 ) RETURNS TABLE (status text, changed_at timestamptz, reason text, message text)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
@@ -35,6 +35,7 @@ AS $$
                WHEN 'waiting' THEN 'new'
                WHEN 'never_heard' THEN 'down'
                WHEN 'fail' THEN 'down'
+               WHEN 'failed_between' THEN 'down'
                WHEN 'overrun' THEN 'down'
                WHEN 'missed' THEN 'down'
                WHEN 'late' THEN 'late'
@@ -46,7 +47,8 @@ AS $$
                WHEN 'overrun' THEN p_run_started_at + p_grace
                WHEN 'missed' THEN p_last_seen + p_period + p_grace
                WHEN 'late' THEN p_last_seen + p_period
-               WHEN 'fail' THEN p_last_seen
+               WHEN 'fail' THEN coalesce(p_last_fail_at, p_last_seen)
+               WHEN 'failed_between' THEN p_last_fail_at
                WHEN 'heartbeat' THEN p_last_seen
                WHEN 'running' THEN p_last_seen
                ELSE p_now
@@ -54,6 +56,8 @@ AS $$
            r.reason,
            CASE r.reason
                WHEN 'fail' THEN coalesce(p_last_message, 'the agent reported a failure')
+               WHEN 'failed_between' THEN format('reported a failure at %s and heartbeats again since %s',
+                                                 p_last_fail_at AT TIME ZONE 'UTC', p_last_seen AT TIME ZONE 'UTC')
                WHEN 'overrun' THEN format('started at %s and reported no success within the grace of %s',
                                           p_run_started_at AT TIME ZONE 'UTC', p_grace)
                WHEN 'missed' THEN format('no heartbeat since %s (period %s, grace %s)',
@@ -73,6 +77,9 @@ AS $$
             WHEN NOT h.heard THEN
                 CASE WHEN p_now >= h.base + p_period + p_grace THEN 'never_heard' ELSE 'waiting' END
             WHEN p_last_kind = 'fail' THEN 'fail'
+            -- a failure followed by a success between two evaluations still counts: down at the
+            -- failure now, up again at the next evaluation (with its downtime)
+            WHEN p_last_fail_at > p_status_since AND p_status <> 'down' THEN 'failed_between'
             WHEN p_last_kind = 'start' AND p_run_started_at IS NOT NULL
                  AND p_now >= p_run_started_at + p_grace THEN 'overrun'
             WHEN p_now >= p_last_seen + p_period + p_grace THEN 'missed'
@@ -131,7 +138,8 @@ BEGIN
         SELECT a.agent_id
         FROM agents a
         CROSS JOIN LATERAL health_state(a.status, a.paused, a.status_since, a.created_at, a.last_seen,
-                                        a.last_kind, a.last_message, a.run_started_at, a.period, a.grace, p_now) s
+                                        a.last_kind, a.last_message, a.run_started_at, a.last_fail_at, a.period, a.grace,
+                                        p_now) s
         WHERE NOT a.placeholder AND s.status <> a.status
     ), locked AS (
         SELECT a.* FROM agents a
@@ -142,7 +150,8 @@ BEGIN
         SELECT l.agent_id, l.name, l.status AS from_status, s.status AS to_status, s.changed_at, s.reason, s.message
         FROM locked l
         CROSS JOIN LATERAL health_state(l.status, l.paused, l.status_since, l.created_at, l.last_seen,
-                                        l.last_kind, l.last_message, l.run_started_at, l.period, l.grace, p_now) s
+                                        l.last_kind, l.last_message, l.run_started_at, l.last_fail_at, l.period, l.grace,
+                                        p_now) s
         WHERE s.status <> l.status
     ), written AS (
         UPDATE agents a

@@ -134,3 +134,21 @@ def test_evaluation_without_now_uses_the_database_clock(engine):
     add_agent(engine, "n")
     with engine.begin() as conn:
         assert evaluate(conn, channels=["log"]) == []
+
+
+def test_failure_followed_by_success_between_evaluations_still_alerts(engine, t0):
+    """Regression: a fail and then an ok inside one evaluation interval must not go unnoticed."""
+    add_agent(engine, "blip", period_s=60, grace_s=30, created_at=t0)
+    beat(engine, "blip", t0 + s(1))
+    run(engine, t0 + s(2))
+    beat(engine, "blip", t0 + s(5), kind="fail", message="crashed")
+    beat(engine, "blip", t0 + s(8))                                           # restarted, fine again
+    (t,) = run(engine, t0 + s(10))
+    assert (t.from_status, t.to_status, t.changed_at, t.reason) == ("up", "down", t0 + s(5), "failed_between")
+    assert "reported a failure at" in t.message
+    (t,) = run(engine, t0 + s(20))
+    assert (t.from_status, t.to_status, t.changed_at) == ("down", "up", t0 + s(8))
+    assert run(engine, t0 + s(30)) == []
+    beat(engine, "blip", t0 + s(40), kind="fail", message="crashed again")    # a plain fail: its message
+    (t,) = run(engine, t0 + s(41))
+    assert (t.to_status, t.changed_at, t.reason, t.message) == ("down", t0 + s(40), "fail", "crashed again")
