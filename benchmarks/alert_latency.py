@@ -71,6 +71,19 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def recorded_health(url: str, dagster_home: Path) -> list:
+    """The agent_health materializations the sensor reported, read back from the instance."""
+    import dagster as dg
+
+    os.environ.update(dagster_env(url))
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    with dg.DagsterInstance.get() as instance:
+        records = instance.fetch_materializations(dg.AssetKey("agent_health"), limit=1000).records
+        runs = len(instance.get_run_records())
+    print(f"runs launched during the measurement: {runs}")
+    return [r.asset_materialization for r in reversed(records)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--agents", type=int, default=10)
@@ -142,6 +155,7 @@ def main() -> None:
         downtime_error = [resolved(n)[1]["duration_s"] - (back[n] - (last_beat[n] + PERIOD_S + GRACE_S))
                           for n in names]
         db.close()
+        materializations = recorded_health(url, dagster_home)
         print("down alert latency after deadline + grace (s): "
               + ", ".join(f"{x:.1f}" for x in down_latency), flush=True)
         print(f"down alert latency: median {statistics.median(down_latency):.1f} s, "
@@ -149,6 +163,9 @@ def main() -> None:
         print(f"resolved notice after the heartbeat: median {statistics.median(resolve_latency):.1f} s, "
               f"max {max(resolve_latency):.1f} s")
         print(f"reported downtime minus true downtime: max |error| {max(abs(e) for e in downtime_error):.3f} s")
+        downs = [m.metadata["agents_down"].value for m in materializations]
+        print(f"agent_health materializations in the instance: {len(materializations)} (sensor-reported, no runs); "
+              f"agents_down over them: {downs[-40:]}")
         print(f"webhook messages received: {len(received)} for {2 * len(names)} expected events: "
               + ", ".join(sorted({f"{b['event']}:{b.get('agent') or b['kind']}" for _, b in received}
                                  - {f"{e}:{n}" for n in names for e in ("opened", "resolved")})) or "no others")
