@@ -51,6 +51,19 @@ def agent_health_sensor(context: dg.SensorEvaluationContext, postgres: PostgresR
     )
 
 
+def step_errors(context: dg.RunFailureSensorContext, limit: int = 3) -> str:
+    """'step: ExceptionType: message' for the failed steps, from the innermost cause (the user's
+    error, not Dagster's wrapper), so the alert says what broke."""
+    parts = []
+    for event in context.get_step_failure_events()[:limit]:
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None and error.cause is not None:
+            error = error.cause
+        text = error.message.strip().splitlines()[0] if error is not None and error.message.strip() else "failed"
+        parts.append(f"{event.step_key}: {text}")
+    return "; ".join(parts)
+
+
 def _job_heartbeat(postgres: PostgresResource, job_name: str, kind: str, message: str | None) -> None:
     with postgres.begin() as conn:
         heartbeat_pipeline_agent(conn, job_agent_name(job_name), period_s=JOB_AGENT_PERIOD_S,
@@ -62,11 +75,11 @@ def _job_heartbeat(postgres: PostgresResource, job_name: str, kind: str, message
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A failed run of this code location sends a 'fail' heartbeat for its job's agent, "
-                "so it is down at once and alerts like any agent (one alert per job until it succeeds).",
+                "so it is down at once and alerts like any agent (one alert per job until it succeeds), naming the failed steps and their errors.",
 )
 def run_failure_sensor(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> None:
     run = context.dagster_run
-    reason = context.failure_event.message if context.failure_event else None
+    reason = step_errors(context) or (context.failure_event.message if context.failure_event else None)
     message = f"run {run.run_id} failed" + (f": {reason}" if reason else "")
     _job_heartbeat(postgres, run.job_name, "fail", message[:8000])
     context.log.info("job %s: %s", run.job_name, message)

@@ -14,7 +14,12 @@ from agents_pipeline.alerts.resources import AlertChannelsResource
 from agents_pipeline.heartbeats import definitions, report
 from agents_pipeline.heartbeats.assets import agent_health
 from agents_pipeline.heartbeats.delivery import alert_delivery_sensor
-from agents_pipeline.heartbeats.sensors import agent_health_sensor, job_agent_name, run_failure_sensor
+from agents_pipeline.heartbeats.sensors import (
+    agent_health_sensor,
+    job_agent_name,
+    run_failure_sensor,
+    run_success_sensor,
+)
 from agents_pipeline.heartbeats.settings import EVALUATOR_AGENT, SENDER_AGENT
 from agents_pipeline.resources import PostgresResource
 from agents_pipeline_tests.alerts.servers import webhook_receiver
@@ -98,10 +103,14 @@ def test_down_agent_reaches_the_webhook_through_both_sensors(postgres, engine, t
     assert agent_row(engine, SENDER_AGENT).heartbeat_count == 1
 
 
-def test_failed_run_takes_its_job_agent_down_with_the_error(postgres, engine):
+def test_failed_run_takes_its_job_agent_down_and_the_next_success_resolves_it(postgres, engine):
+    attempts = []
+
     @dg.op
     def explode() -> None:
-        raise RuntimeError("disk full")
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("disk full")
 
     @dg.job
     def nightly_job() -> None:
@@ -119,6 +128,20 @@ def test_failed_run_takes_its_job_agent_down_with_the_error(postgres, engine):
     materialization, _ = _evaluate_with_sensor(postgres)
     assert agent_row(engine, job_agent_name("nightly_job")).status == "down"
     assert "nightly_job" in materialization.metadata["agents_not_up"].value
+    with engine.begin() as conn:
+        (alert,) = conn.exec_driver_sql("SELECT subject, message, resolved_at FROM fleet.alerts").all()
+    assert alert.subject == f"agent {job_agent_name('nightly_job')} is down" and "disk full" in alert.message
+    with dg.instance_for_test() as instance:
+        result = nightly_job.execute_in_process(instance=instance)
+        with dg.build_run_status_sensor_context(
+            sensor_name="run_success_sensor", dagster_instance=instance, dagster_run=result.dagster_run,
+            dagster_event=result.get_run_success_event(), resources={"postgres": postgres},
+        ) as context:
+            run_success_sensor(context)
+    _evaluate_with_sensor(postgres)
+    assert agent_row(engine, job_agent_name("nightly_job")).status == "up"
+    with engine.begin() as conn:
+        assert conn.exec_driver_sql("SELECT resolved_at IS NOT NULL FROM fleet.alerts").scalar_one()
 
 
 def test_definitions_snapshot():
