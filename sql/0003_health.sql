@@ -19,14 +19,15 @@ CREATE TYPE fleet.health_transition AS (
     message     text
 );
 
--- The status an agent should have at p_now, from its row alone (pure: no table access, so
--- the planner inlines it into the scan). reason names the rule that decided it.
+-- The status an agent should have at p_now, from its row alone (no table access: a single
+-- SELECT the planner inlines into the scan). reason names the rule that decided it. STABLE,
+-- not IMMUTABLE: the messages format intervals, which depends on IntervalStyle.
 CREATE FUNCTION fleet.health_state(
     p_status text, p_paused boolean, p_status_since timestamptz, p_created_at timestamptz,
     p_last_seen timestamptz, p_last_kind text, p_last_message text, p_run_started_at timestamptz,
     p_last_fail_at timestamptz, p_period interval, p_grace interval, p_now timestamptz
 ) RETURNS TABLE (status text, changed_at timestamptz, reason text, message text)
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CASE r.reason
                WHEN 'paused' THEN 'paused'
