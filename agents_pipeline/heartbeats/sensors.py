@@ -1,0 +1,97 @@
+"""Sensors of the heartbeats domain: the health evaluator, and the pipeline's own runs as agents.
+
+The evaluator is a sensor, not a scheduled job: a run costs about 3 s of CPU to start, while a
+tick that runs one SQL function and reports the materialization (``SensorResult.asset_events``)
+costs a few milliseconds of SQL. The instance runs sensors in threads, so alert delivery
+(alerts.sensors) never delays evaluation.
+"""
+
+import json
+from datetime import UTC
+
+import dagster as dg
+
+from agents_pipeline.heartbeats import report
+from agents_pipeline.heartbeats.health import run_evaluation
+from agents_pipeline.heartbeats.pipeline_agents import heartbeat_pipeline_agent
+from agents_pipeline.heartbeats.settings import EVALUATOR_AGENT, HealthSettings
+from agents_pipeline.resources import PostgresResource
+
+EVALUATION_INTERVAL_S = 10
+# A job's agent goes down on a failed run (a 'fail' heartbeat) and up on the next success; its
+# period is long so that a job that simply has not run raises nothing.
+JOB_AGENT_PERIOD_S = 365 * 86400.0
+JOB_AGENT_GRACE_S = 86400.0
+
+
+def job_agent_name(job_name: str) -> str:
+    return f"agents-pipeline:job:{job_name}"[:200]
+
+
+@dg.sensor(
+    name="agent_health_sensor",
+    minimum_interval_seconds=EVALUATION_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Evaluates every agent's health (one SQL function), queues alerts, and reports the "
+                "agent_health materialization and its check without launching a run.",
+)
+def agent_health_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
+    settings = HealthSettings.from_env()
+    summary = run_evaluation(postgres.engine, settings, self_agent=EVALUATOR_AGENT)
+    for t in summary.transitions:
+        context.log.info("%s: %s -> %s at %s (%s)", t.name, t.from_status, t.to_status,
+                         t.changed_at.astimezone(UTC).isoformat(), t.reason)
+    return dg.SensorResult(
+        asset_events=[
+            dg.AssetMaterialization(asset_key=report.ASSET_KEY, metadata=report.metadata(summary)),
+            report.check_evaluation(summary, settings.error_share),
+        ],
+        cursor=json.dumps({"evaluated_at": summary.evaluated_at.isoformat(),
+                           "transitions": len(summary.transitions)}),
+    )
+
+
+def step_errors(context: dg.RunFailureSensorContext, limit: int = 3) -> str:
+    """'step: ExceptionType: message' for the failed steps, from the innermost cause (the user's
+    error, not Dagster's wrapper), so the alert says what broke."""
+    parts = []
+    for event in context.get_step_failure_events()[:limit]:
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None and error.cause is not None:
+            error = error.cause
+        text = error.message.strip().splitlines()[0] if error is not None and error.message.strip() else "failed"
+        parts.append(f"{event.step_key}: {text}")
+    return "; ".join(parts)
+
+
+def _job_heartbeat(postgres: PostgresResource, job_name: str, kind: str, message: str | None) -> None:
+    with postgres.begin() as conn:
+        heartbeat_pipeline_agent(conn, job_agent_name(job_name), period_s=JOB_AGENT_PERIOD_S,
+                                 grace_s=JOB_AGENT_GRACE_S, kind=kind, message=message)
+
+
+@dg.run_failure_sensor(
+    name="run_failure_sensor",
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A failed run of this code location sends a 'fail' heartbeat for its job's agent, "
+                "so it is down at once and alerts like any agent (one alert per job until it succeeds), naming the failed steps and their errors.",
+)
+def run_failure_sensor(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> None:
+    run = context.dagster_run
+    reason = step_errors(context) or (context.failure_event.message if context.failure_event else None)
+    message = f"run {run.run_id} failed" + (f": {reason}" if reason else "")
+    _job_heartbeat(postgres, run.job_name, "fail", message[:8000])
+    context.log.info("job %s: %s", run.job_name, message)
+
+
+@dg.run_status_sensor(
+    name="run_success_sensor",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A successful run heartbeats its job's agent: it comes back up and its alert resolves.",
+)
+def run_success_sensor(context: dg.RunStatusSensorContext, postgres: PostgresResource) -> None:
+    run = context.dagster_run
+    _job_heartbeat(postgres, run.job_name, "ok", f"run {run.run_id} succeeded")
