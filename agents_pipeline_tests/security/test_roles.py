@@ -281,3 +281,27 @@ def test_role_names_follow_the_configured_prefix(pg_cluster, monkeypatch):
     finally:
         for name in created:
             pg.drop_database(pg_cluster, name)
+
+
+def test_tokens_never_travel_in_statement_text(db_url, pg_cluster):
+    """Regression: register/rotate sent fleet.token_hash('<token>'), so the token sat in the
+    operator's statement text (pg_stat_activity, the server log); now only its hash does."""
+    name = str(connect_kwargs(db_url)["dbname"])
+    admin = pg.admin_connect(pg_cluster)
+    with admin.cursor() as cur:
+        cur.execute(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'")
+    admin.close()
+    db = Database(db_url, maxconn=1, retry_window=2)
+    try:
+        first = registry.register_agent(db, "logged").token
+        second = registry.rotate_token(db, "logged")
+        assert db.transaction(lambda cur: (cur.execute(
+            "SELECT token_hash = fleet.token_hash(%s) FROM fleet.agents WHERE name = 'logged'", ("probe",)),
+            cur.fetchone()[0])[1]) is False
+    finally:
+        db.close()
+    log = pg_cluster.logfile.read_text(errors="replace")
+    assert "fleet.agents" in log  # statements of this test were logged
+    assert first not in log and second not in log
+    with SharedState(db_url, agent="logged", token=second, retry_window=2) as s:
+        assert s.heartbeat() is not None  # the stored hash is the one the functions check
