@@ -127,17 +127,42 @@ def test_wrong_ca_in_the_environment_fails_with_a_masked_url(tls_server, tls_env
     assert superuser_password(cluster) not in str(info.value)
 
 
-def _dagster_instance_check(env: dict[str, str], home: Path) -> subprocess.CompletedProcess:
+def _dagster_instance_check(env: dict[str, str], home: Path, wrong_ca: Path) -> subprocess.CompletedProcess:
+    """One process (importing Dagster costs seconds): the instance from dagster.yaml with the
+    mapped variables, then the same instance after PGSSLROOTCERT points at the wrong CA
+    (dagster-postgres opens a connection per operation, so libpq reads it again)."""
     shutil.copy(settings.PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
-    code = ("import dagster as dg\n"
-            "instance = dg.DagsterInstance.get()\n"
-            "print('runs', instance.get_runs_count())\n")
+    code = (
+        "import os, sys\n"
+        "import dagster as dg\n"
+        "instance = dg.DagsterInstance.get()\n"
+        "print('runs', instance.get_runs_count(), flush=True)\n"
+        "os.environ['PGSSLROOTCERT'] = sys.argv[1]\n"
+        "try:\n"
+        "    instance.get_runs_count()\n"
+        "    print('wrong CA accepted')\n"
+        "except Exception as exc:\n"
+        "    print('wrong CA refused:', exc)\n"
+    )
     full = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AGENTS_PIPELINE_"))}
     full.update(env, DAGSTER_HOME=str(home))
-    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code, str(wrong_ca)], env=full, capture_output=True, text=True,
+                          timeout=180)
 
 
-def test_dagster_storage_reaches_the_tls_server_with_the_mapped_settings(tls_server, tls_env, tmp_path, monkeypatch):
+def test_dagster_storage_settings_carry_tls(tls_server, tls_env):
+    """The variables `agents-pipeline dev` exports for dagster.yaml carry the TLS settings, and a
+    Unix-socket URL keeps its socket in PGHOST while TCP hosts go in the storage's hostname."""
+    cluster, certs = tls_server
+    tcp = dagster_storage_env(tcp_url(cluster))
+    assert (tcp["PGSSLMODE"], tcp["PGSSLROOTCERT"]) == ("verify-full", str(certs.ca))
+    assert tcp["AGENTS_PIPELINE_DAGSTER_PG_HOST"] == "127.0.0.1" and "PGHOST" not in tcp
+    socket = dagster_storage_env(cluster.url())
+    assert socket["AGENTS_PIPELINE_DAGSTER_PG_HOST"] == "" and socket["PGHOST"] == str(cluster.sockdir)
+
+
+@pytest.mark.slow
+def test_dagster_storage_reaches_the_tls_server_with_the_mapped_settings(tls_server, tls_env, tmp_path):
     """dagster.yaml cannot read TLS settings itself: instance_env maps AGENTS_PIPELINE_SSL* to
     PGSSLMODE/PGSSLROOTCERT, which libpq under dagster-postgres reads. Plain TCP is refused by
     this server, so success means TLS; the wrong CA failing shows the settings are the ones used."""
@@ -145,9 +170,8 @@ def test_dagster_storage_reaches_the_tls_server_with_the_mapped_settings(tls_ser
     env = dagster_storage_env(tcp_url(cluster))
     assert env["PGSSLMODE"] == "verify-full" and env["PGSSLROOTCERT"] == str(certs.ca)
     assert env["AGENTS_PIPELINE_DAGSTER_PG_HOST"] == "127.0.0.1"
-    ok = _dagster_instance_check(env, tmp_path)
-    assert ok.returncode == 0, ok.stderr[-2000:]
-    assert "runs 0" in ok.stdout
-    bad = _dagster_instance_check({**env, "PGSSLROOTCERT": str(certs.other_ca)}, tmp_path)
-    assert bad.returncode != 0 and "certificate verify failed" in bad.stderr
-    assert superuser_password(cluster) not in bad.stderr + bad.stdout
+    proc = _dagster_instance_check(env, tmp_path, certs.other_ca)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "runs 0" in proc.stdout
+    assert "wrong CA refused:" in proc.stdout and "certificate verify failed" in proc.stdout + proc.stderr
+    assert superuser_password(cluster) not in proc.stderr + proc.stdout
