@@ -178,3 +178,40 @@ LOCATION_QUERY = """
     } }
   } } } }
 }""" + META
+
+
+SECRET_FIELD = ("password", "passwd", "token", "secret", "api_key", "apikey", "credential", "private_key")
+
+
+def secret_config_fields(config_type: Any, path: str = "") -> Iterator[str]:
+    """Paths of run-config fields whose names say they hold a secret (the UI shows run config)."""
+    if config_type.kind in (ConfigTypeKind.STRICT_SHAPE, ConfigTypeKind.PERMISSIVE_SHAPE, ConfigTypeKind.SELECTOR):
+        for name, f in config_type.fields.items():
+            here = f"{path}.{name}" if path else name
+            if any(part in name.lower() for part in SECRET_FIELD):
+                yield here
+            yield from secret_config_fields(f.config_type, here)
+    elif config_type.kind in (ConfigTypeKind.ARRAY, ConfigTypeKind.NONEABLE, ConfigTypeKind.MAP):
+        inner = getattr(config_type, "inner_type", None) or getattr(config_type, "value_type", None)
+        if inner is not None:
+            yield from secret_config_fields(inner, path + "[]")
+
+
+def plain_secret_resource_fields(defs: dg.Definitions) -> list[str]:
+    """Resource fields named like secrets whose value was given directly instead of dg.EnvVar."""
+    found = []
+
+    def walk(owner: str, value: Any, depth: int = 0) -> None:
+        if depth > 5 or not isinstance(value, dg.ConfigurableResource | dg.Config):
+            return
+        for name in type(value).model_fields:
+            item = value.__dict__.get(name)
+            if isinstance(item, dg.ConfigurableResource | dg.Config):
+                walk(f"{owner}.{name}", item, depth + 1)
+            elif (any(part in name.lower() for part in SECRET_FIELD) and isinstance(item, str)
+                  and not isinstance(item, dg.EnvVar) and item):
+                found.append(f"{owner}.{name}")
+
+    for key, resource in (defs.resources or {}).items():
+        walk(key, resource)
+    return found

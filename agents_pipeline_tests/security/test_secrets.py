@@ -208,3 +208,39 @@ def test_env_vars_of_resources_finds_nested_env_vars():
     defs = dg.Definitions(resources={"outer": Outer(client=Client(api_key=dg.EnvVar("X_API_KEY")),
                                                     token=dg.EnvVar("X_TOKEN"))})
     assert secret_scan.env_vars_of_resources(defs) == {"X_API_KEY", "X_TOKEN"}
+
+
+def test_no_job_takes_a_secret_as_run_config():
+    """Run config is shown in full by the UI: no job of the code location may ask for a
+    password, token or key there (resources read them through dg.EnvVar instead)."""
+    from agents_pipeline.definitions import defs
+
+    offenders = {label: list(secret_scan.secret_config_fields(job.run_config_schema.config_type))
+                 for label, job in secret_scan.plan(defs).jobs}
+    assert {label: paths for label, paths in offenders.items() if paths} == {}
+
+
+def test_no_resource_holds_a_secret_as_a_plain_value():
+    from agents_pipeline.definitions import defs
+
+    assert secret_scan.plain_secret_resource_fields(defs) == []
+
+
+def test_the_static_checks_find_planted_secrets():
+    class Mailer(dg.ConfigurableResource):
+        host: str
+        smtp_password: str
+
+    @dg.op(config_schema={"api_token": str, "nested": {"db_password": str}})
+    def leaky_op() -> None:
+        pass
+
+    @dg.job
+    def leaky_job():
+        leaky_op()
+
+    found = set(secret_scan.secret_config_fields(leaky_job.run_config_schema.config_type))
+    assert {"ops.leaky_op.config.api_token", "ops.leaky_op.config.nested.db_password"} <= found
+    planted = dg.Definitions(resources={"mail": Mailer(host="h", smtp_password="hunter2"),
+                                        "ok": Mailer(host="h", smtp_password=dg.EnvVar("SMTP_PASSWORD"))})
+    assert secret_scan.plain_secret_resource_fields(planted) == ["mail.smtp_password"]
