@@ -120,3 +120,45 @@ def test_audit_needs_no_rights_beyond_reading_catalogs(db_url):
         assert all(f.role for f in audit(db))
     finally:
         db.close()
+
+
+def test_an_agent_host_configured_from_grant_agent(operator_env, pg_cluster, capsys, monkeypatch, database):
+    """The whole path of an agent host: settings from grant-agent, token from register, then the
+    CLI heartbeat and the Agent helper as the agent login; rotate and revoke through the CLI."""
+    from agents_pipeline.core.agent import Agent
+
+    port = str(pg_cluster.state()["port"])
+    code, out = _run(capsys, "security", "grant-agent", "--host", "127.0.0.1", "--port", port, "--json")
+    agent_url = json.loads(out)["url"]
+    code, out = _run(capsys, "agents", "register", "host-agent", "--json")
+    token = json.loads(out)["token"]
+
+    monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", agent_url)  # now this is the agent host
+    monkeypatch.setenv("AGENTS_PIPELINE_AGENT_TOKEN", token)
+    code, out = _run(capsys, "heartbeat", "host-agent", "--message", "from the host")
+    assert code == 0 and "ok heartbeat stored" in out
+    with Agent("host-agent", interval_s=60) as agent, agent.unit_of_work("job"):
+        pass
+    assert _run(capsys, "agents", "register", "sneaky")[0] == 1  # the agent login cannot register
+    assert _run(capsys, "agents", "rotate-token", "host-agent")[0] == 1  # nor rotate
+
+    monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", operator_env)  # back on the operator's host
+    code, out = _run(capsys, "agents", "rotate-token", "host-agent")
+    new_token = out.strip().splitlines()[-1]
+    assert code == 0 and new_token.startswith("apt_") and new_token != token
+
+    monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", agent_url)
+    code, out = _run(capsys, "heartbeat", "host-agent")
+    assert code == 1 and "token refused" in out
+    monkeypatch.setenv("AGENTS_PIPELINE_AGENT_TOKEN", new_token)
+    assert _run(capsys, "heartbeat", "host-agent")[0] == 0
+
+    monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", operator_env)
+    assert _run(capsys, "agents", "revoke-token", "host-agent")[0] == 0
+    monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", agent_url)
+    code, out = _run(capsys, "heartbeat", "host-agent")
+    assert code == 1 and "token refused" in out
+    stored = database.transaction(lambda cur: (cur.execute(
+        "SELECT count(*), count(*) FILTER (WHERE kind = 'start') FROM fleet.heartbeats h "
+        "JOIN fleet.agents a USING (agent_id) WHERE a.name = 'host-agent'"), cur.fetchone())[1])
+    assert tuple(stored) == (5, 1)  # CLI, helper loop, start, success, CLI after rotation
