@@ -90,7 +90,8 @@ BEGIN
     EXECUTE format('ALTER SCHEMA fleet OWNER TO %I', v_owner);
 
     -- Relations (partitions included: ALTER TABLE does not recurse to them). Sequences owned
-    -- by a column (identity, serial) follow their table and cannot be altered alone.
+    -- by a column (identity, serial) follow their table and cannot be altered alone; objects
+    -- that belong to an extension keep the extension's owner.
     FOR o IN
         SELECT c.oid::regclass AS rel,
                CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
@@ -102,6 +103,8 @@ BEGIN
           AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d
                           WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                             AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
+          AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass
+                            AND e.objid = c.oid AND e.deptype = 'e')
     LOOP
         EXECUTE format('ALTER %s %s OWNER TO %I', o.kind, o.rel, v_owner);
     END LOOP;
@@ -111,6 +114,8 @@ BEGIN
                CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END AS kind
         FROM pg_proc p
         WHERE p.pronamespace = 'fleet'::regnamespace AND p.proowner <> v_owner::regrole
+          AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
+                            AND e.objid = p.oid AND e.deptype = 'e')
     LOOP
         EXECUTE format('ALTER %s %s OWNER TO %I', o.kind, o.fn, v_owner);
     END LOOP;
@@ -121,6 +126,8 @@ BEGIN
         FROM pg_type t LEFT JOIN pg_class c ON c.oid = t.typrelid
         WHERE t.typnamespace = 'fleet'::regnamespace AND t.typowner <> v_owner::regrole
           AND t.typtype IN ('e', 'd', 'r', 'c') AND (t.typtype <> 'c' OR c.relkind = 'c')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_type'::regclass
+                            AND e.objid = t.oid AND e.deptype = 'e')
     LOOP
         EXECUTE format('ALTER %s %s OWNER TO %I', o.kind, o.typ, v_owner);
     END LOOP;

@@ -50,9 +50,13 @@ UNION ALL
 SELECT 'relation ' || c.oid::regclass::text FROM pg_class c
 WHERE c.relnamespace = 'fleet'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
   AND c.relowner <> %(owner)s::regrole
+  AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid
+                    AND e.deptype = 'e')
 UNION ALL
 SELECT 'function ' || p.oid::regprocedure::text FROM pg_proc p
 WHERE p.pronamespace = 'fleet'::regnamespace AND p.proowner <> %(owner)s::regrole
+  AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid
+                    AND e.deptype = 'e')
 ORDER BY 1"""
 
 _DEFINER_WITHOUT_PATH = """

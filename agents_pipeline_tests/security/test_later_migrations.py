@@ -78,3 +78,55 @@ def test_the_pipeline_login_can_check_but_not_apply_the_schema(pipeline_url, mon
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["schema_version_current"] is True
+
+
+EARLIER_DOMAIN_MIGRATION = """
+-- What the domain migrations numbered before 0010 may create, all of it as the migrating login.
+CREATE TYPE fleet.sample_state AS ENUM ('a', 'b');
+CREATE DOMAIN fleet.percent AS double precision CHECK (VALUE >= 0);
+CREATE TYPE fleet.pair AS (x int, y int);
+CREATE SEQUENCE fleet.free_counter;
+CREATE TABLE fleet.with_serial (id serial PRIMARY KEY, state fleet.sample_state, p fleet.percent);
+CREATE TABLE fleet.rollup_by_day (day date NOT NULL, n int) PARTITION BY RANGE (day);
+CREATE TABLE fleet.rollup_by_day_2020 PARTITION OF fleet.rollup_by_day FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
+CREATE VIEW fleet.agents_down AS SELECT agent_id, name FROM fleet.agents WHERE status = 'down';
+CREATE MATERIALIZED VIEW fleet.agent_counts AS SELECT status, count(*) AS n FROM fleet.agents GROUP BY status;
+CREATE FUNCTION fleet.pipeline_helper() RETURNS int LANGUAGE sql AS 'SELECT 1';
+CREATE FUNCTION fleet.definer_helper() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+    SET search_path = fleet, pg_temp AS 'SELECT count(*) FROM agents';
+CREATE PROCEDURE fleet.maintain() LANGUAGE sql AS 'SELECT 1';
+CREATE AGGREGATE fleet.total(int) (SFUNC = int4pl, STYPE = int);
+CREATE EXTENSION IF NOT EXISTS citext SCHEMA fleet;
+"""
+
+
+def test_0010_adopts_whatever_earlier_migrations_created(pg_cluster, tmp_path, names):
+    """0010 runs after the domain migrations 0003-0009, whose content it cannot know: every kind
+    of object they may create ends owned by the owner role, closed to PUBLIC and the agent."""
+    from agents_pipeline.core.settings import SQL_DIR
+    from agents_pipeline_tests import pg
+
+    for name in ("0001_core.sql", "0002_agent_api.sql", "0010_roles.sql"):
+        (tmp_path / name).write_text((SQL_DIR / name).read_text())
+    (tmp_path / "0005_domain.sql").write_text(EARLIER_DOMAIN_MIGRATION)
+    dbname = pg.fresh_database(pg_cluster, "template0")
+    try:
+        conn = psycopg2.connect(**connect_kwargs(pg_cluster.url(dbname)))
+        try:
+            assert migrations.migrate(conn, tmp_path)[-1] == "0010_roles.sql"
+        finally:
+            conn.close()
+        db = Database(pg_cluster.url(dbname), maxconn=1)
+        try:
+            db.transaction(lambda cur: cur.execute("SELECT fleet.apply_security()"))  # database-level part
+            assert [str(f) for f in audit(db, names)] == []
+            owners = db.transaction(lambda cur: (cur.execute(
+                "SELECT DISTINCT typowner::regrole::text FROM pg_type WHERE typname IN ('sample_state', 'percent', 'pair')"
+                " UNION SELECT DISTINCT relowner::regrole::text FROM pg_class"
+                " WHERE relname IN ('free_counter', 'with_serial_id_seq', 'rollup_by_day_2020', 'agent_counts')"),
+                cur.fetchall())[1])
+            assert owners == [[names.owner]]
+        finally:
+            db.close()
+    finally:
+        pg.drop_database(pg_cluster, dbname)
