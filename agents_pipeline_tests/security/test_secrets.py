@@ -110,7 +110,7 @@ def _leaks(texts, secret_values: dict[str, str]) -> list[str]:
             if value in text]
 
 
-def _graphql_texts(instance: dg.DagsterInstance, run_ids: list[str]) -> list[tuple[str, str]]:
+def _graphql_texts(instance: dg.DagsterInstance, run_ids: list[str]) -> tuple[list[tuple[str, str]], dict]:
     """What the webserver's API shows, from the workspace as `dagster dev` loads it (a code
     server process started with this environment)."""
     from dagster._core.workspace.context import WorkspaceProcessContext
@@ -124,8 +124,11 @@ def _graphql_texts(instance: dg.DagsterInstance, run_ids: list[str]) -> list[tup
         location = execute_dagster_graphql(context, secret_scan.LOCATION_QUERY).data
         out.append(("graphql location", json.dumps(location)))
         for run_id in run_ids:
-            out.append((f"graphql run {run_id}",
-                        json.dumps(execute_dagster_graphql(context, secret_scan.RUN_QUERY, {"runId": run_id}).data)))
+            data = execute_dagster_graphql(context, secret_scan.RUN_QUERY, {"runId": run_id}).data
+            # The API really showed the run, its config and its events (an empty answer scans clean).
+            assert data["runOrError"]["__typename"] == "Run" and data["runOrError"]["runConfigYaml"]
+            assert data["logsForRun"]["__typename"] == "EventConnection" and data["logsForRun"]["events"]
+            out.append((f"graphql run {run_id}", json.dumps(data)))
     return out, location
 
 
