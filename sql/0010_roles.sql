@@ -20,13 +20,18 @@
 --     SELECT fleet.apply_security();
 -- It hands new objects to the owner role, revokes EXECUTE from PUBLIC on new functions
 -- (PostgreSQL grants it by default) and grants the pipeline role its rights. The default
--- privileges set below already cover the pipeline's grants for objects created by the owner
+-- privileges apply_security sets already cover the pipeline's grants for objects created by the owner
 -- role or by the login that applied this file, but not ownership, nor PUBLIC's EXECUTE on a
 -- function created by another login. A function agents must call is granted explicitly
 -- (GRANT EXECUTE ON FUNCTION fleet.f(...) TO @ROLE_PREFIX@_agent) and added to AGENT_FUNCTIONS
 -- in agents_pipeline/security/roles.py; the security tests fail until both agree.
 
-DO $roles$
+-- Creates the roles that are missing and configures the agent login. A function rather than a
+-- DO block so that apply_security() can run it again: after a restore onto another server
+-- (pg_restore --no-owner --no-acl), `agents-pipeline db grant-agent` rebuilds everything.
+CREATE FUNCTION fleet.ensure_roles() RETURNS void
+LANGUAGE plpgsql SET search_path = fleet, pg_temp
+AS $roles$
 DECLARE
     v_super boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
 BEGIN
@@ -46,29 +51,37 @@ BEGIN
         GRANT @ROLE_PREFIX@_owner TO CURRENT_USER;
     END IF;
 
-    -- A buggy agent must not hold locks or run away with the server.
-    ALTER ROLE @ROLE_PREFIX@_agent SET statement_timeout = '60s';
-    ALTER ROLE @ROLE_PREFIX@_agent SET idle_in_transaction_session_timeout = '60s';
-    ALTER ROLE @ROLE_PREFIX@_agent SET lock_timeout = '10s';
+    BEGIN
+        -- A buggy agent must not hold locks or run away with the server.
+        ALTER ROLE @ROLE_PREFIX@_agent SET statement_timeout = '60s';
+        ALTER ROLE @ROLE_PREFIX@_agent SET idle_in_transaction_session_timeout = '60s';
+        ALTER ROLE @ROLE_PREFIX@_agent SET lock_timeout = '10s';
+    EXCEPTION WHEN insufficient_privilege THEN
+        RAISE WARNING 'no CREATEROLE: the agent login''s timeouts were not set; see docs/security.md';
+    END;
 
     IF v_super THEN
         -- psycopg2 sends parameters inside the statement text, so an agent's token is part of
-        -- the query text. Every agent shares one login, and pg_stat_activity shows a session's
-        -- last statement to any session of the same role: without this, one agent could read
-        -- the others' tokens there. The same goes for statements written to the server log.
+        -- the query text. Every agent shares one login, and pg_stat_activity shows a running
+        -- statement to any session of the same role: without this, one agent could read the
+        -- others' tokens there. The same goes for statements written to the server log.
         -- These settings are superuser-only, so an agent session cannot turn them back on.
         ALTER ROLE @ROLE_PREFIX@_agent NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
         ALTER ROLE @ROLE_PREFIX@_agent SET track_activities = off;
         ALTER ROLE @ROLE_PREFIX@_agent SET log_statement = 'none';
         ALTER ROLE @ROLE_PREFIX@_agent SET log_min_error_statement = 'panic';
         ALTER ROLE @ROLE_PREFIX@_agent SET log_min_duration_statement = -1;
-    ELSE
+    ELSIF NOT EXISTS (SELECT 1 FROM pg_db_role_setting
+                      WHERE setrole = '@ROLE_PREFIX@_agent'::regrole AND setdatabase = 0
+                        AND 'track_activities=off' = ANY (setconfig)) THEN
         RAISE WARNING 'not a superuser: ask one to run ALTER ROLE @ROLE_PREFIX@_agent SET track_activities = off '
                       '(and log_min_error_statement = panic), or agents can read each other''s tokens '
                       'in pg_stat_activity; see docs/security.md';
     END IF;
 END;
 $roles$;
+
+SELECT fleet.ensure_roles();
 
 -- Hands every object of schema fleet to the owner role and (re)applies every grant. Idempotent;
 -- runs as the caller (the migrating login), never as a definer. Database-level privileges are
@@ -87,6 +100,7 @@ DECLARE
         'ensure_current_partitions'];
     o record;
 BEGIN
+    PERFORM fleet.ensure_roles();
     EXECUTE format('ALTER SCHEMA fleet OWNER TO %I', v_owner);
 
     -- Relations (partitions included: ALTER TABLE does not recurse to them). Sequences owned
@@ -144,7 +158,7 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA fleet TO %I', v_pipeline);
     EXECUTE format('GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA fleet TO %I', v_pipeline);
     EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA fleet TO %I', v_pipeline);
-    EXECUTE format('REVOKE EXECUTE ON FUNCTION fleet.apply_security() FROM %I', v_pipeline);
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION fleet.apply_security(), fleet.ensure_roles() FROM %I', v_pipeline);
     FOR o IN
         SELECT p.oid::regprocedure AS fn FROM pg_proc p
         WHERE p.pronamespace = 'fleet'::regnamespace AND p.proname = ANY (v_agent_functions)
@@ -156,6 +170,20 @@ BEGIN
     IF to_regclass('public.agents_pipeline_migrations') IS NOT NULL THEN
         EXECUTE format('GRANT SELECT ON public.agents_pipeline_migrations TO %I', v_pipeline);
     END IF;
+
+    -- Objects created later, by the owner role (a migration that SETs ROLE to it, or the
+    -- definer functions creating partitions) or by the login running this: the pipeline
+    -- role's grants follow automatically. Per-schema defaults can only add, so PUBLIC's EXECUTE
+    -- on functions is revoked globally, for the owner role only (in this database only).
+    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I REVOKE EXECUTE ON ROUTINES FROM PUBLIC', v_owner);
+    FOR o IN SELECT DISTINCT r AS creator FROM unnest(ARRAY[v_owner, current_user::text]) AS r LOOP
+        EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA fleet '
+                       'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I', o.creator, v_pipeline);
+        EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA fleet '
+                       'GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO %I', o.creator, v_pipeline);
+        EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA fleet '
+                       'GRANT EXECUTE ON ROUTINES TO %I', o.creator, v_pipeline);
+    END LOOP;
 
     -- Database level: no temporary tables (DDL of a kind) and, on servers older than 15,
     -- no CREATE in schema public for whoever can connect. Without ownership of the database
@@ -173,21 +201,3 @@ SELECT fleet.apply_security();
 -- janitor reads them directly), and calling it directly must work for the pipeline role too,
 -- so it runs as the owner. It checks its table against an allow-list and bounds the range.
 ALTER FUNCTION fleet.ensure_partitions(text, date, date) SECURITY DEFINER;
-
--- Objects created later, by the owner role (a migration that SETs ROLE to it, or the
--- definer functions creating partitions) or by the login applying this file: the pipeline
--- role's grants follow automatically. Per-schema defaults can only add, so PUBLIC's EXECUTE
--- on functions is revoked globally, for the owner role only (this database only).
-ALTER DEFAULT PRIVILEGES FOR ROLE @ROLE_PREFIX@_owner REVOKE EXECUTE ON ROUTINES FROM PUBLIC;
-ALTER DEFAULT PRIVILEGES FOR ROLE @ROLE_PREFIX@_owner IN SCHEMA fleet
-    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO @ROLE_PREFIX@_pipeline;
-ALTER DEFAULT PRIVILEGES FOR ROLE @ROLE_PREFIX@_owner IN SCHEMA fleet
-    GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO @ROLE_PREFIX@_pipeline;
-ALTER DEFAULT PRIVILEGES FOR ROLE @ROLE_PREFIX@_owner IN SCHEMA fleet
-    GRANT EXECUTE ON ROUTINES TO @ROLE_PREFIX@_pipeline;
-ALTER DEFAULT PRIVILEGES IN SCHEMA fleet
-    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO @ROLE_PREFIX@_pipeline;
-ALTER DEFAULT PRIVILEGES IN SCHEMA fleet
-    GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO @ROLE_PREFIX@_pipeline;
-ALTER DEFAULT PRIVILEGES IN SCHEMA fleet
-    GRANT EXECUTE ON ROUTINES TO @ROLE_PREFIX@_pipeline;

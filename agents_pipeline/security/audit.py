@@ -72,7 +72,7 @@ WHERE c.relnamespace = 'fleet'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm
            AND has_table_privilege(%(pipeline)s, c.oid, 'UPDATE') AND has_table_privilege(%(pipeline)s, c.oid, 'DELETE'))
 UNION ALL
 SELECT 'function ' || p.oid::regprocedure::text FROM pg_proc p
-WHERE p.pronamespace = 'fleet'::regnamespace AND p.proname <> 'apply_security'
+WHERE p.pronamespace = 'fleet'::regnamespace AND p.proname NOT IN ('apply_security', 'ensure_roles')
   AND NOT has_function_privilege(%(pipeline)s, p.oid, 'EXECUTE')
 ORDER BY 1"""
 

@@ -57,20 +57,21 @@ def grant_agent(db: Database, *, names: Roles | None = None, new_password: bool 
                 host: str | None = None, port: int | None = None) -> AgentGrant:
     """Makes sure the agent login can connect and returns its connection settings.
 
-    Re-applies the schema's grants (fleet.apply_security), which also restores the
-    database-level privileges a restore into a new database does not carry.
+    Re-applies the schema's roles and grants (fleet.apply_security), which also restores
+    what a restore into a new database, or onto a server without the roles, does not carry.
     """
     names = names or roles()
     operator = connect_kwargs(db.pool.url)
 
     def work(cur) -> tuple[str | None, bool | None]:
-        cur.execute("SELECT to_regrole(%s) IS NOT NULL, to_regprocedure('fleet.apply_security()') IS NOT NULL",
-                    (names.agent,))
-        role_exists, has_function = cur.fetchone()
-        if not (role_exists and has_function):
-            raise ConfigurationError(f"role {names.agent} or fleet.apply_security() is missing: "
-                                     "run `agents-pipeline db migrate` first")
-        cur.execute("SELECT fleet.apply_security()")
+        cur.execute("SELECT to_regprocedure('fleet.apply_security()') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            raise ConfigurationError("fleet.apply_security() is missing: run `agents-pipeline db migrate` first")
+        cur.execute("SELECT fleet.apply_security()")  # creates missing roles (a restore elsewhere)
+        cur.execute("SELECT to_regrole(%s) IS NOT NULL", (names.agent,))
+        if not cur.fetchone()[0]:
+            raise ConfigurationError(f"role {names.agent} does not exist: the schema was migrated with another "
+                                     "AGENTS_PIPELINE_ROLE_PREFIX")
         cur.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(names.agent)))
         had = _has_password(cur, names.agent)
         if not new_password and had is not False:

@@ -162,3 +162,54 @@ def test_an_agent_host_configured_from_grant_agent(operator_env, pg_cluster, cap
         "SELECT count(*), count(*) FILTER (WHERE kind = 'start') FROM fleet.heartbeats h "
         "JOIN fleet.agents a USING (agent_id) WHERE a.name = 'host-agent'"), cur.fetchone())[1])
     assert tuple(stored) == (5, 1)  # CLI, helper loop, start, success, CLI after rotation
+
+
+def test_restore_onto_a_server_without_the_roles(pg_cluster, monkeypatch, capsys, tmp_path):
+    """The recovery path in docs/security.md: a dump restored with --no-owner --no-acl where the
+    roles do not exist, then `db grant-agent` recreates the roles, ownership and every grant."""
+    import subprocess
+    import uuid as _uuid
+
+    from agents_pipeline.core import migrations
+    from agents_pipeline.security.audit import audit
+    from agents_pipeline.security.roles import Roles
+    from agents_pipeline_tests.security.conftest import role_url
+
+    prefix = f"rs_{_uuid.uuid4().hex[:8]}"
+    names = Roles(prefix)
+    monkeypatch.setenv(migrations.ROLE_PREFIX_ENV, prefix)
+    bindir = pg_cluster.state()["bindir"]
+    conn_args = ["-h", str(pg_cluster.sockdir), "-p", str(pg_cluster.state()["port"]), "-U", "postgres"]
+    source, target = pg.fresh_database(pg_cluster, "template0"), pg.fresh_database(pg_cluster, "template0")
+    try:
+        conn = psycopg2.connect(**connect_kwargs(pg_cluster.url(source)))
+        try:
+            migrations.migrate(conn)
+        finally:
+            conn.close()
+        dump = tmp_path / "fleet.dump"
+        subprocess.run([f"{bindir}/pg_dump", *conn_args, "-Fc", "--no-owner", "--no-acl", "-f", str(dump), source],
+                       check=True, capture_output=True)
+        pg.drop_database(pg_cluster, source)
+        admin = pg.admin_connect(pg_cluster)
+        with admin.cursor() as cur:
+            cur.execute(f'DROP ROLE "{names.agent}", "{names.pipeline}", "{names.owner}"')
+        admin.close()
+        restored = subprocess.run([f"{bindir}/pg_restore", *conn_args, "--no-owner", "--no-acl", "-d", target,
+                                   str(dump)], capture_output=True, text=True)
+        assert restored.returncode == 0, restored.stderr
+
+        monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", pg_cluster.url(target))
+        code, out = _run(capsys, "db", "grant-agent", "--json")
+        assert code == 0, out
+        db = Database(pg_cluster.url(target), maxconn=1)
+        try:
+            assert [str(f) for f in audit(db, names)] == []
+            token = registry.register_agent(db, "restored").token
+        finally:
+            db.close()
+        with SharedState(role_url(pg_cluster.url(target), pg_cluster, names.agent), agent="restored",
+                         token=token, retry_window=2) as s:
+            assert s.heartbeat() is not None and s.set("after-restore", 1) == 1
+    finally:
+        pg.drop_database(pg_cluster, target)

@@ -90,6 +90,7 @@ FORBIDDEN = {
     "create partitions at will": "SELECT fleet.ensure_partitions('heartbeats', '2001-01-01', '2001-01-02')",
     "probe tokens": "SELECT fleet.authenticate('bravo', 'guess')",
     "re-apply grants": "SELECT fleet.apply_security()",
+    "create roles": "SELECT fleet.ensure_roles()",
     "read the migration ledger": "SELECT * FROM public.agents_pipeline_migrations",
     "turn activity tracking back on": "SET track_activities = on",
 }
