@@ -35,3 +35,16 @@ def test_check_fails_and_names_the_drift(secured_url, database, monkeypatch):
 
 def test_check_targets_the_schema_asset():
     assert database_roles_least_privilege.check_key.asset_key == dg.AssetKey("shared_state_schema")
+
+
+def test_the_daily_audit_job_runs_only_the_check(secured_url, monkeypatch):
+    monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", secured_url)
+    merged = dg.Definitions.merge(root_defs, defs)
+    job = merged.resolve_job_def("security_audit_job")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance)
+    assert result.success
+    assert [e.check_name for e in result.get_asset_check_evaluations()] == ["database_roles_least_privilege"]
+    assert result.get_asset_materialization_events() == []
+    schedule = merged.resolve_schedule_def("security_audit_schedule")
+    assert (schedule.cron_schedule, schedule.default_status) == ("17 6 * * *", dg.DefaultScheduleStatus.RUNNING)
