@@ -22,10 +22,24 @@ _ALLOWED_QUERY = {
 }
 
 
+# user:password@ in a URL. The password runs to the LAST @ before the host's slash, so an
+# unencoded @ inside it is masked too (urlsplit splits there as well).
+_URL_PASSWORD = re.compile(r"(//[^:/@\s]*:)[^\s/]*@")
+# password=... as a URL parameter or a libpq keyword (also PGPASSWORD=, sslpassword=), quoted or not.
+_KEYWORD_PASSWORD = re.compile(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s,;)]*)")
+# 'password': '...' in a dict or JSON repr (connection kwargs printed in an error).
+_MAPPING_PASSWORD = re.compile(r"(?i)([\"']\w*password[\"']\s*:\s*)([\"'])(?:(?!\2).)*\2")
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***, for logs and errors."""
-    masked = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
-    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", masked)
+    """The text with every password in it replaced by ***, for logs and errors.
+
+    Takes a URL or any message that may hold one (an exception's text), so callers can pass
+    whatever they are about to print.
+    """
+    masked = _URL_PASSWORD.sub(r"\1***@", url)
+    masked = _KEYWORD_PASSWORD.sub(r"\1***", masked)
+    return _MAPPING_PASSWORD.sub(r"\1\2***\2", masked)
 
 
 def connect_kwargs(url: str) -> dict[str, str | int]:

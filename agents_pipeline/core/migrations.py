@@ -85,7 +85,11 @@ def migrate(conn, sql_dir: Path = SQL_DIR) -> list[str]:
     with conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
-            cur.execute(_CREATE_TABLE)
+            # Only when missing: CREATE ... IF NOT EXISTS still needs CREATE on schema public,
+            # which a login holding just the pipeline role lacks (it may check, not migrate).
+            cur.execute("SELECT to_regclass('public.agents_pipeline_migrations')")
+            if cur.fetchone()[0] is None:
+                cur.execute(_CREATE_TABLE)
             already = applied(conn)
             for mig in available(sql_dir):
                 if mig.version in already:

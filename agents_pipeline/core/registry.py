@@ -6,6 +6,7 @@ agent login has no such right (see the roles migration).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,12 @@ def new_token() -> str:
     """A random token; only its SHA-256 is stored (fast to check on every heartbeat, and a
     slow password hash buys nothing for 256 random bits)."""
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> bytes:
+    """SHA-256 of the token, as fleet.token_hash computes it. Hashed here so that the token
+    itself never travels in statement text, which pg_stat_activity and the server log show."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
 
 
 @dataclass(frozen=True)
@@ -54,12 +61,12 @@ def register_agent(
             """INSERT INTO fleet.agents (name, agent_type, host, period, grace, process_pid,
                    process_pidfile, process_match, token_hash, token_issued_at, config)
                VALUES (%s, %s, %s, make_interval(secs => %s), make_interval(secs => %s), %s, %s, %s,
-                   fleet.token_hash(%s), now(), %s::jsonb)
+                   %s, now(), %s::jsonb)
                RETURNING agent_id""",
             (name, validation.text(agent_type, "agent type", max_len=100, required=True),
              validation.text(host, "host", max_len=255), period_s, grace_s, pid,
              validation.text(pidfile, "pidfile", max_len=4096), validation.text(match, "match pattern", max_len=1000),
-             token, doc),
+             token_hash(token), doc),
         )
         return cur.fetchone()[0]
 
@@ -99,8 +106,8 @@ def set_paused(db: Database, name: str, paused: bool) -> None:
 
 def rotate_token(db: Database, name: str) -> str:
     token = new_token()
-    _update_one(db, name, "UPDATE fleet.agents SET token_hash = fleet.token_hash(%s), token_issued_at = now(), "
-                          "updated_at = now() WHERE name = %s", (token,))
+    _update_one(db, name, "UPDATE fleet.agents SET token_hash = %s, token_issued_at = now(), "
+                          "updated_at = now() WHERE name = %s", (token_hash(token),))
     return token
 
 
