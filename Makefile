@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint venv db-up db-down clean
+.PHONY: run test test-slow lint venv db-up db-down clean demo readiness system-deps
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=/path/to/python3.11)")'
@@ -23,12 +23,24 @@ run: $(STAMP)
 	$(BIN)/agents-pipeline db migrate
 	exec $(BIN)/agents-pipeline dev
 
-test: $(STAMP)
+# PostgreSQL and Chromium (for the browser test) come from Debian: installed when missing and
+# running as root, otherwise the script says what to install.
+system-deps:
+	@scripts/install_system_deps.sh
+
+test: $(STAMP) system-deps
 	$(BIN)/ruff check agents_pipeline agents_pipeline_tests benchmarks
 	$(BIN)/python -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m slow
+
+# Beside `make run`, in a second terminal: backdated history, then a simulated fleet.
+demo: $(STAMP)
+	AGENTS_PIPELINE_BIN=$(BIN)/agents-pipeline scripts/demo.sh
+
+readiness: $(STAMP)
+	$(BIN)/agents-pipeline readiness
 
 lint: $(STAMP)
 	$(BIN)/ruff check agents_pipeline agents_pipeline_tests benchmarks

@@ -14,6 +14,7 @@ from agents_pipeline.performance import definitions as performance_definitions
 from agents_pipeline.platform import definitions as platform_definitions
 from agents_pipeline.resources import postgres_resource
 from agents_pipeline.retention import definitions as retention_definitions
+from agents_pipeline.security import definitions as security_definitions
 
 defs = dg.Definitions.merge(
     platform_definitions.defs,
@@ -23,5 +24,6 @@ defs = dg.Definitions.merge(
     retention_definitions.defs,
     migration_definitions.defs,
     help_definitions.defs,
+    security_definitions.defs,
     dg.Definitions(resources={"postgres": postgres_resource()}),
 )

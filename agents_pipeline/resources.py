@@ -27,7 +27,10 @@ class PostgresResource(dg.ConfigurableResource):
         connect_kwargs(self.url)  # validates the URL with a message that masks the password
         self._engine = sa.create_engine(
             self.url, pool_pre_ping=True, pool_size=self.pool_size, max_overflow=self.pool_size,
-            pool_recycle=1800, connect_args={"application_name": "agents_pipeline:dagster", **ssl_params()},
+            pool_recycle=1800,
+            # TLS settings from the environment fill in what the URL leaves out, as on the agent side.
+            connect_args={"application_name": "agents_pipeline:dagster",
+                          **{k: v for k, v in ssl_params().items() if k not in sa.engine.make_url(self.url).query}},
         )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

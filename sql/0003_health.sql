@@ -98,8 +98,10 @@ AS $$
 $$;
 
 -- The notification payload for an alert event; the sender renders it and receivers dedupe on
--- idempotency_key. Matches agents_pipeline.alerts.store.
-CREATE FUNCTION fleet.alert_payload(a fleet.alerts, p_event text, p_key text, p_extra jsonb)
+-- idempotency_key. Matches agents_pipeline.alerts.store. It takes the alert's id and reads the
+-- row itself, rather than taking a fleet.alerts row value: a row built with ROW(...)::alerts
+-- breaks as soon as a later migration adds a column to fleet.alerts.
+CREATE FUNCTION fleet.alert_payload(p_alert_id bigint, p_event text, p_key text, p_extra jsonb)
 RETURNS jsonb
 LANGUAGE sql STABLE
 AS $$
@@ -108,6 +110,7 @@ AS $$
         'agent_id', a.agent_id, 'agent', (SELECT g.name FROM fleet.agents g WHERE g.agent_id = a.agent_id),
         'subject', a.subject, 'message', a.message, 'details', a.details,
         'opened_at', a.opened_at, 'idempotency_key', p_key) || coalesce(p_extra, '{}'::jsonb)
+    FROM fleet.alerts a WHERE a.alert_id = p_alert_id
 $$;
 
 CREATE FUNCTION fleet.evaluate_health(
@@ -216,8 +219,7 @@ BEGIN
     )
     INSERT INTO notifications (alert_id, event, channel, idempotency_key, payload)
     SELECT r.alert_id, 'resolved', ch, format('alert:%s:resolved:%s', r.alert_id, ch),
-           alert_payload(ROW(r.alert_id, r.alert_key, r.kind, r.severity, r.agent_id, r.subject, r.message,
-                             r.details, r.opened_at, r.last_notified_at, r.resolved_at, r.imported)::alerts,
+           alert_payload(r.alert_id,
                          'resolved', format('alert:%s:resolved', r.alert_id),
                          jsonb_build_object('resolved_at', r.resolved_at, 'agent_status', r.agent_status,
                                             'duration_s', extract(epoch FROM r.resolved_at - r.opened_at)))
@@ -236,7 +238,7 @@ BEGIN
     )
     INSERT INTO notifications (alert_id, event, channel, idempotency_key, payload)
     SELECT e.alert_id, 'resolved', ch, format('alert:%s:resolved:%s', e.alert_id, ch),
-           alert_payload(e::alerts, 'resolved', format('alert:%s:resolved', e.alert_id),
+           alert_payload(e.alert_id, 'resolved', format('alert:%s:resolved', e.alert_id),
                          jsonb_build_object('resolved_at', e.resolved_at,
                                             'duration_s', extract(epoch FROM e.resolved_at - e.opened_at)))
     FROM ended e CROSS JOIN unnest(p_channels) ch
@@ -275,8 +277,7 @@ BEGIN
     )
     INSERT INTO notifications (alert_id, event, channel, idempotency_key, payload)
     SELECT c.alert_id, c.event, ch, c.key || ':' || ch,
-           alert_payload(ROW(c.alert_id, c.alert_key, c.kind, c.severity, c.agent_id, c.subject, c.message,
-                             c.details, c.opened_at, c.last_notified_at, c.resolved_at, c.imported)::alerts,
+           alert_payload(c.alert_id,
                          c.event, c.key,
                          CASE WHEN c.event = 'reminder' THEN jsonb_build_object(
                              'down_for_s', extract(epoch FROM p_now - c.opened_at)) END)

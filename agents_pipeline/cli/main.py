@@ -30,6 +30,9 @@ def _build() -> argparse.ArgumentParser:
     restore.add_argument("--into", default=None, help="URL of the database to restore into")
     grant = db.add_parser("grant-agent", help="print the connection settings an agent host needs")
     grant.add_argument("--json", action="store_true")
+    grant.add_argument("--new-password", action="store_true", help="set a new password for the agent login")
+    grant.add_argument("--host", help="host agents use to reach the database (default: from the URL)")
+    grant.add_argument("--port", type=int, help="port agents use (default: from the URL)")
 
     agents = sub.add_parser("agents", help="the agent registry").add_subparsers(dest="action", required=True)
     reg = agents.add_parser("register", help="register an agent and print its token once")

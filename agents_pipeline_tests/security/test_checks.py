@@ -3,18 +3,18 @@
 import dagster as dg
 
 from agents_pipeline.definitions import defs as root_defs
+from agents_pipeline.platform.assets import shared_state_schema
+from agents_pipeline.resources import postgres_resource
 from agents_pipeline.security.checks import database_roles_least_privilege
-from agents_pipeline.security.definitions import defs
 
 
 def _evaluate(url: str, monkeypatch) -> dg.AssetCheckEvaluation:
-    """Materializes the code location's assets with this domain's check merged in (as the root
-    definitions will merge it), the database URL from the environment as in production."""
+    """Materializes the schema asset with this check, the database URL from the environment
+    (through dg.EnvVar) as in production."""
     monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", url)
-    merged = dg.Definitions.merge(root_defs, defs)
-    job = merged.resolve_implicit_global_asset_job_def()
     with dg.instance_for_test() as instance:
-        result = job.execute_in_process(instance=instance)
+        result = dg.materialize([shared_state_schema, database_roles_least_privilege],
+                                resources={"postgres": postgres_resource()}, instance=instance)
         evaluations = result.get_asset_check_evaluations()
     return next(e for e in evaluations if e.check_name == "database_roles_least_privilege")
 
@@ -39,12 +39,11 @@ def test_check_targets_the_schema_asset():
 
 def test_the_daily_audit_job_runs_only_the_check(secured_url, monkeypatch):
     monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", secured_url)
-    merged = dg.Definitions.merge(root_defs, defs)
-    job = merged.resolve_job_def("security_audit_job")
+    job = root_defs.resolve_job_def("security_audit_job")
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(instance=instance)
     assert result.success
     assert [e.check_name for e in result.get_asset_check_evaluations()] == ["database_roles_least_privilege"]
     assert result.get_asset_materialization_events() == []
-    schedule = merged.resolve_schedule_def("security_audit_schedule")
+    schedule = root_defs.resolve_schedule_def("security_audit_schedule")
     assert (schedule.cron_schedule, schedule.default_status) == ("17 6 * * *", dg.DefaultScheduleStatus.RUNNING)
