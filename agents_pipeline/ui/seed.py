@@ -25,8 +25,15 @@ from agents_pipeline.ui.profiles import DEMO_AGENT_TYPE, MODELS, fleet
 MARKER_KEY = "demo.seeded_until"
 OUTAGE_PERCENT = 3
 """Share of agent-hours with an outage: its first 40 minutes have no heartbeats."""
-# (%% because these statements go through psycopg2's parameter formatting)
-OUTAGE = f"abs(hashtext(a.name || to_char(t AT TIME ZONE 'UTC', 'YYYYMMDDHH24'))) %% 100 < {OUTAGE_PERCENT}"
+
+# Whether an agent is in an outage at a time: deterministic, so heartbeats, samples,
+# conversations, status changes and alerts all agree on when each outage was.
+_OUTAGE_FUNCTION = """
+CREATE FUNCTION pg_temp.seed_in_outage(p_name text, p_at timestamptz, p_percent integer, p_whole_hour boolean)
+RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+    SELECT abs(hashtext(p_name || to_char(p_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24'))) % 100 < p_percent
+           AND (p_whole_hour OR extract(minute FROM p_at AT TIME ZONE 'UTC') < 40)
+$$"""
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ SELECT a.agent_id, t, t - make_interval(secs => random() * 0.05),
 FROM fleet.agents a
 CROSS JOIN generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 microsecond',
                            make_interval(secs => %(every)s)) AS t
-WHERE a.name = ANY (%(names)s) AND NOT (""" + OUTAGE + """ AND extract(minute FROM t) < 40)"""
+WHERE a.name = ANY (%(names)s) AND NOT pg_temp.seed_in_outage(a.name, t, %(pct)s, false)"""
 
 # Each outage hour: down at the deadline it passed (start + period + grace), up when the
 # heartbeats resumed; with a resolved agent_down alert spanning it.
@@ -85,7 +92,7 @@ SELECT a.agent_id, a.name, t + a.period + a.grace AS down_at, t + interval '40 m
 FROM fleet.agents a
 CROSS JOIN generate_series(date_trunc('hour', %(start)s::timestamptz) + interval '1 hour',
                            %(end)s::timestamptz - interval '1 hour', interval '1 hour') AS t
-WHERE a.name = ANY (%(names)s) AND """ + OUTAGE
+WHERE a.name = ANY (%(names)s) AND pg_temp.seed_in_outage(a.name, t, %(pct)s, true)"""
 
 _STATUS = """
 INSERT INTO fleet.status_changes (agent_id, from_status, to_status, changed_at, noticed_at, reason, message)
@@ -116,7 +123,7 @@ JOIN unnest(%(names)s::text[], %(cpu)s::float8[]) AS c(name, cpu) ON c.name = a.
 CROSS JOIN generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 microsecond',
                            make_interval(secs => %(every)s)) AS t
 CROSS JOIN (VALUES ('cpu_percent'), ('memory_rss_bytes'), ('num_threads'), ('num_fds')) AS m(metric)
-WHERE NOT (""" + OUTAGE + """ AND extract(minute FROM t) < 40)
+WHERE NOT pg_temp.seed_in_outage(a.name, t, %(pct)s, false)
 UNION ALL
 SELECT t, %(host)s, NULL, m.metric,
        CASE m.metric
@@ -152,7 +159,7 @@ CROSS JOIN LATERAL (SELECT r.pt, CASE WHEN r.failed THEN 0 ELSE 50 + floor(rando
                            r.failed, r.z, r.mi) AS x
 JOIN unnest(%(models)s::text[], %(pin)s::float8[], %(pout)s::float8[]) WITH ORDINALITY
      AS m(model, pin, pout, i) ON m.i = x.mi + 1
-WHERE a.name = ANY (%(names)s) AND NOT (""" + OUTAGE + """ AND extract(minute FROM t) < 40)
+WHERE a.name = ANY (%(names)s) AND NOT pg_temp.seed_in_outage(a.name, t, %(pct)s, false)
 ON CONFLICT (run_id) DO NOTHING"""
 
 _KEEP_AGENTS_CURRENT = """
@@ -196,7 +203,9 @@ def seed_history(db: Database, plan: SeedPlan, *, now: datetime | None = None) -
                   "llm_conversations": 0, "help_requests": 0}
         if start >= end:
             return counts
-        base = {"start": start, "end": end, "names": names}
+        base = {"start": start, "end": end, "names": names, "pct": OUTAGE_PERCENT}
+        cur.execute("DROP FUNCTION IF EXISTS pg_temp.seed_in_outage(text, timestamptz, integer, boolean)")
+        cur.execute(_OUTAGE_FUNCTION)
         cur.execute(_AGENTS, {**base, "type": DEMO_AGENT_TYPE, "profiles": [p.name for _, p in members]})
         cur.execute(_HEARTBEATS, {**base, "every": plan.heartbeat_every_s})
         counts["heartbeats"] = cur.rowcount
