@@ -52,14 +52,16 @@ def _readiness(args: argparse.Namespace) -> int:
         os.environ.setdefault(key, value)
     checks, agents = database_checks(url)
     if not args.skip_dagster:
+        import importlib
+
         import dagster as dg
 
-        from agents_pipeline import definitions
         from agents_pipeline.ui.instigators import dagster_checks
 
         try:
+            repo = importlib.import_module(args.definitions).defs.get_repository_def()
             with dg.DagsterInstance.get() as instance:
-                checks += dagster_checks(instance, definitions.defs.get_repository_def())
+                checks += dagster_checks(instance, repo, args.location)
         except Exception as exc:  # no instance at all: that is the failure to report
             checks.append(Check("dagster_instance", False, f"cannot open the Dagster instance: {exc}"))
     if args.json:
@@ -114,6 +116,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                     "schedules and sensors; non-zero exit on any failure")
     ready.add_argument("--json", action="store_true")
     ready.add_argument("--skip-dagster", action="store_true", help="only the database-side checks")
+    ready.add_argument("--definitions", default="agents_pipeline.definitions", metavar="MODULE",
+                       help="module whose `defs` the code location serves (default agents_pipeline.definitions)")
+    ready.add_argument("--location", default="agents_pipeline", help="code location name (default agents_pipeline)")
     ready.set_defaults(handler=_readiness)
 
     launch = subparsers.add_parser("launch", help="launch a job through the running webserver and wait for it")
