@@ -82,6 +82,27 @@ def _readiness(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _demo_kickoff(args: argparse.Namespace) -> int:
+    import importlib
+
+    from agents_pipeline.ui.kickoff import kickoff, kickoff_plan, wait_for_webserver
+    from agents_pipeline.ui.launch import ui_url
+
+    repo = importlib.import_module(args.definitions).defs.get_repository_def()
+    if args.dry_run:
+        for item in kickoff_plan(repo):
+            print(f"would materialize {item.asset_key} [{item.partition}]")
+        return 0
+    url = (args.ui or ui_url()).rstrip("/")
+    wait_for_webserver(url, args.wait)
+    launched = kickoff(url, repo)
+    for item, run_id in launched:
+        print(f"queued {item.asset_key} [{item.partition}]: {url}/runs/{run_id}")
+    if not launched:
+        print("no partitioned assets to materialize")
+    return 0
+
+
 def _launch(args: argparse.Namespace) -> int:
     from agents_pipeline.ui.launch import launch_command
 
@@ -111,6 +132,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     seed.add_argument("--agents", type=int, default=6, help="number of demo agents (default 6)")
     _seed_arguments(seed)
     seed.set_defaults(handler=_demo_seed)
+
+    kick = subparsers.add_parser("demo-kickoff", help="queue the latest partition of every partitioned asset "
+                                                      "through the webserver (after demo-seed)")
+    kick.add_argument("--ui", help="webserver URL (default AGENTS_PIPELINE_UI_URL or http://127.0.0.1:3000)")
+    kick.add_argument("--wait", type=float, default=180.0, help="seconds to wait for the webserver (default 180)")
+    kick.add_argument("--definitions", default="agents_pipeline.definitions", metavar="MODULE")
+    kick.add_argument("--dry-run", action="store_true", help="print what would be launched")
+    kick.set_defaults(handler=_demo_kickoff)
 
     ready = subparsers.add_parser("readiness", help="check environment, database, schema, heartbeat path, daemon, "
                                                     "schedules and sensors; non-zero exit on any failure")
