@@ -111,8 +111,8 @@ def test_asset_graph_shows_every_group(browser_page):
 
 def test_metadata_plots_have_points_after_materializations(browser_page, dagster_dev):
     client = client_for(dagster_dev.url)
-    for _ in range(3):
-        assert wait(client, submit(client, "platform_readiness_job"), timeout_s=120) == "SUCCESS"
+    run_ids = [submit(client, "platform_readiness_job", tags={"n": str(i)}) for i in range(3)]  # queued together
+    assert [wait(client, run_id, timeout_s=150) for run_id in run_ids] == ["SUCCESS"] * 3
     _open(browser_page, "/assets/platform_readiness", "asset-overview", "Metadata")
     browser_page.get_by_text("Plots", exact=True).click()
     browser_page.get_by_text("checks_passed", exact=True).wait_for()
