@@ -158,10 +158,13 @@ def run_fleet(url: str, n: int, *, period_s: float, grace_s: float, duration_s: 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         demo.request_stop()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    print(f"demo fleet: {n} agents, one process each (Ctrl-C stops them)", flush=True)
-    for m in demo.members:
-        print(f"  {m.name:<24} {m.profile.name}", flush=True)
-    demo.run(duration_s)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(f"demo fleet: {n} agents, one process each (Ctrl-C stops them)", flush=True)
+        for m in demo.members:
+            print(f"  {m.name:<24} {m.profile.name}", flush=True)
+        demo.run(duration_s)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
