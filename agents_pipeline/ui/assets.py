@@ -7,6 +7,8 @@ in the UI for a fraction of that. Materializing the asset from the UI runs the s
 demand.
 """
 
+from datetime import timedelta
+
 import dagster as dg
 
 from agents_pipeline.resources import PostgresResource
@@ -77,6 +79,8 @@ def _evaluations(checks: list[Check]) -> list[dg.AssetCheckEvaluation]:
                 "path end to end, and the daemon, schedules and sensors. Agents being down is not a failure.",
     check_specs=[dg.AssetCheckSpec(name, asset=ASSET_KEY, description=text) for name, text in CHECKS.items()],
     code_version="1",
+    # The sensor refreshes it every 5 minutes: older than 20 means the daemon or the sensor stalled.
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=20), warn_window=timedelta(minutes=11)),
 )
 def platform_readiness(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
     origin = context.run.remote_job_origin

@@ -142,7 +142,7 @@ def database_checks(url: str) -> tuple[list[Check], dict[str, int]]:
     a reason) when the database cannot be reached, rather than each timing out in turn."""
     checks = [_guard("environment", check_environment, url)]
     try:
-        db = Database(url, maxconn=2, retry_window=5, application_name="agents_pipeline:readiness")
+        db = Database(url, maxconn=2, retry_window=3, application_name="agents_pipeline:readiness")
     except AgentsPipelineError as exc:
         return [*checks, Check("database", False, str(exc))], {}
     try:

@@ -51,8 +51,7 @@ def test_schema_behind_fails_with_the_fix(db_url):
     assert not schema.passed and "agents-pipeline db migrate" in schema.detail
 
 
-def test_unreachable_database_fails_fast_and_skips_the_rest(pg_cluster, monkeypatch):
-    monkeypatch.setenv("AGENTS_PIPELINE_RETRY_WINDOW_S", "1")
+def test_unreachable_database_fails_fast_and_skips_the_rest():
     url = "postgresql+psycopg2://postgres:secret-pw@127.0.0.1:1/nowhere"
     started = time.monotonic()
     checks, agents = database_checks(url)

@@ -48,3 +48,5 @@ def test_ui_definitions_load_beside_the_platform():
     assert [str(k.path[-1]) for k in job.asset_layer.selected_asset_keys] == ["shared_state_schema"]
     assert repo.get_sensor_def("platform_readiness_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     assert repo.assets_defs_by_key[ASSET_KEY].group_names_by_key[ASSET_KEY] == "platform"
+    policy = repo.asset_graph.get(ASSET_KEY).freshness_policy
+    assert policy is not None and policy.fail_window.to_timedelta().total_seconds() == 20 * 60
