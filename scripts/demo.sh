@@ -17,7 +17,7 @@ fleet=$!
 trap 'kill -TERM "$fleet" 2>/dev/null || true' INT TERM
 
 # Needs `make run` (the webserver); the fleet keeps running either way.
-if ! "$AP" demo-kickoff; then
+if ! "$AP" demo-kickoff --wait "${DEMO_KICKOFF_WAIT:-180}"; then
     echo "demo: could not queue the first runs (is \`make run\` up?); the fleet runs anyway" >&2
 fi
 wait "$fleet"

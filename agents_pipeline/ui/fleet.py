@@ -125,12 +125,16 @@ class Fleet:
                 self._spawn(m)
 
     def run(self, duration_s: float | None = None) -> None:
-        self.start()
+        """Until stopped or ``duration_s``; the agents are stopped however this ends (a database
+        outage while restarting one must not leave the others orphaned)."""
         deadline = None if duration_s is None else time.monotonic() + duration_s
-        while not self._stopping and (deadline is None or time.monotonic() < deadline):
-            self.poll()
-            time.sleep(0.5)
-        self.stop()
+        try:
+            self.start()
+            while not self._stopping and (deadline is None or time.monotonic() < deadline):
+                self.poll()
+                time.sleep(0.5)
+        finally:
+            self.stop()
 
     def request_stop(self, *_: object) -> None:
         self._stopping = True
@@ -147,8 +151,10 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 m.proc.kill()
                 m.proc.wait()
-        self.poll()
-        self.db.close()
+        try:
+            self.poll()
+        finally:
+            self.db.close()
 
 
 def run_fleet(url: str, n: int, *, period_s: float, grace_s: float, duration_s: float | None) -> int:
