@@ -1,0 +1,73 @@
+"""The demo fleet: real agent processes, registered by pid, heartbeating with their own tokens."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psutil
+import pytest
+
+from agents_pipeline.ui.fleet import Fleet, ensure_demo_agent, set_pid
+from agents_pipeline.ui.profiles import PROFILES, fleet
+
+
+def _q(database, sql, params=()):
+    def work(cur):
+        cur.execute(sql, params)
+        return [tuple(row) for row in cur.fetchall()]
+
+    return database.transaction(work)
+
+
+def test_fleet_runs_one_process_per_agent_and_restarts_crashes(db_url, database):
+    demo = Fleet(db_url, 3, period_s=1, grace_s=1, restart_scale=0.01, seed=7)
+    demo.start()
+    try:
+        pids = dict(_q(database, "SELECT name, process_pid FROM fleet.agents"))
+        assert set(pids) == {"demo-planner", "demo-researcher", "demo-crawler"}
+        for name, pid in pids.items():
+            proc = psutil.Process(pid)
+            assert "agents_pipeline.ui.demo_agent" in " ".join(proc.cmdline()) and name in proc.cmdline()
+            assert os.environ.get("AGENTS_PIPELINE_AGENT_TOKEN") not in proc.cmdline()
+        deadline = time.monotonic() + 25
+        crawler = next(m for m in demo.members if m.name == "demo-crawler")
+        while time.monotonic() < deadline and crawler.starts < 2:
+            demo.poll()
+            time.sleep(0.2)
+        assert crawler.starts >= 2 and 3 in crawler.exits  # a simulated crash, then a restart
+        time.sleep(1.5)
+        demo.poll()
+    finally:
+        demo.stop()
+    assert all(m.proc is None for m in demo.members)
+    for pid in pids.values():
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    rows = dict((r[0], r[1:]) for r in _q(database, """
+        SELECT a.name, count(h.*) FILTER (WHERE h.kind = 'start'), count(h.*) FILTER (WHERE h.kind IN ('ok', 'fail')),
+               (SELECT count(*) FROM fleet.llm_conversations c WHERE c.agent_id = a.agent_id), a.process_pid
+        FROM fleet.agents a LEFT JOIN fleet.heartbeats h USING (agent_id) GROUP BY a.agent_id, a.name"""))
+    for name, (starts, finishes, conversations, pid) in rows.items():
+        assert starts >= 2 and finishes >= 1 and conversations >= 1, name
+        assert pid is None, f"{name}: a stopped agent keeps no pid"
+
+
+def test_reregistering_keeps_history_and_replaces_the_token(database):
+    """Regression: a restarted fleet must reuse the registry row (and its history), not fail."""
+    name, profile = fleet(1)[0]
+    first = ensure_demo_agent(database, name, profile, period_s=10, grace_s=5)
+    set_pid(database, name, os.getpid())
+    second = ensure_demo_agent(database, name, profile, period_s=20, grace_s=5)
+    assert first != second
+    rows = _q(database, """SELECT count(*), min(process_pid), min(extract(epoch FROM period)),
+                                  bool_and(token_hash = fleet.token_hash(%s)), min(config->>'profile')
+                           FROM fleet.agents""", (second,))
+    assert rows == [(1, os.getpid(), 20, True, profile.name)]
+
+
+def test_fleet_names_are_stable_and_sized():
+    names = [n for n, _ in fleet(8)]
+    assert len(set(names)) == 8 and names[:2] == ["demo-planner", "demo-researcher"]
+    assert names[len(PROFILES)] == "demo-planner-2"
+    with pytest.raises(ValueError, match="at least one agent"):
+        fleet(0)

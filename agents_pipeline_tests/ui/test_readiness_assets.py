@@ -1,0 +1,52 @@
+"""platform_readiness as the UI shows it: asset checks from a run and from the sensor."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from agents_pipeline.resources import PostgresResource
+from agents_pipeline.ui import definitions as ui_definitions
+from agents_pipeline.ui.assets import ASSET_KEY, CHECKS, platform_readiness, platform_readiness_sensor
+
+
+def test_materialization_reports_each_check_and_a_missing_daemon(db_url, pg_instance):
+    result = dg.materialize([platform_readiness], instance=pg_instance,
+                            resources={"postgres": PostgresResource(url=db_url)}, raise_on_error=False)
+    assert result.success  # checks report failures; they do not fail the run
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == set(CHECKS)
+    assert all(evaluations[n].passed for n in ("environment", "database", "schema_version", "heartbeat_path"))
+    # No daemon runs beside dg.materialize: the one failure, named.
+    assert not evaluations["schedules_and_sensors"].passed
+    assert "daemon not heartbeating" in evaluations["schedules_and_sensors"].description
+    metadata = result.asset_materializations_for_node("platform_readiness")[0].metadata
+    assert metadata["checks_passed"].value == 4 and metadata["checks_failed"].value == 1
+    assert metadata["latency_ms"].value > 0 and metadata["schema_version"].value == metadata["latest_version"].value
+
+
+def test_sensor_reports_without_a_run(db_url, pg_instance):
+    defs = dg.Definitions(assets=[platform_readiness], sensors=[platform_readiness_sensor],
+                          resources={"postgres": PostgresResource(url=db_url)})
+    with dg.build_sensor_context(instance=pg_instance, repository_def=defs.get_repository_def(),
+                                 resources={"postgres": PostgresResource(url=db_url)}) as context:
+        result = platform_readiness_sensor(context)
+    assert not result.run_requests
+    kinds = [type(e).__name__ for e in result.asset_events]
+    assert kinds == ["AssetMaterialization"] + ["AssetCheckEvaluation"] * len(CHECKS)
+    assert result.asset_events[0].asset_key == ASSET_KEY
+    assert result.asset_events[0].metadata["checks_passed"].value == 4
+    sensor_check = next(e for e in result.asset_events[1:] if e.check_name == "schedules_and_sensors")
+    assert "sensor:platform_readiness_sensor" in sensor_check.description or "daemon" in sensor_check.description
+
+
+def test_ui_definitions_load_beside_the_platform():
+    from agents_pipeline.platform import definitions as platform_definitions
+
+    resources = dg.Definitions(resources={"postgres": PostgresResource(url="postgresql+psycopg2://u@h/db")})
+    repo = dg.Definitions.merge(platform_definitions.defs, ui_definitions.defs, resources).get_repository_def()
+    job = repo.get_job("schema_migrate_job")
+    assert [str(k.path[-1]) for k in job.asset_layer.selected_asset_keys] == ["shared_state_schema"]
+    assert repo.get_sensor_def("platform_readiness_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    assert repo.assets_defs_by_key[ASSET_KEY].group_names_by_key[ASSET_KEY] == "platform"
+    policy = repo.asset_graph.get(ASSET_KEY).freshness_policy
+    assert policy is not None and policy.fail_window.to_timedelta().total_seconds() == 20 * 60

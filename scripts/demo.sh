@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `make demo`, beside `make run`: seed weeks of backdated history, start the demo fleet (one OS
+# process per agent), queue the latest partition of every partitioned asset through the
+# webserver, and keep the fleet running until Ctrl-C. Safe to re-run: the seed adds only the
+# time since the previous seed, and agents keep their registry rows.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+AP=${AGENTS_PIPELINE_BIN:-.venv/bin/agents-pipeline}
+AGENTS=${DEMO_AGENTS:-6}
+
+"$AP" db up >/dev/null
+"$AP" db migrate
+"$AP" demo-seed --agents "$AGENTS"
+
+"$AP" demo-fleet --agents "$AGENTS" &
+fleet=$!
+trap 'kill -TERM "$fleet" 2>/dev/null || true' INT TERM
+
+# Needs `make run` (the webserver); the fleet keeps running either way.
+if ! "$AP" demo-kickoff --wait "${DEMO_KICKOFF_WAIT:-180}"; then
+    echo "demo: could not queue the first runs (is \`make run\` up?); the fleet runs anyway" >&2
+fi
+wait "$fleet"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# System packages the tests and `make run` need beyond the Python venv:
+#   - PostgreSQL server binaries (initdb, pg_ctl): the project-local cluster and the test clusters
+#   - Chromium: the browser test drives Debian's /usr/bin/chromium (Playwright downloads nothing)
+# As root with apt-get, installs what is missing; otherwise prints what to install and exits 1.
+set -euo pipefail
+
+missing=()
+if ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null && ! command -v pg_ctl >/dev/null; then
+    missing+=(postgresql)
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    missing+=(chromium)
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "installing system packages: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q "${missing[@]}" >/dev/null
+    exit 0
+fi
+
+echo "missing system packages: ${missing[*]}" >&2
+echo "install them (Debian: sudo apt-get install -y ${missing[*]}), or set AGENTS_PIPELINE_PG_BIN" \
+     "for PostgreSQL; the browser test needs /usr/bin/chromium" >&2
+exit 1
