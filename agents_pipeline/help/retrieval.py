@@ -58,7 +58,7 @@ WORDS: dict[str, str] = {
 }
 EXPANSION_BOOST = 0.6
 # Stop words of the 'english' configuration that carry an operator's meaning.
-KEPT_STOP_WORDS = frozenset({"down", "up", "off", "out", "again", "once", "before", "after", "not", "no"})
+KEPT_STOP_WORDS = frozenset({"down", "up", "off", "out", "again", "once", "not", "no"})
 
 _SEARCH_SQL = r"""
 WITH terms AS (
