@@ -81,7 +81,12 @@ def gather(db: Database, question: str, agent_names: list[str] | tuple[str, ...]
     # An agent that is down makes "down" part of the question even when the operator wrote
     # "what is wrong with demo?": the status steers retrieval to the matching runbook.
     statuses = " ".join(sorted({a.status for a in agents if a.status != "up"}))
-    hits = retrieval.search(db, question, limit=TOP_PASSAGES, extra_terms=statuses)
+    # An agent's name is a live-state word: matched against the docs it only finds the
+    # examples that happen to use the same name ("why is demo down?" in docs/help.md).
+    searched = question
+    for a in agents:
+        searched = re.sub(re.escape(a.name), " ", searched, flags=re.IGNORECASE)
+    hits = retrieval.search(db, searched, limit=TOP_PASSAGES, extra_terms=statuses)
     fleet = live.fleet_overview(db) if not agents and _FLEET_WORDS.search(question) else []
     context = Context(question, hits, agents, fleet)
     context.number()
