@@ -70,16 +70,27 @@ WITH terms AS (
           SELECT unnest(tsvector_to_array(to_tsvector('fleet.help_english', %(expansion)s))), %(expansion_boost)s::float8) t
     GROUP BY lexeme
 ), total AS (
-    SELECT greatest(count(*), 1)::float8 AS n FROM fleet.knowledge_passages
+    SELECT greatest(coalesce((SELECT (value->>'passages')::float8 FROM fleet.system_config
+                              WHERE key = 'help.knowledge_corpus'), 1), 1) AS n
 ), weighted AS MATERIALIZED (
-    SELECT t.lexeme, t.boost * ln(1.0 + total.n / s.ndoc) AS weight,
+    SELECT t.lexeme, s.ndoc, total.n, t.boost * ln(1.0 + total.n / s.ndoc) AS weight,
            format('''%%s''', replace(replace(t.lexeme, '\', '\\'), '''', ''''''))::tsquery AS q
     FROM terms t JOIN fleet.knowledge_lexemes s ON s.lexeme = t.lexeme CROSS JOIN total
+), seeds AS MATERIALIZED (
+    -- Passages are found through the GIN index by the distinctive terms; a word found in most
+    -- passages ("agent") only helps to rank what they found.
+    SELECT coalesce((SELECT string_agg(q::text, ' | ') FROM weighted WHERE ndoc <= greatest(0.3 * n, 20)),
+                    (SELECT string_agg(q::text, ' | ') FROM weighted))::tsquery AS q
 ), scored AS (
-    SELECT p.passage_id, sum(w.weight * ts_rank_cd(p.tsv, w.q, 1)) AS score,
-           count(*) AS matched
-    FROM weighted w JOIN fleet.knowledge_passages p ON p.tsv @@ w.q
-    GROUP BY p.passage_id
+    SELECT c.passage_id, r.score, r.matched
+    FROM fleet.knowledge_passages c
+    -- tsv is stored out of line (TOAST); concatenating detoasts it once per passage instead
+    -- of once per ts_rank_cd call (measured: 5x fewer buffer reads at 10,000 passages)
+    CROSS JOIN LATERAL (SELECT c.tsv || ''::tsvector AS v OFFSET 0) d
+    CROSS JOIN LATERAL (
+        SELECT sum(x.weight * x.rank) AS score, count(*) FILTER (WHERE x.rank > 0) AS matched
+        FROM (SELECT w.weight, ts_rank_cd(d.v, w.q, 1) AS rank FROM weighted w OFFSET 0) x) r
+    WHERE c.tsv @@ (SELECT q FROM seeds)
 )
 SELECT p.passage_id, p.doc_path, p.section, p.anchor, p.body, p.position,
        s.score * (0.5 + 0.5 * s.matched::float8 / (SELECT greatest(count(*), 1) FROM weighted)) AS score,
