@@ -52,7 +52,9 @@ def docs_root(explicit: str | Path | None = None) -> Path:
             if not path.is_dir():
                 raise ConfigurationError(f"help documentation folder {path} does not exist")
             return path
-    if (PROJECT_DIR / "docs").is_dir():
+    # a clone or an editable install; an installed package's parent is site-packages, whose
+    # stray docs/ folder (some wheels ship one) must not be mistaken for ours
+    if (PROJECT_DIR / "docs").is_dir() and (PROJECT_DIR / "pyproject.toml").is_file():
         return PROJECT_DIR
     if BUNDLE_DIR.is_dir():
         return BUNDLE_DIR

@@ -32,6 +32,7 @@ def test_definitions_snapshot(monkeypatch):
         "knowledge_base_sensor": (60, dg.DefaultSensorStatus.RUNNING),
         "help_requests_sensor": (15, dg.DefaultSensorStatus.RUNNING)}
     assert [j.name for j in defs.jobs] == ["help_request_job"]
+    assert [k.name for c in defs.asset_checks for k in c.check_keys] == ["knowledge_base_current"]
     for asset in (knowledge_base, help_answers):
         spec = next(iter(asset.specs))
         assert spec.group_name == "help" and spec.owners == ["team:agents-platform"] and spec.description
@@ -100,3 +101,20 @@ def test_cli_ask_json_and_errors(db_env, database, capsys, monkeypatch):
     assert main(["ask", "what does the grace period do?"]) == 0
     text = capsys.readouterr().out
     assert "How an agent's status is decided" in text and "Sources:" in text
+
+
+def test_knowledge_base_check_fails_when_empty_or_stale(db_env, database, tmp_path, monkeypatch):
+    from agents_pipeline.help import knowledge
+    from agents_pipeline.help.checks import knowledge_base_current
+
+    pg = PostgresResource(url=db_env)
+    empty = knowledge_base_current(postgres=pg)
+    assert not empty.passed and "empty" in empty.description
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\nalpha\n")
+    monkeypatch.setenv("AGENTS_PIPELINE_HELP_DOCS", str(tmp_path))
+    knowledge.refresh(database)
+    assert knowledge_base_current(postgres=pg).passed
+    (tmp_path / "docs" / "a.md").write_text("# A\nalpha, edited\n")
+    stale = knowledge_base_current(postgres=pg)
+    assert not stale.passed and "docs changed" in stale.description

@@ -107,3 +107,22 @@ def test_status_words_are_searchable(database, tmp_path):
 
     hits = retrieval.search(database, "why is it down?")
     assert [h.anchor for h in hits] == ["down"]
+
+
+def test_installed_package_reads_the_bundled_copy(tmp_path, monkeypatch):
+    """An installed wheel has no project folder: the copy made by the build is read instead,
+    and a stray site-packages/docs folder is not mistaken for the project's."""
+    site = tmp_path / "site-packages"
+    (site / "docs").mkdir(parents=True)
+    (site / "docs" / "other.md").write_text("# Someone else's docs\n")
+    bundle = tmp_path / "bundled_docs"
+    (bundle / "docs" / "runbooks").mkdir(parents=True)
+    (bundle / "docs" / "runbooks" / "agent-down.md").write_text("# An agent is down\nsteps\n")
+    monkeypatch.delenv(corpus.DOCS_ENV, raising=False)
+    monkeypatch.setattr(corpus, "PROJECT_DIR", site)
+    monkeypatch.setattr(corpus, "BUNDLE_DIR", bundle)
+    assert corpus.docs_root() == bundle
+    assert [p.doc_path for p in load_corpus()] == ["docs/runbooks/agent-down.md"]
+    monkeypatch.setattr(corpus, "BUNDLE_DIR", tmp_path / "absent")
+    with pytest.raises(ConfigurationError, match="no documentation found"):
+        corpus.docs_root()
