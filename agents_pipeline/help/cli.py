@@ -21,8 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_ask(args: argparse.Namespace) -> int:
     import getpass
+    import sys
 
     from agents_pipeline.core.connection import Database
+    from agents_pipeline.core.errors import ConfigurationError
     from agents_pipeline.core.shared_state import resolve_url
     from agents_pipeline.help import knowledge, service
     from agents_pipeline.help.llm import LLMSettings
@@ -32,7 +34,10 @@ def run_ask(args: argparse.Namespace) -> int:
     try:
         # The docs on disk win over a stale knowledge base (a sensor refreshes it too; this
         # makes `ask` right on a system where Dagster is not running).
-        knowledge.refresh(db)
+        try:
+            knowledge.refresh(db)
+        except ConfigurationError as exc:  # no docs here: answer from what the database holds
+            print(f"agents-pipeline: warning: {exc}; using the knowledge base as stored", file=sys.stderr)
         request_id, result = service.ask(db, args.question, agent=args.agent, llm=llm,
                                          requested_by=f"cli:{getpass.getuser()}")
     finally:

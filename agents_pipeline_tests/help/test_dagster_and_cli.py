@@ -118,3 +118,12 @@ def test_knowledge_base_check_fails_when_empty_or_stale(db_env, database, tmp_pa
     (tmp_path / "docs" / "a.md").write_text("# A\nalpha, edited\n")
     stale = knowledge_base_current(postgres=pg)
     assert not stale.passed and "docs changed" in stale.description
+
+
+def test_cli_ask_without_docs_uses_the_stored_knowledge(db_env, database, capsys, monkeypatch, knowledge):
+    """Regression guard: an installed package without its docs must still answer."""
+    monkeypatch.setenv("AGENTS_PIPELINE_HELP_DOCS", "/nonexistent/docs")
+    assert main(["ask", "what does the grace period do?"]) == 0
+    captured = capsys.readouterr()
+    assert "How an agent's status is decided" in captured.out
+    assert "warning: help documentation folder /nonexistent/docs does not exist" in captured.err
