@@ -89,12 +89,15 @@ def _post(settings: LLMSettings, body: bytes) -> bytes:
         **({"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}),
     })
     try:
-        with urllib.request.urlopen(request, timeout=settings.timeout_s) as response:  # noqa: S310 (http(s) only)
+        # the caller's join enforces the deadline; the socket timeout only frees the thread
+        with urllib.request.urlopen(request, timeout=settings.timeout_s + 1) as response:  # noqa: S310 (http(s) only)
             data = response.read(MAX_REPLY_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise LLMError(f"the LLM endpoint answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):
+            raise LLMError(f"the LLM endpoint did not answer within {settings.timeout_s:g} s") from None
         raise LLMError(f"the LLM endpoint is unreachable: {reason}") from None
     if len(data) > MAX_REPLY_BYTES:
         raise LLMError("the LLM reply is larger than 1 MiB")
