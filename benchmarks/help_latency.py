@@ -128,6 +128,7 @@ def run(url: str, passages: int, asks: int, agents: int) -> dict:
         "cli_wall_ms": {"median": round(statistics.median(cli), 0), "max": round(max(cli), 0)},
         "question_set_top3": f"{hits}/{len(QUESTIONS)}",
         "goal_p95_ms": 300, "goal_met": percentile(timings, 95) <= 300,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
     }
 
 
@@ -150,7 +151,9 @@ def main() -> int:
     else:
         from agents_pipeline_tests import pg
 
-        with pg.running_cluster(prefix="ap-bench-help-") as cluster:
+        # the test harness's server, but durable: commits wait for the WAL flush as in production
+        durable = ("fsync=on", "synchronous_commit=on", "full_page_writes=on")
+        with pg.running_cluster(prefix="ap-bench-help-", settings=durable) as cluster:
             template = pg.create_template(cluster)
             result = run(cluster.url(pg.fresh_database(cluster, template)), args.passages, args.asks, args.agents)
     print(json.dumps(result, indent=2))
