@@ -126,3 +126,18 @@ def test_installed_package_reads_the_bundled_copy(tmp_path, monkeypatch):
     monkeypatch.setattr(corpus, "BUNDLE_DIR", tmp_path / "absent")
     with pytest.raises(ConfigurationError, match="no documentation found"):
         corpus.docs_root()
+
+
+def test_hostile_questions_are_searched_not_parsed(database, tmp_path):
+    """Quotes, backslashes and tsquery operators in a question are plain words to search for."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# Paths\nC:\\temp\\agent's file and O'Brien's notes\n")
+    knowledge.refresh(database, tmp_path)
+    from agents_pipeline.help import retrieval
+
+    for question in ("O'Brien's C:\\temp\\agent's file?", "a & b | !c <-> d:* ''; DROP TABLE x; --",
+                     "\\\\'\\'", "(((", "'"):
+        hits = retrieval.search(database, question)
+        assert all(h.anchor == "paths" for h in hits)
+    assert [h.anchor for h in retrieval.search(database, "O'Brien's notes")] == ["paths"]
+    assert run_sql(database, "SELECT count(*) FROM fleet.knowledge_passages")[0][0] == 1
