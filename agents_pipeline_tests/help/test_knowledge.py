@@ -141,3 +141,44 @@ def test_hostile_questions_are_searched_not_parsed(database, tmp_path):
         assert all(h.anchor == "paths" for h in hits)
     assert [h.anchor for h in retrieval.search(database, "O'Brien's notes")] == ["paths"]
     assert run_sql(database, "SELECT count(*) FROM fleet.knowledge_passages")[0][0] == 1
+
+
+def test_two_loaders_at_once_store_the_corpus_once(db_url, database, tmp_path):
+    """The advisory lock serialises concurrent loads (sensor and `ask` at the same moment)."""
+    import threading
+
+    from agents_pipeline.core.connection import Database
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("\n".join(f"## S{i}\nbody {i}" for i in range(200)))
+    passages = load_corpus(tmp_path)
+    reports, barrier = [], threading.Barrier(3)
+
+    def load() -> None:
+        db = Database(db_url, maxconn=1, retry_window=5)
+        try:
+            barrier.wait()
+            reports.append(knowledge.sync_passages(db, passages))
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(r.inserted for r in reports) == [0, 0, 200]
+    assert run_sql(database, "SELECT count(*), count(DISTINCT content_hash) FROM fleet.knowledge_passages")[0] == [200, 200]
+
+
+def test_ask_path_imports_no_heavy_modules():
+    """`agents-pipeline ask` must start like the other agent-side commands: no Dagster,
+    SQLAlchemy or pandas on its import path."""
+    import subprocess
+    import sys
+
+    code = ("import sys, agents_pipeline.cli.main as m, agents_pipeline.help.cli, agents_pipeline.help.service, "
+            "agents_pipeline.help.knowledge; print(sorted(x for x in ('dagster', 'sqlalchemy', 'pandas') "
+            "if x in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -145,3 +145,28 @@ def test_unreachable_llm_and_bad_settings(database, demo, openai_server):
         LLMSettings.from_env({"AGENTS_PIPELINE_HELP_LLM_URL": "http://x", "AGENTS_PIPELINE_HELP_LLM_MODEL": "m",
                               "AGENTS_PIPELINE_HELP_LLM_TIMEOUT_S": "soon"})
     assert SECRET not in repr(LLMSettings(url="http://x", model="m", api_key=SECRET))
+
+
+def test_sensor_answers_through_the_llm_configured_in_the_environment(db_env, database, demo, openai_server,
+                                                                      monkeypatch):
+    """The Dagster path reads URL, model and key through dg.EnvVar; the key reaches the endpoint
+    and nowhere else."""
+    import dagster as dg
+
+    from agents_pipeline.help import request_store
+    from agents_pipeline.help.resources import help_llm_resource
+    from agents_pipeline.help.sensors import help_requests_sensor
+    from agents_pipeline.resources import PostgresResource
+
+    monkeypatch.setenv("AGENTS_PIPELINE_HELP_LLM_URL", openai_server.url)
+    monkeypatch.setenv("AGENTS_PIPELINE_HELP_LLM_MODEL", "help-model")
+    monkeypatch.setenv("AGENTS_PIPELINE_HELP_LLM_API_KEY", SECRET)
+    rid = request_store.submit(database, "why is demo down?")
+    resources = {"postgres": PostgresResource(url=db_env), "help_llm": help_llm_resource()}
+    with dg.build_sensor_context(resources=resources) as ctx:
+        tick = help_requests_sensor(ctx)
+    meta = tick.asset_events[0].metadata
+    assert meta["answered_now"].value == 1 and SECRET not in str(meta)
+    row = request_store.get(database, rid)
+    assert row["answer_mode"] == "llm" and row["answer"].startswith(LLM_TEXT)
+    assert openai_server.seen[-1]["auth"] == f"Bearer {SECRET}"
