@@ -27,9 +27,9 @@ def test_why_is_demo_down_names_status_time_runbook_and_sources(database, knowle
     assert "Status changed late -> down" in result.text and "Open critical alert agent_down" in result.text
     assert {"type": "table", "table": "fleet.agents", "row": f"agent_id={demo}"} in result.sources
     assert {"type": "table", "table": "fleet.alerts", "row": f"alert_id={alert}"} in result.sources
-    docs = [s for s in result.sources if s["type"] == "doc"]
-    assert docs and all(s["doc"] == "docs/runbooks/agent-down.md" for s in docs)
-    assert "first-checks" in {s["anchor"] for s in docs}
+    # other domains' docs may share the top 3 after the merge; the runbook's first checks must be there
+    docs = {(s["doc"], s["anchor"]) for s in result.sources if s["type"] == "doc"}
+    assert ("docs/runbooks/agent-down.md", "first-checks") in docs
     assert "docs/runbooks/agent-down.md#first-checks" in result.text
 
     stored = run_sql(database, "SELECT status, answer, sources, answer_mode FROM fleet.help_requests "
