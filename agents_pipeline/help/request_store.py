@@ -209,3 +209,21 @@ def latest_answers(db: Database, limit: int = 10) -> list[dict[str, Any]]:
         return [dict(r) for r in cur.fetchall()]
 
     return db.transaction(work)
+
+
+def heartbeat_worker(db: Database, name: str, *, period_s: float, grace_s: float) -> None:
+    """The answering sensor as an agent of the fleet (like the heartbeats domain's evaluator and
+    alert sender): registered on first use and heartbeated each tick, so a stalled sensor shows
+    up as down instead of help requests silently piling up."""
+    def work(cur):
+        cur.execute(
+            """INSERT INTO fleet.agents (name, agent_type, period, grace, config)
+               VALUES (%s, 'pipeline', make_interval(secs => %s), make_interval(secs => %s), '{"domain": "help"}')
+               ON CONFLICT (name) DO NOTHING""", (name, period_s, grace_s))
+        cur.execute("""SELECT error FROM fleet.record_heartbeats(ARRAY[%s], ARRAY[NULL::text], ARRAY['ok'],
+                           ARRAY[now()], ARRAY[NULL::text], ARRAY[NULL::jsonb])""", (name,))
+        error = cur.fetchone()[0]
+        if error:
+            raise NotFoundError(f"heartbeat for {name} refused: {error}")
+
+    db.transaction(work)

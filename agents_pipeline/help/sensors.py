@@ -11,6 +11,7 @@ from agents_pipeline.resources import PostgresResource
 
 # A tick must end inside Dagster's 60 s sensor timeout, LLM calls included.
 TICK_BUDGET_S = 40.0
+SENSOR_AGENT = "agents-pipeline:help-requests-sensor"
 
 
 @dg.sensor(
@@ -40,6 +41,7 @@ def help_requests_sensor(context: dg.SensorEvaluationContext, postgres: Postgres
                          help_llm: HelpLLMResource):
     db = postgres.database(maxconn=1)
     try:
+        request_store.heartbeat_worker(db, SENSOR_AGENT, period_s=60, grace_s=120)
         before = request_store.counts(db)
         drained = None
         if before["pending"] or before["claimed"]:

@@ -75,6 +75,9 @@ def test_sensors_report_without_runs(db_env, database):
     assert request_store.get(database, rid)["status"] == "answered"
     quiet = tick_of(help_requests_sensor, tick.cursor)
     assert isinstance(quiet, dg.SkipReason)
+    me = run_sql(database, """SELECT agent_type, heartbeat_count, last_seen IS NOT NULL, paused FROM fleet.agents
+                              WHERE name = 'agents-pipeline:help-requests-sensor'""")
+    assert [tuple(r) for r in me] == [("pipeline", 2, True, False)]
 
 
 def test_launchpad_job_queues_the_question(db_env, database):
