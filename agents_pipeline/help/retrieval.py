@@ -6,6 +6,10 @@ therefore searched on its own (OR), weighted by how rare it is across passages (
 frequency from fleet.knowledge_lexemes), and ranked per lexeme with ts_rank_cd, whose weights
 count a heading match (weight A) above a body match (B). A small expansion maps the words
 operators use at 3 a.m. ("dead", "Slack", "ran out of room") to the words the docs use.
+Measured on the fixed question set (docs/benchmarks/help.md): websearch_to_tsquery 7/30 right
+in the top 3, a plain OR with ts_rank_cd 17/30, this ranking 23/30 without the expansion and
+30/30 with it. Candidates come from the GIN index by the question's distinctive terms only,
+which keeps the cost bounded at 10,000 passages.
 """
 
 from __future__ import annotations
