@@ -18,7 +18,10 @@ SSLKEY = "AGENTS_PIPELINE_SSLKEY"
 
 # The project directory: the parent of the package (a clone, or an editable install).
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+# The schema files: the project's sql/ folder, or the copy a built wheel carries (setup.py).
 SQL_DIR = PROJECT_DIR / "sql"
+if not SQL_DIR.is_dir():
+    SQL_DIR = Path(__file__).resolve().parents[1] / "bundled_sql"
 
 
 def project_home() -> Path:
