@@ -116,7 +116,8 @@ def run_all(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[JobRun]:
     for label, job in plan(defs).jobs:
         partition = None
         if job.partitions_def is not None:
-            partition = job.partitions_def.get_last_partition_key(dynamic_partitions_store=instance)
+            with dg.partition_loading_context(dynamic_partitions_store=instance):
+                partition = job.partitions_def.get_last_partition_key()
             if partition is None:
                 continue  # no partition exists yet (dynamic): nothing the UI could launch either
         run_config = example_config(job.run_config_schema.config_type)
@@ -184,11 +185,13 @@ SECRET_FIELD = ("password", "passwd", "token", "secret", "api_key", "apikey", "c
 
 
 def secret_config_fields(config_type: Any, path: str = "") -> Iterator[str]:
-    """Paths of run-config fields whose names say they hold a secret (the UI shows run config)."""
+    """Paths of run-config fields, named like secrets, that a launch must fill in (the UI shows run
+    config). A resource field set through dg.EnvVar also appears in the schema, but optional, its
+    value coming from the environment; only a required one would make someone type the secret."""
     if config_type.kind in (ConfigTypeKind.STRICT_SHAPE, ConfigTypeKind.PERMISSIVE_SHAPE, ConfigTypeKind.SELECTOR):
         for name, f in config_type.fields.items():
             here = f"{path}.{name}" if path else name
-            if any(part in name.lower() for part in SECRET_FIELD):
+            if any(part in name.lower() for part in SECRET_FIELD) and f.is_required:
                 yield here
             yield from secret_config_fields(f.config_type, here)
     elif config_type.kind in (ConfigTypeKind.ARRAY, ConfigTypeKind.NONEABLE, ConfigTypeKind.MAP):

@@ -70,11 +70,13 @@ def test_the_pipeline_login_can_check_but_not_apply_the_schema(pipeline_url, mon
     finally:
         conn.close()
 
-    from agents_pipeline.definitions import defs
+    from agents_pipeline.platform.assets import schema_version_current, shared_state_schema
+    from agents_pipeline.resources import postgres_resource
 
     monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", pipeline_url)
     with dg.instance_for_test() as instance:
-        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance)
+        result = dg.materialize([shared_state_schema, schema_version_current],
+                                resources={"postgres": postgres_resource()}, instance=instance)
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["schema_version_current"] is True
