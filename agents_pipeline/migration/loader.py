@@ -21,7 +21,7 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from agents_pipeline.migration.digest import row_digest
-from agents_pipeline.migration.source import LegacySource, qident
+from agents_pipeline.migration.source import LegacySource
 from agents_pipeline.migration.tables import Context, TableSpec
 from agents_pipeline.migration.values import Reject, escape_original
 
@@ -115,10 +115,8 @@ class TableLoader:
     def run(self) -> TableCounts:
         started = time.monotonic()
         info = self.source.tables[self.spec.legacy]
-        select = ", ".join(qident(c) if c in info.columns else "NULL" for c in self.spec.columns)
-        cursor = self.source.execute(
-            f"SELECT rowid, {select} FROM {qident(self.spec.legacy)} WHERE rowid > ? ORDER BY rowid",
-            (self.resume_point(),))
+        columns = ["rowid", *(c if c in info.columns else None for c in self.spec.columns)]
+        cursor = self.source.select(self.spec.legacy, columns, after_rowid=self.resume_point())
         while True:
             rows = self.source.fetch(cursor, self.batch_size)
             if not rows:

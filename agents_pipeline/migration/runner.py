@@ -17,7 +17,7 @@ from agents_pipeline.core.dsn import connect_kwargs
 from agents_pipeline.migration import values as V
 from agents_pipeline.migration.loader import TableLoader
 from agents_pipeline.migration.report import RunReport, TableReport
-from agents_pipeline.migration.source import LegacySource, qident
+from agents_pipeline.migration.source import LegacySource
 from agents_pipeline.migration.tables import KNOWN, SPECS, Context
 from agents_pipeline.migration.user_tables import copy_user_table, pg_identifier, verify_user_table
 from agents_pipeline.migration.verify import verify_table
@@ -73,7 +73,7 @@ def _referenced_agents(source: LegacySource) -> set[str]:
         for col in spec.agent_refs:
             if info is None or col not in info.columns:
                 continue
-            cursor = source.execute(f"SELECT DISTINCT {qident(col)} FROM {qident(spec.legacy)}")
+            cursor = source.select(spec.legacy, [col], distinct=True)
             while rows := source.fetch(cursor, 10_000):
                 for (value,) in rows:
                     try:
@@ -153,7 +153,8 @@ def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
                     row.notes.append(f"extra column(s) {', '.join(extra)}: whole table also copied to legacy schema")
                     user.append(info)
                 report.tables.append(row)
-            if conn is not None and any(t.table == "agent_heartbeats" and t.new_this_run for t in report.tables):
+            # Always, not only when heartbeats were new: a killed run may have loaded them all.
+            if conn is not None and "agent_heartbeats" in source.tables:
                 _last_seen(conn, source_id)
             _copy_user_tables(conn, source, user, source_id, batch_size, dry_run, report, say)
             if conn is not None:

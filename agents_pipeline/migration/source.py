@@ -114,7 +114,17 @@ class LegacySource:
         return self._tables
 
     def count(self, table: str) -> int:
-        return self.execute(f"SELECT count(*) FROM {qident(table)}").fetchone()[0]
+        return self.select(table, ["count(*)"]).fetchone()[0]
+
+    def select(self, table: str, columns: list[str | None], *, distinct: bool = False,
+               after_rowid: int | None = None) -> sqlite3.Cursor:
+        """SELECT over one table. ``columns`` are file column names (quoted here), None for a
+        column the file lacks (read as NULL), or the literal 'count(*)' / 'rowid'."""
+        exprs = [c if c in ("count(*)", "rowid") else "NULL" if c is None else qident(c) for c in columns]
+        query = f"SELECT {'DISTINCT ' if distinct else ''}{', '.join(exprs)} FROM {qident(table)}"  # noqa: S608 - quoted
+        if after_rowid is None:
+            return self.execute(query)
+        return self.execute(query + " WHERE rowid > ? ORDER BY rowid", (after_rowid,))
 
     def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
         """Runs a read in the snapshot; corruption found while reading becomes a clear error."""

@@ -21,7 +21,7 @@ from psycopg2 import sql
 
 from agents_pipeline.migration.digest import row_digest, sum_sql
 from agents_pipeline.migration.loader import COPY_OPTIONS, NULL, kill_point
-from agents_pipeline.migration.source import LegacySource, TableInfo, qident
+from agents_pipeline.migration.source import LegacySource, TableInfo
 from agents_pipeline.migration.values import BadText
 
 SCHEMA = "legacy"
@@ -114,11 +114,10 @@ class _Chunks(io.RawIOBase):
 def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int, batch_size: int,
                     dry_run: bool, pg_name: str) -> UserTableResult:
     started = time.monotonic()
-    quoted = ", ".join(qident(c) for c in info.columns)
     classes: list[set[str]] = [set() for _ in info.columns]
     binary = [False] * len(info.columns)
     nulls = [False] * len(info.columns)
-    cursor = source.execute(f"SELECT {quoted} FROM {qident(info.name)}")
+    cursor = source.select(info.name, list(info.columns))
     while rows := source.fetch(cursor, batch_size):
         for row in rows:
             for i, value in enumerate(row):
@@ -140,7 +139,7 @@ def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int,
     def chunks() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-        cur = source.execute(f"SELECT {quoted} FROM {qident(info.name)}")
+        cur = source.select(info.name, list(info.columns))
         while batch := source.fetch(cur, batch_size):
             for row in batch:
                 converted = tuple(_as(k, v) for k, v in zip(kinds, row, strict=True))

@@ -147,7 +147,8 @@ def make_legacy_file(path: Path, *, older: bool = False, extra_table: bool = Tru
     if extra_table:
         conn.execute(f'CREATE TABLE "{HOSTILE.replace(chr(34), chr(34) * 2)}" '
                      '(id INTEGER PRIMARY KEY, label TEXT, amount NUMERIC, data BLOB)')
-        conn.executemany(f'INSERT INTO "{HOSTILE.replace(chr(34), chr(34) * 2)}" VALUES (?, ?, ?, ?)', USER_ROWS)
+        conn.executemany(f'INSERT INTO "{HOSTILE.replace(chr(34), chr(34) * 2)}" VALUES (?, ?, ?, ?)',  # noqa: S608
+                         USER_ROWS)
     conn.commit()
     conn.close()
     return path
