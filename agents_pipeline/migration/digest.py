@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from datetime import datetime
+from collections.abc import Callable
+from datetime import timedelta
 from uuid import UUID
 
 from psycopg2 import sql
@@ -22,31 +23,34 @@ SEP = "\x1f"
 NULL = "\\N"
 
 
-def _render(kind: str, value: object) -> str:
-    if value is None:
-        return NULL
-    if kind == "float":
-        return struct.pack(">d", value).hex()
-    if kind == "ts":
-        assert isinstance(value, datetime)
-        delta = value - EPOCH
-        return str((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
-    if kind == "bool":
-        return "true" if value else "false"
-    if kind == "json":
-        return "j"
-    if kind == "numeric":
-        return format(value, "f")
-    if kind == "bytea":
-        return "\\x" + bytes(value).hex()  # type: ignore[arg-type]
-    if kind == "uuid":
-        return str(UUID(str(value)))
-    return str(value)
+_PACK = struct.Struct(">d").pack
+_MICRO = timedelta(microseconds=1)
+_RENDER: dict[str, Callable[[object], str]] = {
+    "int": str,
+    "text": str,
+    "float": lambda v: _PACK(v).hex(),
+    "ts": lambda v: str((v - EPOCH) // _MICRO),
+    "bool": lambda v: "true" if v else "false",
+    "json": lambda v: "j",
+    "numeric": lambda v: format(v, "f"),
+    "bytea": lambda v: "\\x" + bytes(v).hex(),
+    "uuid": lambda v: str(UUID(str(v))),
+}
+
+
+def digester(kinds: tuple[str, ...]) -> Callable[[tuple], int]:
+    """A function from a row's values (in ``kinds`` order) to its 60-bit digest."""
+    renders = [_RENDER[k] for k in kinds]
+
+    def digest(values: tuple) -> int:
+        rendered = SEP.join([NULL if v is None else f(v) for f, v in zip(renders, values, strict=True)])
+        return int.from_bytes(hashlib.md5(rendered.encode("utf-8"), usedforsecurity=False).digest()[:8]) >> 4
+
+    return digest
 
 
 def row_digest(kinds: tuple[str, ...], values: tuple) -> int:
-    rendered = SEP.join([_render(k, v) for k, v in zip(kinds, values, strict=True)])
-    return int(hashlib.md5(rendered.encode("utf-8"), usedforsecurity=False).hexdigest()[:15], 16)
+    return digester(kinds)(values)
 
 
 def _sql_render(kind: str, column: str) -> sql.Composable:

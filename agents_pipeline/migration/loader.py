@@ -12,7 +12,9 @@ import csv
 import io
 import json
 import os
+import queue
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -20,7 +22,7 @@ from datetime import date, timedelta
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from agents_pipeline.migration.digest import row_digest
+from agents_pipeline.migration.digest import digester
 from agents_pipeline.migration.source import LegacySource
 from agents_pipeline.migration.tables import Context, TableSpec
 from agents_pipeline.migration.values import Reject, escape_original
@@ -88,8 +90,26 @@ def ensure_partitions(conn, table: str, days: set[date]) -> None:
                 time.sleep(1 + attempt)
 
 
+@dataclass
+class Batch:
+    """One converted batch, produced by the reader thread and written by the caller's thread."""
+
+    rows: list[tuple]                       # raw legacy rows (rowid first), for rejects' originals
+    good: list[tuple]                       # converted rows, legacy_source and legacy_id last
+    digests: dict[int, int]
+    rejects: list[tuple[int, str, tuple]]
+    days: set[date]
+    csv: str
+
+
 class TableLoader:
-    """Moves one legacy table, batch by batch, from its resume point."""
+    """Moves one legacy table, batch by batch, from its resume point.
+
+    A reader thread fetches and converts the next batch (Python, holding the GIL) while this
+    thread streams the previous one into COPY (libpq, GIL released): on two cores the
+    conversion and PostgreSQL's ingest overlap instead of taking turns. At most two converted
+    batches wait in the queue, so memory stays bounded by the batch size.
+    """
 
     def __init__(self, conn, source: LegacySource, spec: TableSpec, ctx: Context, batch_size: int,
                  dry_run: bool) -> None:
@@ -98,9 +118,10 @@ class TableLoader:
         self.dry_run = dry_run
         self.counts = TableCounts()
         self._digest_at = [spec.targets.index(col) for col, _ in spec.digest]
-        self._kinds = ("int", *(kind for _, kind in spec.digest))
+        self._digest = digester(("int", *(kind for _, kind in spec.digest)))
         self._copy_cols = (*spec.targets, "legacy_source", "legacy_id")
         self._part_at = spec.targets.index(spec.partition) if spec.partition else None
+        self._unique_at = spec.targets.index(spec.unique) if spec.unique else None
 
     def resume_point(self) -> int:
         if self.dry_run:
@@ -117,11 +138,34 @@ class TableLoader:
         info = self.source.tables[self.spec.legacy]
         columns = ["rowid", *(c if c in info.columns else None for c in self.spec.columns)]
         cursor = self.source.select(self.spec.legacy, columns, after_rowid=self.resume_point())
-        while True:
-            rows = self.source.fetch(cursor, self.batch_size)
-            if not rows:
-                break
-            self._batch(rows)
+        batches: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                while not stop.is_set():
+                    rows = self.source.fetch(cursor, self.batch_size)
+                    if not rows:
+                        break
+                    batches.put(self._convert(rows))
+                batches.put(None)
+            except BaseException as exc:  # handed to the writer, which raises it
+                batches.put(exc)
+
+        reader = threading.Thread(target=produce, name=f"read-{self.spec.legacy}", daemon=True)
+        reader.start()
+        try:
+            while (batch := batches.get()) is not None:
+                if isinstance(batch, BaseException):
+                    raise batch
+                self._write(batch)
+        finally:
+            stop.set()
+            while reader.is_alive():  # unblock a reader waiting on a full queue
+                try:
+                    batches.get(timeout=0.1)
+                except queue.Empty:
+                    pass
         self.counts.seconds = time.monotonic() - started
         if not self.dry_run:
             with self.conn, self.conn.cursor() as cur:
@@ -129,12 +173,13 @@ class TableLoader:
                                WHERE source_id = %s AND table_name = %s""", (self.ctx.source_id, self.spec.legacy))
         return self.counts
 
-    def _batch(self, rows: list[tuple]) -> None:
-        spec, ctx = self.spec, self.ctx
+    def _convert(self, rows: list[tuple]) -> Batch:
+        spec, ctx, digest, digest_at = self.spec, self.ctx, self._digest, self._digest_at
         good: list[tuple] = []
         digests: dict[int, int] = {}
         rejects: list[tuple[int, str, tuple]] = []
         days: set[date] = set()
+        seen: set = set()
         for row in rows:
             rowid = row[0]
             try:
@@ -142,34 +187,52 @@ class TableLoader:
             except Reject as exc:
                 rejects.append((rowid, str(exc), row[1:]))
                 continue
-            digests[rowid] = row_digest(self._kinds, (rowid, *(out[i] for i in self._digest_at)))
+            if self._unique_at is not None:
+                if out[self._unique_at] in seen:
+                    rejects.append((rowid, spec.conflict_reason, row[1:]))
+                    continue
+                seen.add(out[self._unique_at])
+            digests[rowid] = digest((rowid, *[out[i] for i in digest_at]))
             if self._part_at is not None:
                 days.add(out[self._part_at].date())
             good.append(out + (ctx.source_id, rowid))
+        return Batch(rows, good, digests, rejects, days, "" if self.dry_run else _csv(good))
+
+    def _write(self, batch: Batch) -> None:
+        spec, ctx, rows = self.spec, self.ctx, batch.rows
         self.counts.read += len(rows)
         self.counts.batches += 1
         if self.dry_run:
-            self._count(len(good), rejects)
+            self._count(len(batch.good), batch.rejects)
             return
-        if days:
-            ensure_partitions(self.conn, spec.target, days)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-        writer.writerows([NULL if v is None else v for v in r] for r in good)
-        buffer.seek(0)
+        if batch.days:
+            ensure_partitions(self.conn, spec.target, batch.days)
+        rejects = batch.rejects
         with self.conn, self.conn.cursor() as cur:
-            written_ids = self._copy(cur, buffer, [r[-1] for r in good])
-            del buffer
+            good, csv_text = batch.good, batch.csv
+            if self._unique_at is not None and good:
+                cur.execute(sql.SQL("SELECT {col}::text FROM {t} WHERE {col} = ANY(%s::text[]::{typ}[])").format(
+                    col=sql.Identifier(spec.unique), t=sql.Identifier("fleet", spec.target),
+                    typ=sql.SQL(spec.unique_type)), ([str(r[self._unique_at]) for r in good],))
+                taken = {v for (v,) in cur.fetchall()}
+                if taken:  # already in PostgreSQL (live data, or the same row twice in the file)
+                    original = {r[0]: r[1:] for r in rows}
+                    clash = [r for r in good if str(r[self._unique_at]) in taken]
+                    rejects = rejects + [(r[-1], spec.conflict_reason, original[r[-1]]) for r in clash]
+                    good = [r for r in good if str(r[self._unique_at]) not in taken]
+                    csv_text = _csv(good)
+            written_ids = self._copy(cur, io.StringIO(csv_text), [r[-1] for r in good])
             if len(written_ids) != len(good):
                 original = {r[0]: r[1:] for r in rows}
-                rejects += [(rid, spec.conflict_reason, original[rid]) for rid in digests if rid not in written_ids]
+                rejects = rejects + [(r[-1], spec.conflict_reason, original[r[-1]]) for r in good
+                                     if r[-1] not in written_ids]
             self._store_rejects(cur, rejects)
             cur.execute("""UPDATE fleet.legacy_progress
                            SET last_rowid = %s, rows_read = rows_read + %s, rows_written = rows_written + %s,
                                rows_rejected = rows_rejected + %s, checksum = checksum + %s, updated_at = now()
                            WHERE source_id = %s AND table_name = %s""",
                         (rows[-1][0], len(rows), len(written_ids), len(rejects),
-                         sum(digests[r] for r in written_ids), ctx.source_id, spec.legacy))
+                         sum(batch.digests[r] for r in written_ids), ctx.source_id, spec.legacy))
             kill_point("before_commit", spec.legacy, self.counts.batches)
         kill_point("after_commit", spec.legacy, self.counts.batches)
         self._count(len(written_ids), rejects)
@@ -184,6 +247,8 @@ class TableLoader:
     def _copy(self, cur, buffer: io.StringIO, ids: list[int]) -> set[int]:
         cols = sql.SQL(", ").join(map(sql.Identifier, self._copy_cols))
         target = sql.Identifier("fleet", self.spec.target)
+        if not ids:
+            return set()
         if not self.spec.staged:
             cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN WITH {}").format(target, cols, COPY_OPTIONS).as_string(cur),
                             buffer, size=256 * 1024)
@@ -212,6 +277,13 @@ class TableLoader:
                                DO UPDATE SET reason = excluded.reason, original = excluded.original,
                                              types = excluded.types, rejected_at = now()""",
                        rows, template="(%s, %s, %s, %s, %s::jsonb, %s::jsonb)")
+
+
+def _csv(rows: list[tuple]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+    writer.writerows([NULL if v is None else v for v in r] for r in rows)
+    return buffer.getvalue()
 
 
 def _reason_kind(reason: str) -> str:

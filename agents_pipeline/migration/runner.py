@@ -36,6 +36,10 @@ def connect(url: str):
         # Each batch and its progress row commit atomically; a server crash can lose only the
         # last batches, which the next run then redoes. Worth it for per-batch commits.
         cur.execute("SET synchronous_commit = off")
+        # Conversations carry multi-KB texts: lz4 compresses them several times faster than
+        # the default pglz (falls back silently on a server built without lz4).
+        cur.execute("SELECT set_config('default_toast_compression', 'lz4', false) FROM pg_settings "
+                    "WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)")
         cur.execute("SELECT to_regclass('fleet.legacy_progress')")
         if cur.fetchone()[0] is None:
             raise MigrationError("the database schema is not current: run `agents-pipeline db migrate` first")

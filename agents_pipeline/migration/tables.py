@@ -58,6 +58,8 @@ class TableSpec:
     conflict_sql: str = "ON CONFLICT DO NOTHING"
     conflict_reason: str = "conflicts with a row already in PostgreSQL"
     partition: str | None = None            # partitioned target: the partition key column
+    unique: str | None = None               # direct COPY: a unique column checked before the COPY
+    unique_type: str = "text"
     batch_divisor: int = 1                  # wide rows: smaller batches keep memory bounded
     agent_refs: tuple[str, ...] = ()
 
@@ -233,6 +235,7 @@ SPECS: tuple[TableSpec, ...] = (
                ("prompt", "text"), ("response", "text"), ("prompt_tokens", "int"), ("completion_tokens", "int"),
                ("total_tokens", "int"), ("cost", "numeric"), ("latency_ms", "float"), ("created_at", "ts"),
                ("metadata", "json")),
+              staged=False, unique="run_id", unique_type="uuid",
               conflict_reason="run_id already present in PostgreSQL (the same conversation twice)",
               batch_divisor=10, agent_refs=("agent_id",)),
     TableSpec("help_requests", "help_requests",
