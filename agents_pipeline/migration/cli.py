@@ -18,6 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=20_000, help="rows per committed batch (default 20000)")
     parser.add_argument("--source", default=None,
                         help="name identifying this file across runs (default: the file's base name)")
+    parser.add_argument("--side-by-side", dest="parallel", action="store_const", const=True, default=None,
+                        help="load heartbeats, metrics and conversations in three worker processes "
+                             "(default: only with 4+ cores, and never for WAL files)")
+    parser.add_argument("--one-process", dest="parallel", action="store_const", const=False,
+                        help="load every table in this process")
     parser.set_defaults(handler=run)
 
 
@@ -34,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     url = None if args.dry_run else resolve_url()
     report = migrate_sqlite(args.path, url, dry_run=args.dry_run, batch_size=args.batch_size,
-                            source_name=args.source, log=log)
+                            source_name=args.source, log=log, parallel=args.parallel)
     if args.json:
         print_json(report.to_dict())
     else:

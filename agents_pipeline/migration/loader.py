@@ -51,6 +51,8 @@ COPY_OPTIONS = sql.SQL("(FORMAT csv, NULL '\\N')")
 def kill_point(point: str, table: str, batch: int) -> None:
     """Dies with SIGKILL at a named point when the test hook asks for it (never in production)."""
     if os.environ.get(KILL_ENV) == f"{point}:{table}:{batch}":
+        if os.environ.get("AGENTS_PIPELINE_MIGRATION_WORKER"):  # a worker: the whole migration dies
+            os.kill(os.getppid(), signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
 
 

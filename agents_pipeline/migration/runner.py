@@ -7,6 +7,7 @@ what PostgreSQL committed. Everything runs inside one SQLite read transaction.
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ import psycopg2
 from agents_pipeline.core.dsn import connect_kwargs
 from agents_pipeline.migration import values as V
 from agents_pipeline.migration.loader import TableLoader
+from agents_pipeline.migration.parallel import PARALLEL_TABLES, load_in_parallel, table_lock
 from agents_pipeline.migration.report import RunReport, TableReport
 from agents_pipeline.migration.source import LegacySource
 from agents_pipeline.migration.tables import KNOWN, SPECS, Context
@@ -115,9 +117,14 @@ def _last_seen(conn, source_id: int) -> None:
 
 
 def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
-                   batch_size: int = DEFAULT_BATCH_SIZE, source_name: str | None = None, log=None) -> RunReport:
+                   batch_size: int = DEFAULT_BATCH_SIZE, source_name: str | None = None, log=None,
+                   parallel: bool | None = None) -> RunReport:
     """Migrates (or, with dry_run, only reads and converts) the legacy file; returns the report.
-    The caller decides what a failed verification means (the CLI exits 1, the op fails)."""
+    The caller decides what a failed verification means (the CLI exits 1, the op fails).
+
+    ``parallel``: load the three big tables in worker processes side by side. By default only
+    with 4 or more cores: measured on 2 shared cores, the extra processes only competed for CPU
+    (one pipeline already keeps a core converting and one ingesting)."""
     started = time.monotonic()
     say = log or (lambda _msg: None)
     if batch_size < 1:
@@ -133,6 +140,10 @@ def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
         try:
             source_id = 0 if conn is None else _register(conn, name, source.path)
             ctx = Context(source_id=source_id, source_name=name, now=datetime.now(UTC))
+            # Big history tables load side by side in worker processes when the snapshot allows.
+            parallel = (os.cpu_count() or 1) >= 4 if parallel is None else parallel
+            side_by_side = [t for t in PARALLEL_TABLES if t in source.tables] \
+                if parallel and not dry_run and source.journal_mode != "wal" else []
             resolved = False
             for spec in SPECS:
                 if spec is not SPECS[0] and not resolved:  # agents (SPECS[0]) first, then references
@@ -142,21 +153,19 @@ def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
                     report.tables.append(TableReport(spec.legacy, f"fleet.{spec.target}", status="absent",
                                                      notes=["table not in this file (older legacy version): nothing to copy"]))
                     continue
+                if spec.legacy in side_by_side:
+                    continue  # loaded by the workers below
                 say(f"migrating {spec.legacy} -> fleet.{spec.target}")
-                loader = TableLoader(conn, source, spec, ctx, batch_size, dry_run)
-                counts = loader.run()
-                row = TableReport(spec.legacy, f"fleet.{spec.target}", status="dry run" if dry_run else "migrated",
-                                  read=counts.read, written=counts.written, rejected=counts.rejected,
-                                  new_this_run=counts.read, seconds=counts.seconds, reasons=counts.reasons)
-                info = source.tables[spec.legacy]
-                missing = [c for c in spec.columns if c not in info.columns]
-                extra = [c for c in info.columns if c not in spec.columns and c not in ("id", "rowid")]
-                if missing:
-                    row.notes.append(f"older file: column(s) {', '.join(missing)} missing, taken as NULL")
-                if extra:
-                    row.notes.append(f"extra column(s) {', '.join(extra)}: whole table also copied to legacy schema")
-                    user.append(info)
-                report.tables.append(row)
+                if conn is not None:
+                    table_lock(conn, source_id, spec.legacy)
+                counts = TableLoader(conn, source, spec, ctx, batch_size, dry_run).run()
+                report.tables.append(_table_report(spec, counts, source, dry_run, user))
+            if side_by_side:
+                say(f"migrating {', '.join(side_by_side)} side by side, one process each")
+                loaded = load_in_parallel(source.path, url or "", side_by_side, ctx, batch_size)
+                report.tables += [_table_report(KNOWN[t], loaded[t], source, dry_run, user) for t in side_by_side]
+                order = [s.legacy for s in SPECS]
+                report.tables.sort(key=lambda r: order.index(r.table))
             # Always, not only when heartbeats were new: a killed run may have loaded them all.
             if conn is not None and "agent_heartbeats" in source.tables:
                 _last_seen(conn, source_id)
@@ -177,6 +186,21 @@ def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
                 _unlock(conn, name)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _table_report(spec, counts, source: LegacySource, dry_run: bool, user: list) -> TableReport:
+    row = TableReport(spec.legacy, f"fleet.{spec.target}", status="dry run" if dry_run else "migrated",
+                      read=counts.read, written=counts.written, rejected=counts.rejected,
+                      new_this_run=counts.read, seconds=counts.seconds, reasons=counts.reasons)
+    info = source.tables[spec.legacy]
+    missing = [c for c in spec.columns if c not in info.columns]
+    extra = [c for c in info.columns if c not in spec.columns and c not in ("id", "rowid")]
+    if missing:
+        row.notes.append(f"older file: column(s) {', '.join(missing)} missing, taken as NULL")
+    if extra:
+        row.notes.append(f"extra column(s) {', '.join(extra)}: whole table also copied to legacy schema")
+        user.append(info)
+    return row
 
 
 def _copy_user_tables(conn, source: LegacySource, tables: list, source_id: int, batch_size: int, dry_run: bool,

@@ -32,13 +32,13 @@ def _bigger_file(path: Path) -> Path:
     return path
 
 
-def _run_cli(path: Path, db_url: str, kill_at: str | None) -> subprocess.CompletedProcess:
+def _run_cli(path: Path, db_url: str, kill_at: str | None, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "AGENTS_PIPELINE_DATABASE_URL": db_url, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     env.pop(KILL_ENV, None)
     if kill_at:
         env[KILL_ENV] = kill_at
     return subprocess.run([sys.executable, "-m", "agents_pipeline.cli.main", "migrate-sqlite", str(path), "--json",
-                           "--batch-size", str(BATCH)], env=env, capture_output=True, text=True, timeout=120)
+                           "--batch-size", str(BATCH), *extra], env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -82,4 +82,16 @@ def test_killed_run_resumes_to_the_same_result(kill_at, tmp_path, db_url, query,
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     resumed = _run_cli(path, db_url, None)
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    assert snapshot(query, (HOSTILE,)) == reference
+
+
+def test_killed_side_by_side_run_resumes_to_the_same_result(tmp_path, db_url, query, reference):
+    """Regression: with worker processes, a killed coordinator must not leave an orphan worker
+    committing a batch that the resumed run loads again (duplicate heartbeats)."""
+    path = _bigger_file(tmp_path / "background_agents.db")
+    killed = _run_cli(path, db_url, "before_commit:agent_heartbeats:4", "--side-by-side")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = _run_cli(path, db_url, None, "--side-by-side")
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    assert "side by side" not in resumed.stdout  # --json: the report only
     assert snapshot(query, (HOSTILE,)) == reference

@@ -206,3 +206,18 @@ def test_now_is_not_used_for_history_times(legacy_file, db_url, query):
     migrate_sqlite(legacy_file, db_url)
     newest = query("SELECT max(received_at) FROM fleet.heartbeats")[0][0]
     assert newest < datetime(2025, 2, 1, tzinfo=UTC)
+
+
+def test_side_by_side_workers_give_the_same_result(legacy_file, tmp_path, db_url, query):
+    """The three big tables loaded by worker processes end exactly as in one process."""
+    report = migrate_sqlite(legacy_file, db_url, batch_size=4, parallel=True)
+    assert report.ok, report.to_markdown()
+    parallel = snapshot(query)
+    for table in ("heartbeats", "perf_samples", "conversations", "rejects"):
+        assert parallel[table], table
+    query("TRUNCATE fleet.heartbeats, fleet.perf_samples, fleet.llm_conversations, fleet.legacy_rejects, "
+          "fleet.legacy_progress, fleet.legacy_runs, fleet.alerts, fleet.help_requests, fleet.agent_messages, "
+          "fleet.kv_store, fleet.system_config, fleet.agents, fleet.legacy_user_tables, fleet.legacy_sources "
+          "RESTART IDENTITY CASCADE")
+    assert migrate_sqlite(legacy_file, db_url, batch_size=4, parallel=False).ok
+    assert snapshot(query) == parallel
