@@ -51,6 +51,9 @@ HB_DIRT = {1: "epoch integer", 2: "epoch real", 3: "Z suffix", 4: "+02:00 offset
 METRIC_DIRT = {1: "'N/A' in REAL", 2: "'12.5%' in REAL", 3: "'abc' in REAL", 4: "epoch seconds in REAL (8 bytes)"}
 CONV_DIRT = {1: "'many' in INTEGER", 2: "NUL in text", 3: "invalid UTF-8 text"}
 HB_MOD, METRIC_MOD, CONV_MOD = 1000, 1000, 100
+# dirty: every kind of dirt; clean: none; history: clean without the conversations, the one
+# file pgloader completes (its heap runs out on 100 k multi-KB conversations).
+VARIANTS = ("dirty", "clean", "history")
 # pgloader stops reading a table at the first row of these kinds and loses the rest of it, so
 # they sit in the last 1 % of each table: its timing then covers 99 % of the rows, not 0.5 %.
 STOPS_PGLOADER = {"invalid UTF-8 text"}
@@ -156,47 +159,60 @@ def generate(path: Path, heartbeats: int, metrics: int, conversations: int, dirt
     return counts
 
 
-def measured(args: list[str], env: dict | None = None, log: Path | None = None, timeout: float = 3600) -> dict:
+def measured(args: list[str], env: dict | None = None, log: Path | None = None, timeout: float = 3600,
+             idle_limit: float = 60.0) -> dict:
     """Runs a command, polling the RSS of its whole process tree; returns time, peak, output.
-    A command still running after ``timeout`` seconds (pgloader can hang after a reader error)
-    is killed and reported as such."""
+    A command that uses no CPU for ``idle_limit`` seconds (pgloader hangs after some reader
+    errors) or runs past ``timeout`` is killed and reported as hung."""
+    hung = [False]
     out = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115 - closed below
     started = time.monotonic()
     proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT if log else subprocess.PIPE,
                             text=True)
     peak = [0]
+    idle_since = [time.monotonic()]
 
     def poll() -> None:
+        cpu_seen = -1.0
         try:
             root = psutil.Process(proc.pid)
             while proc.poll() is None:
-                total = 0
+                total, cpu = 0, 0.0
                 for p in [root, *root.children(recursive=True)]:
                     try:
                         total += p.memory_info().rss
+                        times = p.cpu_times()
+                        cpu += times.user + times.system
                     except psutil.Error:
                         pass
                 peak[0] = max(peak[0], total)
+                if cpu > cpu_seen + 0.05:
+                    cpu_seen, idle_since[0] = cpu, time.monotonic()
+                elif time.monotonic() - idle_since[0] > idle_limit:
+                    proc.kill()  # no CPU used for idle_limit seconds: hung (pgloader after a reader error)
+                    hung[0] = True
+                    return
                 time.sleep(0.1)
         except psutil.Error:
             pass
 
     watcher = threading.Thread(target=poll, daemon=True)
     watcher.start()
-    hung = False
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        hung = True
+        hung[0] = True
         proc.kill()
         stdout, stderr = proc.communicate()
     seconds = time.monotonic() - started
+    if hung[0]:
+        seconds = idle_since[0] - started  # up to its last sign of life
     watcher.join()
     if log:
         out.close()
         stdout = log.read_text(errors="replace")
     return {"seconds": seconds, "peak_mb": peak[0] / 2**20, "returncode": proc.returncode, "stdout": stdout or "",
-            "stderr": stderr or "", "hung": hung}
+            "stderr": stderr or "", "hung": hung[0]}
 
 
 def _query(url: str, statement: str, params: tuple = ()) -> list[tuple]:
@@ -209,15 +225,19 @@ def _query(url: str, statement: str, params: tuple = ()) -> list[tuple]:
         conn.close()
 
 
-def dirt_fates(ours: str, pgl: str) -> list[tuple[str, str, str, str]]:
-    """(table, dirt kind, what pgloader did, what this project did) for one sample rowid per kind."""
+def dirt_fates(ours: str, pgl: str, sizes: tuple[int, int, int]) -> list[tuple[str, str, str, str]]:
+    """(table, dirt kind, what pgloader did, what this project did) for three rowids per kind."""
     fates = []
-    checks = [("agent_heartbeats", "heartbeats", "status", HB_DIRT, HB_MOD, "timestamp"),
-              ("performance_metrics", "perf_samples", "metric_value", METRIC_DIRT, METRIC_MOD, "metric_value"),
-              ("llm_conversations", "llm_conversations", "prompt_tokens", CONV_DIRT, CONV_MOD, "prompt_tokens")]
-    for legacy, target, _, dirt, modulus, show in checks:
+    checks = [("agent_heartbeats", "heartbeats", sizes[0], HB_DIRT, HB_MOD, "timestamp"),
+              ("performance_metrics", "perf_samples", sizes[1], METRIC_DIRT, METRIC_MOD, "metric_value"),
+              ("llm_conversations", "llm_conversations", sizes[2], CONV_DIRT, CONV_MOD, "prompt_tokens")]
+    for legacy, target, size, dirt, modulus, show in checks:
         for residue, kind in dirt.items():
-            rowids = [residue + modulus * k for k in range(3)]
+            first = residue
+            if kind in STOPS_PGLOADER:  # generated only in the last 1 % of the table
+                base = int(size * 0.99)
+                first = base + (residue - base) % modulus
+            rowids = [first + modulus * k for k in range(3)]
             have = _query(pgl, f'SELECT count(*) FROM {legacy} WHERE id = ANY(%s)', (rowids,))[0][0]  # noqa: S608
             sample = _query(pgl, f'SELECT "{show}"::text FROM {legacy} WHERE id = %s', (rowids[0],))  # noqa: S608
             pg_fate = (f"kept {have}/3" + (f", {show} = {sample[0][0]!r}" if sample else "")) if have else "row lost (0/3 kept)"
@@ -237,7 +257,8 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, default=None, help="folder to keep (and reuse) the generated files in")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown result here")
     parser.add_argument("--skip-pgloader", action="store_true")
-    parser.add_argument("--only", choices=("dirty", "clean"), default=None, help="run one of the two files")
+    parser.add_argument("--only", choices=VARIANTS, default=None, help="run one of the files")
+    parser.add_argument("--side-by-side", action="store_true", help="pass --side-by-side to migrate-sqlite")
     opts = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ap-bench-mig-", dir="/tmp"))
     os.chmod(work, 0o755)
@@ -253,16 +274,15 @@ def main() -> int:
     cluster.up()
     results = {}
     try:
-        for variant in ("dirty", "clean"):
-            if opts.only and variant != opts.only:
-                continue
+        for variant in [opts.only] if opts.only else VARIANTS:
             path = files / f"legacy-{variant}-{opts.scale:g}.db"
             if not path.exists():
                 started = time.monotonic()
-                counts = generate(path, *sizes, dirty=variant == "dirty")
+                wanted = (*sizes[:2], 0) if variant == "history" else sizes
+                counts = generate(path, *wanted, dirty=variant == "dirty")
                 print(f"generated {path} ({path.stat().st_size / 2**20:.0f} MiB) in {time.monotonic() - started:.0f} s:"
                       f" {counts}", flush=True)
-            results[variant] = _compare(cluster, path, work, variant, opts)
+            results[variant] = _compare(cluster, path, work, variant, opts, sizes)
     finally:
         cluster.destroy()
         shutil.rmtree(work, ignore_errors=True)
@@ -273,7 +293,8 @@ def main() -> int:
     return 0 if all(r["ours"]["returncode"] == 0 for r in results.values()) else 1
 
 
-def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: argparse.Namespace) -> dict:
+def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: argparse.Namespace,
+             sizes: tuple[int, int, int]) -> dict:
     admin = psycopg2.connect(**connect_kwargs(cluster.url("postgres")))
     admin.autocommit = True
     with admin.cursor() as cur:
@@ -291,7 +312,8 @@ def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: 
     source.close()
     env = {**os.environ, "AGENTS_PIPELINE_DATABASE_URL": ours, "PYTHONPATH": str(ROOT)}
     print(f"[{variant}] migrating {total_rows} rows with agents-pipeline ...", flush=True)
-    mine = measured([sys.executable, "-m", "agents_pipeline.cli.main", "migrate-sqlite", str(path), "--json"], env=env)
+    mine = measured([sys.executable, "-m", "agents_pipeline.cli.main", "migrate-sqlite", str(path), "--json",
+                     *(["--side-by-side"] if opts.side_by_side else [])], env=env)
     report = json.loads(mine["stdout"]) if mine["stdout"].strip().startswith("{") else {}
     print(f"[{variant}] agents-pipeline: {mine['seconds']:.1f} s, peak {mine['peak_mb']:.0f} MiB, "
           f"exit {mine['returncode']} {mine['stderr'][-300:]}", flush=True)
@@ -308,9 +330,8 @@ def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: 
  WITH include drop, create tables, create indexes, reset sequences, prefetch rows = 10000;
 """)
     print(f"[{variant}] migrating with pgloader ...", flush=True)
-    # pgloader gets ten times our time (at least 5 minutes) before it counts as hung.
-    pgl = measured(["pgloader", str(load)], log=work / f"pgloader-{variant}.log",
-                   timeout=max(300.0, 10 * mine["seconds"]))
+    pgl = measured(["pgloader", str(load)], log=(opts.keep or work) / f"pgloader-{variant}.log",
+                   timeout=max(600.0, 10 * mine["seconds"]))
     pgl_url = cluster.url(f"pgl_{variant}")
     pgl["log_errors"] = [line[25:200] for line in pgl["stdout"].splitlines() if " ERROR " in line][:12]
     pgl["stdout"] = ""
@@ -324,7 +345,7 @@ def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: 
           f"rows {pgl['rows_in_postgres']}", flush=True)
     result["pgloader"] = pgl
     if variant == "dirty":
-        result["fates"] = dirt_fates(ours, pgl_url)
+        result["fates"] = dirt_fates(ours, pgl_url, sizes)
     return result
 
 
@@ -342,7 +363,7 @@ def render(results: dict, sizes: tuple[int, int, int]) -> str:
         pgl = result.get("pgloader")
         if pgl:
             kept = sum(pgl["rows_in_postgres"].values())
-            status = f"hung, killed after {pgl['seconds']:.0f} s" if pgl.get("hung") else pgl["returncode"]
+            status = "hung (no CPU for 60 s), killed" if pgl.get("hung") else pgl["returncode"]
             lines.append(f"| {variant} ({rows:,} rows) | pgloader, prefetch rows = 10000 | {pgl['seconds']:.1f} | "
                          f"{rows / pgl['seconds']:,.0f} | {pgl['peak_mb']:.0f} | {status} | "
                          f"{kept:,} ({rows - kept:,} lost) |")
