@@ -51,8 +51,9 @@ def pg_identifier(name: str, taken: set[str], salt: str = "") -> str:
     return candidate
 
 
-def _pg_type(classes: set[str], binary_text: bool) -> tuple[str, str]:
-    """(PostgreSQL type, digest kind) for the set of storage classes seen in a column."""
+def _pg_type(classes: set[str], binary_text: bool, big_int: bool = False) -> tuple[str, str]:
+    """(PostgreSQL type, digest kind) for the set of storage classes seen in a column.
+    Integers beyond 2**53 mixed with reals would lose digits in a double: text keeps them."""
     classes = classes - {"null"}
     if not classes:
         return "text", "text"
@@ -60,7 +61,7 @@ def _pg_type(classes: set[str], binary_text: bool) -> tuple[str, str]:
         return "bytea", "bytea"
     if classes == {"integer"}:
         return "bigint", "int"
-    if classes <= {"integer", "real"}:
+    if classes <= {"integer", "real"} and not big_int:
         return "double precision", "float"
     return "text", "text"
 
@@ -117,6 +118,7 @@ def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int,
     classes: list[set[str]] = [set() for _ in info.columns]
     binary = [False] * len(info.columns)
     nulls = [False] * len(info.columns)
+    big = [False] * len(info.columns)
     cursor = source.select(info.name, list(info.columns))
     while rows := source.fetch(cursor, batch_size):
         for row in rows:
@@ -124,9 +126,11 @@ def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int,
                 cls = _classify(value)
                 classes[i].add(cls)
                 nulls[i] = nulls[i] or value is None
+                if cls == "integer" and abs(value) > 2**53:  # type: ignore[arg-type]
+                    big[i] = True
                 if isinstance(value, BadText) or (isinstance(value, str) and "\x00" in value):
                     binary[i] = True
-    types = [_pg_type(c, b) for c, b in zip(classes, binary, strict=True)]
+    types = [_pg_type(c, b, g) for c, b, g in zip(classes, binary, big, strict=True)]
     col_taken: set[str] = set()
     pg_cols = [pg_identifier(c, col_taken) for c in info.columns]
     result = UserTableResult(info.name, pg_name,

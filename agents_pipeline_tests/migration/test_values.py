@@ -81,3 +81,13 @@ def test_digest_depends_on_every_value():
     assert base != row_digest(("int", "ts", "float", "text"), (1, datetime(2025, 1, 1, tzinfo=UTC), 0.1, "y"))
     assert base != row_digest(("int", "ts", "float", "text"), (1, datetime(2025, 1, 1, tzinfo=UTC), 0.1000001, "x"))
     assert 0 <= base < 2**60
+
+
+def test_user_table_types_never_lose_a_digit():
+    """Regression: a 2**60 integer beside reals must not be squeezed into a double."""
+    from agents_pipeline.migration.user_tables import _pg_type
+
+    assert _pg_type({"integer"}, False) == ("bigint", "int")
+    assert _pg_type({"integer", "real", "null"}, False) == ("double precision", "float")
+    assert _pg_type({"integer", "real"}, False, big_int=True) == ("text", "text")
+    assert _pg_type({"text"}, True) == ("bytea", "bytea") and _pg_type({"null"}, False) == ("text", "text")
