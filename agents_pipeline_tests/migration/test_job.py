@@ -1,0 +1,51 @@
+"""The Launchpad face: sqlite_migration_job runs with typed config and reports in metadata."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from agents_pipeline.migration.jobs import LEGACY_IMPORT, SqliteMigrationConfig, sqlite_migration_job
+from agents_pipeline.resources import PostgresResource
+
+
+def _run(path, db_url, **config):
+    with dg.instance_for_test() as instance:
+        result = sqlite_migration_job.execute_in_process(
+            run_config=dg.RunConfig(ops={"migrate_sqlite_file": SqliteMigrationConfig(path=str(path), **config)}),
+            resources={"postgres": PostgresResource(url=db_url)}, instance=instance, raise_on_error=False)
+        materializations = instance.fetch_materializations(LEGACY_IMPORT.key, limit=10).records
+        return result, [m.asset_materialization for m in materializations]
+
+
+def test_job_reports_the_verified_table_as_asset_metadata(legacy_file, db_url, query):
+    result, materializations = _run(legacy_file, db_url, batch_size=5)
+    assert result.success
+    metadata = materializations[0].metadata
+    assert metadata["verified"].value is True
+    assert metadata["rows_read"].value == metadata["rows_written"].value + metadata["rows_rejected"].value > 0
+    assert "| agent_heartbeats | fleet.heartbeats | migrated |" in metadata["report"].value
+    assert query("SELECT count(*) FROM fleet.legacy_runs WHERE ok") == [(1,)]
+
+
+def test_job_fails_when_verification_fails(legacy_file, db_url, query):
+    """Regression: a run whose counts do not add up must fail, not succeed with a note."""
+    assert _run(legacy_file, db_url)[0].success
+    query("DELETE FROM fleet.alerts WHERE legacy_id = 1")
+    result, materializations = _run(legacy_file, db_url)
+    assert not result.success
+    failure = result.failure_data_for_node("migrate_sqlite_file")
+    assert "did not verify" in failure.error.message and "system_alerts" in failure.error.message
+    assert materializations[0].metadata["verified"].value is False
+
+
+def test_config_is_typed_and_bounded():
+    with pytest.raises(Exception, match="batch_size"):
+        SqliteMigrationConfig(path="x.db", batch_size=0)
+
+
+def test_definitions_expose_the_job_and_its_asset():
+    from agents_pipeline.definitions import defs  # the domain needs the root postgres resource
+
+    assert defs.get_job_def("sqlite_migration_job").name == "sqlite_migration_job"
+    assert LEGACY_IMPORT.group_name == "migration" and LEGACY_IMPORT.owners == ["team:agents-platform"]
