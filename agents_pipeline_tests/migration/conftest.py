@@ -53,7 +53,7 @@ SNAPSHOT_SQL = {
     "kv": "SELECT key, value::text, version, updated_by, legacy_id FROM fleet.kv_store ORDER BY key",
     "messages": "SELECT message_type, payload::text, created_at, claimed_at, acked_at, legacy_id "
                 "FROM fleet.agent_messages ORDER BY legacy_id",
-    "config": "SELECT key, value::text, description, legacy_id FROM fleet.system_config ORDER BY key",
+    "config": "SELECT key, value::text, description, legacy_id FROM fleet.system_config WHERE legacy_id IS NOT NULL ORDER BY key",
     "rejects": "SELECT table_name, legacy_id, reason, original::text, types::text FROM fleet.legacy_rejects "
                "ORDER BY table_name, legacy_id",
     "progress": "SELECT table_name, last_rowid, rows_read, rows_written, rows_rejected, checksum "
