@@ -49,6 +49,10 @@ def test_agents_found_by_pid_pidfile_and_pattern(engine, spawn, register, tmp_pa
         assert 0.0 <= rows["cpu_percent"] < 50.0, how           # a sleeper
         assert rows["cpu_time_s"] >= first_rows["cpu_time_s"], how
         assert "io_read_bytes" in rows and "ctx_switches_per_s" in rows, how
+    with engine.connect() as conn:
+        counters = conn.execute(sa.text("SELECT counters FROM fleet.perf_sampler_state WHERE host = 'perfhost'")).scalar()
+    tracked = {how: [key.split(":")[0] for key in counters["procs"][str(aid)]] for how, aid in ids.items()}
+    assert tracked == {"pid": [str(by_pid.pid)], "pidfile": [str(by_file.pid)], "match": [str(by_match.pid)]}
 
 
 def test_busy_agent_cpu_from_stored_counters(engine, spawn, register):
