@@ -51,3 +51,17 @@ def register(database):
         return register_agent(database, name, **kwargs).agent_id
 
     return reg
+
+
+@pytest.fixture
+def quiet_host(engine) -> dict:
+    """Host rules off fleet-wide, so that a busy shared test machine (or a full disk) cannot
+    add host alerts to what a test about agents asserts. Returns the layer it stored."""
+    import json
+
+    layer = {"host_cpu_percent": {"enabled": False}, "host_memory_percent": {"enabled": False},
+             "disk_used_percent": {"enabled": False}}
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE fleet.system_config SET value = CAST(:v AS jsonb) "
+                             "WHERE key = 'performance.thresholds'"), {"v": json.dumps(layer)})
+    return layer
