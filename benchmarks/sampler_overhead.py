@@ -12,7 +12,12 @@ command-line pattern), and measures with ``time.process_time`` around each piece
 Median and p95 over ``--repeats`` runs; the goal is <= 20 ms for host + 20 agents. A fresh
 cluster in a temporary folder is used unless ``--url`` names a database.
 
+With ``--stack-minutes N`` it then measures the whole running stack: a bare ``dagster dev`` serving an empty code location, then the
+product's code location with the same agents registered, on one throwaway cluster and one
+instance configuration (the project's dagster.yaml), N minutes each.
+
     nice -n 10 python benchmarks/sampler_overhead.py --agents 20 --repeats 50
+    nice -n 10 python benchmarks/sampler_overhead.py --agents 20 --repeats 10 --stack-minutes 10
 """
 
 from __future__ import annotations
@@ -67,11 +72,106 @@ def backend_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+# -- the running stack ---------------------------------------------------------------------------
+EMPTY_LOCATION = "import dagster as dg\n\ndefs = dg.Definitions()\n"
+ROLES = (("dagster_webserver", "webserver"), ("dagster._daemon", "daemon"), ("code-server", "code server"),
+         ("api grpc", "code server"), ("execute_run", "runs"), ("dagster dev", "dagster dev"))
+
+
+def _role(proc: psutil.Process) -> str:
+    cmdline = " ".join(proc.cmdline())
+    return next((role for needle, role in ROLES if needle in cmdline), "other")
+
+
+def _cpu(proc: psutil.Process) -> float:
+    """Own CPU plus that of reaped children (runs, exited PostgreSQL backends)."""
+    t = proc.cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _snapshot(session: int, postmaster: int) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid == postmaster or proc.ppid() == postmaster:
+                totals["postgres"] = totals.get("postgres", 0.0) + _cpu(proc)
+            elif os.getsid(proc.pid) == session:
+                role = _role(proc)
+                totals[role] = totals.get(role, 0.0) + _cpu(proc)
+        except (psutil.NoSuchProcess, ProcessLookupError, psutil.AccessDenied):
+            continue
+    return totals
+
+
+def _measure(cluster: LocalCluster, workspace: Path, env: dict[str, str], minutes: float, port: int) -> dict[str, float]:
+    import urllib.request
+
+    dev = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-p", str(port)],
+                           env=env, cwd=workspace.parent, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("dagster dev did not answer within 5 minutes") from None
+                time.sleep(2)
+        time.sleep(90)     # start-up (imports, first sensor ticks) is not the steady state
+        before, t0 = _snapshot(dev.pid, postmaster), time.monotonic()
+        time.sleep(minutes * 60)
+        after, wall = _snapshot(dev.pid, postmaster), time.monotonic() - t0
+        return {role: 100.0 * (after.get(role, 0.0) - before.get(role, 0.0)) / wall for role in after}
+    finally:
+        os.killpg(dev.pid, 15)
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(dev.pid, 9)    # dagster dev can hang on SIGTERM; nothing of it may outlive this
+        except ProcessLookupError:
+            pass
+
+
+def compare_stacks(cluster: LocalCluster, minutes: float) -> None:
+    from agents_pipeline.core import settings
+    from agents_pipeline.core.instance_env import dagster_env
+
+    home = Path(tempfile.mkdtemp(prefix="ap-bench-stack-"))
+    shutil.copy(settings.PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
+    (home / "empty_location.py").write_text(EMPTY_LOCATION)
+    bare_ws = home / "workspace.yaml"
+    bare_ws.write_text("load_from:\n  - python_module:\n      module_name: empty_location\n"
+                       f"      working_directory: {home}\n      location_name: empty\n")
+    env = {**os.environ, **dagster_env(cluster.url()), "DAGSTER_HOME": str(home),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(settings.PROJECT_DIR), str(home),
+                                                       os.environ.get("PYTHONPATH")]))}
+    results = {
+        "bare dagster dev, empty code location": _measure(cluster, bare_ws, env, minutes, 3151),
+        "make run stack (agents_pipeline)": _measure(cluster, settings.PROJECT_DIR / "workspace.yaml", env,
+                                                     minutes, 3152),
+    }
+    roles = sorted({r for v in results.values() for r in v})
+    print(f"\nRunning stack, CPU as % of one core over {minutes:g} min each (same cluster, same dagster.yaml)\n")
+    print("| stack | total | " + " | ".join(roles) + " |\n|---|---:|" + "---:|" * len(roles))
+    for name, shares in results.items():
+        print(f"| {name} | {sum(shares.values()):.2f} | " + " | ".join(f"{shares.get(r, 0.0):.2f}" for r in roles) + " |")
+    bare, full = (sum(v.values()) for v in results.values())
+    print(f"\nadded by the product: {full - bare:+.2f} points of one core")
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--url", default=None, help="database to use (default: a throwaway cluster)")
+    parser.add_argument("--stack-minutes", type=float, default=0.0,
+                        help="also measure the running stack against a bare dagster dev, this long each")
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:8]
@@ -153,6 +253,10 @@ def main() -> None:
         per_sample = (after - before) / args.repeats
         print(f"\nrows stored per sample: {stored}; per day at one sample a minute: {stored * 1440:,} rows, "
               f"about {per_sample * 1440 / 1048576:,.0f} MiB with indexes ({per_sample / stored:.0f} bytes a row)")
+        if args.stack_minutes > 0:
+            if cluster is None:
+                raise SystemExit("--stack-minutes needs the throwaway cluster (leave out --url)")
+            compare_stacks(cluster, args.stack_minutes)
     finally:
         for child in children:
             child.kill()

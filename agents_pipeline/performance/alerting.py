@@ -58,14 +58,22 @@ def judge(setting: Setting, value: float | None, *, rule: str) -> bool | None:
     return None if value is None else value > setting.above
 
 
+def _shown(rule_name: str, value: float | None) -> str:
+    if value is None:
+        return "?"
+    if rule_name == "rss_bytes":
+        return f"{value / 1048576:,.0f} MiB"
+    return f"{value:,.1f} %"
+
+
 def _describe(v: Verdict, rule_name: str) -> tuple[str, str]:
     rule, s = RULES[rule_name], v.setting
     held = f" for {s.for_s:g} s" if s.for_s else ""
     if rule_name == "process_missing":
         return f"{v.subject}: process not found{held}", "The sampler found no process for this agent."
-    shown = f"{v.value:,.1f}" if v.value is not None else "?"
-    return (f"{v.subject}: {rule.what} {shown} above {s.above:,.1f}{held}",
-            f"{rule.what} has stayed above {s.above:,.1f} since the breach began (latest {shown}).")
+    value, limit = _shown(rule_name, v.value), _shown(rule_name, s.above)
+    return (f"{v.subject}: {rule.what} above {limit}{held} (now {value})",
+            f"{rule.what} has stayed above {limit} since the breach began; latest {value}.")
 
 
 def evaluate(conn: sa.Connection, verdicts: list[Verdict], *, evaluator: str, now: datetime) -> Outcome:

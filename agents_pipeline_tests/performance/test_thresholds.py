@@ -60,7 +60,7 @@ def test_breach_longer_than_duration_opens_once_and_resolves(engine, register):
     assert opened_at == T0 + timedelta(minutes=5)
     [alert] = _alerts(engine)
     assert (alert.kind, alert.agent_id, alert.resolved_at) == ("high_cpu", agent, None)
-    assert alert.opened_at == opened_at and "above 90.0 for 300 s" in alert.subject
+    assert alert.opened_at == opened_at and alert.subject == "agent 'hot': CPU above 90.0 % for 300 s (now 99.0 %)"
     out = _round(engine, _cpu(agent, 12.0, T0 + timedelta(minutes=9)), now=T0 + timedelta(minutes=9))
     assert out.resolved == [agent_key("cpu_percent", agent)]
     [alert] = _alerts(engine)
@@ -200,3 +200,15 @@ def test_settings_merge_and_invalid_layers_are_named():
 def test_invalid_settings_are_refused(layer, message):
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         thresholds.validate_layer(layer, agent=True)
+
+
+def test_rss_limit_per_agent(engine, spawn, register, quiet_host):
+    """RSS has no limit by default; an agent's own limit raises high_memory in MiB words."""
+    proc = spawn()
+    limited = register("limited", pid=proc.pid, config={"thresholds": {"rss_bytes": {"above": 1024, "for_s": 0}}})
+    register("unlimited", pid=proc.pid)
+    with engine.begin() as conn:
+        result = sample_once(conn, host="perfhost")
+    assert result.alerts.opened == [agent_key("rss_bytes", limited)]
+    [alert] = _alerts(engine)
+    assert alert.kind == "high_memory" and alert.subject.startswith("agent 'limited': resident memory above 0 MiB")
