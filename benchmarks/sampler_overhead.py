@@ -137,12 +137,13 @@ def _measure(cluster: LocalCluster, workspace: Path, env: dict[str, str], minute
             pass
 
 
-def compare_stacks(cluster: LocalCluster, minutes: float) -> None:
+def compare_stacks(cluster: LocalCluster, minutes: float, dagster_yaml: Path | None = None,
+                   bare_only: bool = False) -> None:
     from agents_pipeline.core import settings
     from agents_pipeline.core.instance_env import dagster_env
 
     home = Path(tempfile.mkdtemp(prefix="ap-bench-stack-"))
-    shutil.copy(settings.PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(dagster_yaml or settings.PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
     (home / "empty_location.py").write_text(EMPTY_LOCATION)
     bare_ws = home / "workspace.yaml"
     bare_ws.write_text("load_from:\n  - python_module:\n      module_name: empty_location\n"
@@ -150,18 +151,19 @@ def compare_stacks(cluster: LocalCluster, minutes: float) -> None:
     env = {**os.environ, **dagster_env(cluster.url()), "DAGSTER_HOME": str(home),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(settings.PROJECT_DIR), str(home),
                                                        os.environ.get("PYTHONPATH")]))}
-    results = {
-        "bare dagster dev, empty code location": _measure(cluster, bare_ws, env, minutes, 3151),
-        "make run stack (agents_pipeline)": _measure(cluster, settings.PROJECT_DIR / "workspace.yaml", env,
-                                                     minutes, 3152),
-    }
+    results = {"bare dagster dev, empty code location": _measure(cluster, bare_ws, env, minutes, 3151)}
+    if not bare_only:
+        results["make run stack (agents_pipeline)"] = _measure(
+            cluster, settings.PROJECT_DIR / "workspace.yaml", env, minutes, 3152)
     roles = sorted({r for v in results.values() for r in v})
-    print(f"\nRunning stack, CPU as % of one core over {minutes:g} min each (same cluster, same dagster.yaml)\n")
+    print(f"\nRunning stack, CPU as % of one core over {minutes:g} min each (same cluster, "
+          f"{dagster_yaml or 'the project dagster.yaml'})\n")
     print("| stack | total | " + " | ".join(roles) + " |\n|---|---:|" + "---:|" * len(roles))
     for name, shares in results.items():
         print(f"| {name} | {sum(shares.values()):.2f} | " + " | ".join(f"{shares.get(r, 0.0):.2f}" for r in roles) + " |")
-    bare, full = (sum(v.values()) for v in results.values())
-    print(f"\nadded by the product: {full - bare:+.2f} points of one core")
+    if not bare_only:
+        bare, full = (sum(v.values()) for v in results.values())
+        print(f"\nadded by the product: {full - bare:+.2f} points of one core")
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -172,6 +174,9 @@ def main() -> None:
     parser.add_argument("--url", default=None, help="database to use (default: a throwaway cluster)")
     parser.add_argument("--stack-minutes", type=float, default=0.0,
                         help="also measure the running stack against a bare dagster dev, this long each")
+    parser.add_argument("--dagster-yaml", type=Path, default=None,
+                        help="instance configuration for the stack runs (default: the project's)")
+    parser.add_argument("--bare-only", action="store_true", help="measure only the bare floor")
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:8]
@@ -256,7 +261,7 @@ def main() -> None:
         if args.stack_minutes > 0:
             if cluster is None:
                 raise SystemExit("--stack-minutes needs the throwaway cluster (leave out --url)")
-            compare_stacks(cluster, args.stack_minutes)
+            compare_stacks(cluster, args.stack_minutes, args.dagster_yaml, args.bare_only)
     finally:
         for child in children:
             child.kill()
