@@ -1,6 +1,7 @@
 """The sampler as a sensor: one sample per tick, reported as a materialization without a run."""
 
 import dagster as dg
+from sqlalchemy.exc import ProgrammingError
 
 from agents_pipeline.performance import report
 from agents_pipeline.performance.assets import SAMPLES_KEY
@@ -22,8 +23,14 @@ from agents_pipeline.resources import PostgresResource
 )
 def performance_sampler_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource):
     interval = sample_interval_s()
-    with postgres.begin() as conn:
-        result = sample_once(conn, min_gap_s=min(5.0, interval / 2))
+    try:
+        with postgres.begin() as conn:
+            result = sample_once(conn, min_gap_s=min(5.0, interval / 2))
+    except ProgrammingError as exc:
+        if getattr(exc.orig, "pgcode", None) == "42P01":   # undefined_table
+            raise dg.DagsterError("the performance tables are missing: run `agents-pipeline db migrate` "
+                                  "(migration 0004_performance)") from None
+        raise
     if result.skipped:
         return dg.SkipReason(result.skipped)
     for problem in result.threshold_problems:

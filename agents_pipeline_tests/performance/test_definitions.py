@@ -97,3 +97,13 @@ def test_rollup_asset_reports_p95(db_url, engine, register):
     assert not empty.success
     failure = empty.get_step_failure_events()[0].step_failure_data.error
     assert "no raw samples for 2026-03-02 09:00 UTC" in failure.message
+
+
+def test_sensor_names_a_missing_migration(db_url, engine):
+    """Regression: a database without 0004 gets a message saying what to run, not a raw SQL error."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE fleet.perf_sampler_state"))
+    with dg.instance_for_test() as instance, dg.build_sensor_context(
+            instance=instance, resources={"postgres": PostgresResource(url=db_url)}) as context:
+        with pytest.raises(dg.DagsterError, match="run `agents-pipeline db migrate`"):
+            performance_sampler_sensor(context)
