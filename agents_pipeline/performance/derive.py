@@ -55,13 +55,13 @@ def _host_rows(host: HostReading, prev: dict[str, Any] | None, elapsed: float | 
         rows += [(None, "disk_read_bytes", host.disk_read_bytes), (None, "disk_write_bytes", host.disk_write_bytes)]
     for mount, (percent, free) in sorted(host.disks.items()):
         rows += [(None, f"disk_used_percent:{mount}", percent), (None, f"disk_free_bytes:{mount}", free)]
-    if prev is None or elapsed is None or prev.get("boot_time") != host.boot_time:
+    if prev is None or elapsed is None:
         return rows
     prev_cpu = prev.get("cpu") or []
     prev_busy, prev_total = sum(b for b, _ in prev_cpu), sum(t for _, t in prev_cpu)
-    if prev_cpu and total > prev_total:
-        rows.append((None, "cpu_percent", max(0.0, min(100.0, 100.0 * (busy - prev_busy) / (total - prev_total)))))
-    if len(prev_cpu) == len(host.cpu):   # a core brought on or off line breaks the per-core series
+    if len(prev_cpu) == len(host.cpu):   # a core brought on or off line breaks the CPU series
+        if total > prev_total:
+            rows.append((None, "cpu_percent", max(0.0, min(100.0, 100.0 * (busy - prev_busy) / (total - prev_total)))))
         for n, ((b, t), (pb, pt)) in enumerate(zip(host.cpu, prev_cpu, strict=True)):
             if t > pt:
                 rows.append((None, f"cpu_percent:cpu{n}", max(0.0, min(100.0, 100.0 * (b - pb) / (t - pt)))))
@@ -132,11 +132,13 @@ def derive(host: HostReading, agents: list[AgentReading], now: datetime, prev_at
     """Rows for one sample and the counters to keep for the next.
 
     Rates need a previous sample no older than ``max_gap_s``: after a longer gap (sampler
-    stopped, host asleep) a rate would be an average over hours, so the sample only sets a
-    new baseline.
+    stopped, host asleep) a rate would be an average over hours, and after a reboot every
+    counter restarted, so such a sample only sets a new baseline.
     """
     elapsed = (now - prev_at).total_seconds() if prev_at is not None else None
     usable = prev_state if elapsed is not None and 0 < elapsed <= max_gap_s else None
+    if usable is not None and usable.get("boot_time") != host.boot_time:
+        usable = None    # rebooted: every counter started again from zero
     elapsed = elapsed if usable is not None else None
     since = prev_at.timestamp() if usable is not None and prev_at is not None else None
     rows = _host_rows(host, usable, elapsed)
