@@ -12,8 +12,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from agents_pipeline.core import settings
+
+GRACE_S = 45.0  # how long Ctrl-C waits for `dagster dev` to stop its services by itself
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,8 +29,10 @@ def run(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.PROJECT_DIR / "workspace.yaml"),
            "-h", host, "-p", port]
     children: list[subprocess.Popen] = []
+    stop_requested: list[float] = []
 
     def forward(signum: int, _frame: object) -> None:
+        stop_requested.append(time.monotonic())
         for child in children:
             try:
                 os.killpg(child.pid, signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
@@ -41,7 +46,18 @@ def run(args: argparse.Namespace) -> int:
     proc = subprocess.Popen(cmd, env=env, cwd=settings.PROJECT_DIR, start_new_session=True)
     children.append(proc)
     print(f"Dagster UI on http://{host}:{port} (Ctrl-C stops it)", flush=True)
-    code = proc.wait()
+    # `dagster dev` waits up to a minute for each of its services; on a loaded machine a service
+    # can hang past that, so after GRACE_S the rest of the session is stopped by force.
+    while True:
+        try:
+            code = proc.wait(timeout=1)
+            break
+        except subprocess.TimeoutExpired:
+            if stop_requested and time.monotonic() - stop_requested[0] > GRACE_S:
+                try:
+                    stop_session(proc.pid)
+                except ProcessLookupError:
+                    pass
     try:
         stop_session(proc.pid)
     except ProcessLookupError:
@@ -51,8 +67,6 @@ def run(args: argparse.Namespace) -> int:
 
 def stop_session(pgid: int, timeout: float = 20.0) -> None:
     """SIGTERM to what is left of the session, SIGKILL after ``timeout``."""
-    import time
-
     os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
