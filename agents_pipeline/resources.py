@@ -1,7 +1,9 @@
-"""The Dagster side's door to PostgreSQL: a pooled SQLAlchemy engine, made per execution."""
+"""The Dagster side's door to PostgreSQL: one pooled SQLAlchemy engine per process and URL."""
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,6 +14,28 @@ from pydantic import Field, PrivateAttr
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs, mask_url
 from agents_pipeline.core.settings import DATABASE_URL, ssl_params
+
+_ENGINES: dict[tuple[int, str, int], sa.Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def shared_engine(url: str, pool_size: int) -> sa.Engine:
+    """One pooled engine per process and URL. Dagster sets a resource up again for every sensor
+    tick; an engine per tick would open (and PostgreSQL fork) fresh connections every few seconds,
+    which was most of the running stack's CPU. The process id in the key keeps a forked child from
+    reusing its parent's connections."""
+    key = (os.getpid(), url, pool_size)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = sa.create_engine(
+                url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
+                # TLS settings from the environment fill in what the URL leaves out, as on the agent side.
+                connect_args={"application_name": "agents_pipeline:dagster",
+                              **{k: v for k, v in ssl_params().items() if k not in sa.engine.make_url(url).query}},
+            )
+            _ENGINES[key] = engine
+        return engine
 
 
 class PostgresResource(dg.ConfigurableResource):
@@ -25,18 +49,11 @@ class PostgresResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         connect_kwargs(self.url)  # validates the URL with a message that masks the password
-        self._engine = sa.create_engine(
-            self.url, pool_pre_ping=True, pool_size=self.pool_size, max_overflow=self.pool_size,
-            pool_recycle=1800,
-            # TLS settings from the environment fill in what the URL leaves out, as on the agent side.
-            connect_args={"application_name": "agents_pipeline:dagster",
-                          **{k: v for k, v in ssl_params().items() if k not in sa.engine.make_url(self.url).query}},
-        )
+        self._engine = shared_engine(self.url, self.pool_size)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        # The engine outlives the run or tick (see shared_engine); its pool closes with the process.
+        self._engine = None
 
     @property
     def engine(self) -> sa.Engine:
