@@ -19,5 +19,12 @@ trap 'kill -TERM "$fleet" 2>/dev/null || true' INT TERM
 # Needs `make run` (the webserver); the fleet keeps running either way.
 if ! "$AP" demo-kickoff --wait "${DEMO_KICKOFF_WAIT:-180}"; then
     echo "demo: could not queue the first runs (is \`make run\` up?); the fleet runs anyway" >&2
+else
+    # A small legacy SQLite file through the migration job, so its group has a report too.
+    py="$(dirname "$AP")/python"
+    mkdir -p .local/demo
+    "$py" -m agents_pipeline.ui.demo_legacy .local/demo/background_agents.db > .local/demo/migration.yaml
+    "$AP" launch sqlite_migration_job --config .local/demo/migration.yaml --no-wait \
+        || echo "demo: could not launch sqlite_migration_job" >&2
 fi
 wait "$fleet"
