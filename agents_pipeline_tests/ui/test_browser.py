@@ -26,7 +26,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 ARTIFACTS = settings.PROJECT_DIR / "test-artifacts" / "browser"
 EXPECTED_GROUPS = {"platform", "heartbeats", "performance", "langsmith", "retention", "migration", "help"}
 MIGRATION_JOB = "sqlite_migration_job"
-LEGACY_SCHEMA = Path(__file__).parent / "data" / "legacy_schema.sql"
+LEGACY_SCHEMA = settings.PROJECT_DIR / "docs" / "legacy" / "schema.sql"  # the documented legacy format
 
 # Pixels of a plotted series (Dagster draws it in its saturated blue-violet; axes and grid are grey).
 _SERIES_PIXELS = """(label) => {
