@@ -25,9 +25,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg2
+from common import prepare_database, throwaway_home
 
-from agents_pipeline.core import migrations, registry
-from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs
 from agents_pipeline.core.localdb import LocalCluster, find_pg_bin
 from agents_pipeline.retention import archiver
@@ -113,23 +112,14 @@ def main() -> None:
                         help="first idle window; later ones last as long as the archival before them")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="ap-bench-archival-", dir="/tmp"))
-    os.chmod(home, 0o755)
-    if os.geteuid() == 0:
-        shutil.chown(home, "postgres", "postgres")
+    home = throwaway_home("ap-bench-archival-")
     cluster = LocalCluster(home, extra_settings=("max_wal_size='4GB'", "shared_buffers='512MB'", "timezone='UTC'"))
     workdir = Path(tempfile.mkdtemp(prefix="ap-bench-writers-"))
     archive_root = Path(tempfile.mkdtemp(prefix="ap-bench-archive-"))
     cluster.up()
     try:
         url = cluster.url()
-        conn = psycopg2.connect(**connect_kwargs(url))
-        migrations.migrate(conn)
-        conn.close()
-        db = Database(url)
-        for i in range(AGENTS):
-            registry.register_agent(db, f"agent-{i}")
-        db.close()
+        prepare_database(url, [f"agent-{i}" for i in range(AGENTS)])
         print(f"loading {args.rows:,} heartbeats over {args.days} days", flush=True)
         t_load = time.perf_counter()
         load(url, args.rows, args.days)

@@ -22,11 +22,8 @@ import threading
 import time
 from pathlib import Path
 
-import psycopg2
+from common import prepare_database, throwaway_home
 
-from agents_pipeline.core import migrations, registry
-from agents_pipeline.core.connection import Database
-from agents_pipeline.core.dsn import connect_kwargs
 from agents_pipeline.core.localdb import LocalCluster, find_pg_bin
 from agents_pipeline.core.shared_state import SharedState
 
@@ -100,21 +97,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="ap-bench-", dir="/tmp"))
-    os.chmod(home, 0o755)
-    if os.geteuid() == 0:
-        shutil.chown(home, "postgres", "postgres")
+    home = throwaway_home("ap-bench-")
     cluster = LocalCluster(home)
     cluster.up()
     try:
         url = cluster.url()
-        conn = psycopg2.connect(**connect_kwargs(url))
-        migrations.migrate(conn)
-        conn.close()
-        db = Database(url)
-        for i in range(AGENTS):
-            registry.register_agent(db, f"agent-{i}")
-        db.close()
+        prepare_database(url, [f"agent-{i}" for i in range(AGENTS)])
 
         results: dict[str, list[float]] = {"sharedstate_1": [], "sharedstate_50": [], "batch": [], "pgbench_50": []}
         for r in range(args.repeats):

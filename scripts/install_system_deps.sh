@@ -12,6 +12,9 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
     missing+=(chromium)
 fi
+if ! command -v openssl >/dev/null; then
+    missing+=(openssl)   # the TLS tests make their own certificates
+fi
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

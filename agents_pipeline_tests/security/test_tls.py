@@ -25,7 +25,7 @@ from agents_pipeline_tests.security.tls import Certificates, start_tls_cluster, 
 @pytest.fixture(scope="module")
 def tls_server() -> Iterator[tuple[LocalCluster, Certificates]]:
     if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make test certificates")
+        pytest.fail("the openssl command is needed to make test certificates: apt-get install -y openssl")
     cluster, certs = start_tls_cluster()
     try:
         conn = psycopg2.connect(**connect_kwargs(cluster.url()))  # Unix socket: schema setup
