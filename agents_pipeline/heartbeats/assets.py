@@ -1,12 +1,11 @@
 """The fleet's health as an asset: materialized by the health sensor every ~10 s, or from the UI."""
 
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 import dagster as dg
 
 from agents_pipeline.heartbeats import report
-from agents_pipeline.heartbeats.health import run_evaluation
-from agents_pipeline.heartbeats.settings import EVALUATOR_AGENT, HealthSettings
+from agents_pipeline.heartbeats.health import evaluate_and_log
 from agents_pipeline.resources import PostgresResource
 
 # A stalled evaluator shows in the UI: the sensor reports every ~10 s, so a minute without a
@@ -33,10 +32,6 @@ HEALTH_CHECK = dg.AssetCheckSpec(
                 "materializing it here runs the same evaluation (and its alerts) once.",
 )
 def agent_health(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
-    settings = HealthSettings.from_env()
-    summary = run_evaluation(postgres.engine, settings, self_agent=EVALUATOR_AGENT)
-    for t in summary.transitions:
-        context.log.info("%s: %s -> %s at %s (%s)", t.name, t.from_status, t.to_status,
-                         t.changed_at.astimezone(UTC).isoformat(), t.reason)
+    summary, settings = evaluate_and_log(postgres.engine, context.log)
     return dg.MaterializeResult(metadata=report.metadata(summary),
                                 check_results=[report.check_result(summary, settings.error_share)])

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from agents_pipeline.alerts.channels import configured_channels
-from agents_pipeline.heartbeats.settings import HealthSettings
+from agents_pipeline.heartbeats.settings import EVALUATOR_AGENT, HealthSettings
 
 STATUSES = ("new", "up", "late", "down", "paused")
 SKEW_LIMIT_S = 5.0
@@ -147,3 +147,14 @@ def run_evaluation(engine: sa.Engine, settings: HealthSettings, *, now: datetime
     summary.transitions = transitions
     summary.evaluation_ms = elapsed
     return summary
+
+
+def evaluate_and_log(engine: sa.Engine, log: Any) -> tuple[FleetSummary, HealthSettings]:
+    """One evaluation with the environment's settings, each transition logged: what both the
+    agent_health asset and its sensor do before reporting."""
+    settings = HealthSettings.from_env()
+    summary = run_evaluation(engine, settings, self_agent=EVALUATOR_AGENT)
+    for t in summary.transitions:
+        log.info("%s: %s -> %s at %s (%s)", t.name, t.from_status, t.to_status,
+                 t.changed_at.astimezone(UTC).isoformat(), t.reason)
+    return summary, settings

@@ -7,14 +7,12 @@ costs a few milliseconds of SQL. The instance runs sensors in threads, so alert 
 """
 
 import json
-from datetime import UTC
 
 import dagster as dg
 
 from agents_pipeline.heartbeats import report
-from agents_pipeline.heartbeats.health import run_evaluation
+from agents_pipeline.heartbeats.health import evaluate_and_log
 from agents_pipeline.heartbeats.pipeline_agents import heartbeat_pipeline_agent
-from agents_pipeline.heartbeats.settings import EVALUATOR_AGENT, HealthSettings
 from agents_pipeline.resources import PostgresResource
 
 EVALUATION_INTERVAL_S = 10
@@ -36,11 +34,7 @@ def job_agent_name(job_name: str) -> str:
                 "agent_health materialization and its check without launching a run.",
 )
 def agent_health_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
-    settings = HealthSettings.from_env()
-    summary = run_evaluation(postgres.engine, settings, self_agent=EVALUATOR_AGENT)
-    for t in summary.transitions:
-        context.log.info("%s: %s -> %s at %s (%s)", t.name, t.from_status, t.to_status,
-                         t.changed_at.astimezone(UTC).isoformat(), t.reason)
+    summary, settings = evaluate_and_log(postgres.engine, context.log)
     return dg.SensorResult(
         asset_events=[
             dg.AssetMaterialization(asset_key=report.ASSET_KEY, metadata=report.metadata(summary)),
