@@ -128,26 +128,28 @@ def test_wrong_ca_in_the_environment_fails_with_a_masked_url(tls_server, tls_env
 
 
 def _dagster_instance_check(env: dict[str, str], home: Path, wrong_ca: Path) -> subprocess.CompletedProcess:
-    """One process (importing Dagster costs seconds): the instance from dagster.yaml with the
-    mapped variables, then the same instance after PGSSLROOTCERT points at the wrong CA
-    (dagster-postgres opens a connection per operation, so libpq reads it again)."""
+    """The instance from dagster.yaml with the mapped variables, then, in a second process (the
+    storage keeps its connections pooled for the life of a process), with PGSSLROOTCERT pointing
+    at the wrong CA."""
     shutil.copy(settings.PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
     code = (
         "import os, sys\n"
         "import dagster as dg\n"
-        "instance = dg.DagsterInstance.get()\n"
-        "print('runs', instance.get_runs_count(), flush=True)\n"
-        "os.environ['PGSSLROOTCERT'] = sys.argv[1]\n"
+        "if len(sys.argv) > 1:\n"
+        "    os.environ['PGSSLROOTCERT'] = sys.argv[1]\n"
         "try:\n"
-        "    instance.get_runs_count()\n"
-        "    print('wrong CA accepted')\n"
+        "    print('runs', dg.DagsterInstance.get().get_runs_count(), flush=True)\n"
+        "    print('wrong CA accepted' if len(sys.argv) > 1 else 'right CA accepted')\n"
         "except Exception as exc:\n"
-        "    print('wrong CA refused:', exc)\n"
+        "    print('wrong CA refused:' if len(sys.argv) > 1 else 'right CA refused:', exc)\n"
     )
     full = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AGENTS_PIPELINE_"))}
     full.update(env, DAGSTER_HOME=str(home))
-    return subprocess.run([sys.executable, "-c", code, str(wrong_ca)], env=full, capture_output=True, text=True,
-                          timeout=180)
+    right = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=180)
+    wrong = subprocess.run([sys.executable, "-c", code, str(wrong_ca)], env=full, capture_output=True, text=True,
+                           timeout=180)
+    return subprocess.CompletedProcess(right.args, right.returncode or wrong.returncode,
+                                       right.stdout + wrong.stdout, right.stderr + wrong.stderr)
 
 
 def test_dagster_storage_settings_carry_tls(tls_server, tls_env):
@@ -172,6 +174,6 @@ def test_dagster_storage_reaches_the_tls_server_with_the_mapped_settings(tls_ser
     assert env["AGENTS_PIPELINE_DAGSTER_PG_HOST"] == "127.0.0.1"
     proc = _dagster_instance_check(env, tmp_path, certs.other_ca)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "runs 0" in proc.stdout
+    assert "runs 0" in proc.stdout and "right CA accepted" in proc.stdout
     assert "wrong CA refused:" in proc.stdout and "certificate verify failed" in proc.stdout + proc.stderr
     assert superuser_password(cluster) not in proc.stderr + proc.stdout

@@ -56,6 +56,7 @@ def test_deploy_settings_take_effect(deploy_home, monkeypatch):
         assert instance.run_monitoring_enabled and instance.run_retries_enabled
         assert instance.run_retries_max_retries == 2 and not instance.run_retries_retry_on_asset_or_op_failure
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert instance.run_storage._engine is instance.event_log_storage._engine  # one pooled engine
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert instance.run_coordinator.get_run_queue_config().max_user_code_failure_retries == 3
         # The storage really is the test database: a run written here is read back.
