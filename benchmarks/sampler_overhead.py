@@ -137,8 +137,17 @@ def _measure(cluster: LocalCluster, workspace: Path, env: dict[str, str], minute
             pass
 
 
+def stock_storage_yaml(text: str) -> str:
+    """The same instance configuration with dagster-postgres's own (unpooled) storage class."""
+    head, rest = text.split("storage:\n", 1)
+    body, tail = rest.split("\n\n", 1)
+    fields = body.split("postgres_db:\n", 1)[1]
+    fields = "".join(line[2:] + "\n" for line in fields.splitlines())
+    return f"{head}storage:\n  postgres:\n    postgres_db:\n{fields}\n{tail}"
+
+
 def compare_stacks(cluster: LocalCluster, minutes: float, dagster_yaml: Path | None = None,
-                   bare_only: bool = False) -> None:
+                   bare_only: bool = False, stock_minutes: float = 0.0) -> None:
     from agents_pipeline.core import settings
     from agents_pipeline.core.instance_env import dagster_env
 
@@ -151,7 +160,14 @@ def compare_stacks(cluster: LocalCluster, minutes: float, dagster_yaml: Path | N
     env = {**os.environ, **dagster_env(cluster.url()), "DAGSTER_HOME": str(home),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(settings.PROJECT_DIR), str(home),
                                                        os.environ.get("PYTHONPATH")]))}
-    results = {"bare dagster dev, empty code location": _measure(cluster, bare_ws, env, minutes, 3151)}
+    results = {}
+    if stock_minutes > 0:
+        stock = home / "stock"
+        stock.mkdir()
+        (stock / "dagster.yaml").write_text(stock_storage_yaml((home / "dagster.yaml").read_text()))
+        results["bare dagster dev, stock dagster-postgres storage (unpooled)"] = _measure(
+            cluster, bare_ws, {**env, "DAGSTER_HOME": str(stock)}, stock_minutes, 3150)
+    results["bare dagster dev, empty code location"] = _measure(cluster, bare_ws, env, minutes, 3151)
     if not bare_only:
         results["make run stack (agents_pipeline)"] = _measure(
             cluster, settings.PROJECT_DIR / "workspace.yaml", env, minutes, 3152)
@@ -162,7 +178,7 @@ def compare_stacks(cluster: LocalCluster, minutes: float, dagster_yaml: Path | N
     for name, shares in results.items():
         print(f"| {name} | {sum(shares.values()):.2f} | " + " | ".join(f"{shares.get(r, 0.0):.2f}" for r in roles) + " |")
     if not bare_only:
-        bare, full = (sum(v.values()) for v in results.values())
+        bare, full = (sum(v.values()) for v in list(results.values())[-2:])
         print(f"\nadded by the product: {full - bare:+.2f} points of one core")
     shutil.rmtree(home, ignore_errors=True)
 
@@ -177,6 +193,8 @@ def main() -> None:
     parser.add_argument("--dagster-yaml", type=Path, default=None,
                         help="instance configuration for the stack runs (default: the project's)")
     parser.add_argument("--bare-only", action="store_true", help="measure only the bare floor")
+    parser.add_argument("--stock-floor-minutes", type=float, default=0.0,
+                        help="also measure the bare floor with dagster-postgres's unpooled storage, this long")
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:8]
@@ -261,7 +279,7 @@ def main() -> None:
         if args.stack_minutes > 0:
             if cluster is None:
                 raise SystemExit("--stack-minutes needs the throwaway cluster (leave out --url)")
-            compare_stacks(cluster, args.stack_minutes, args.dagster_yaml, args.bare_only)
+            compare_stacks(cluster, args.stack_minutes, args.dagster_yaml, args.bare_only, args.stock_floor_minutes)
     finally:
         for child in children:
             child.kill()

@@ -1,22 +1,37 @@
-"""The alert outbox sender (agents_pipeline.alerts) as a Dagster sensor, every few seconds.
+"""The alert outbox sender (agents_pipeline.alerts) as a Dagster sensor.
 
-A sensor rather than a job: most ticks find nothing and cost one indexed query. Deliveries time
-out within 5 s and the tick stops claiming after its budget, well inside the sensor timeout.
-The sender heartbeats as an agent, so a stalled sender shows in `agents-pipeline status`.
+The health sensor delivers what its own evaluation queued in the same tick (``deliver_due``),
+so an agent's alert leaves within one evaluation interval; this sensor is the backstop for
+retries, reminders and alerts raised elsewhere (thresholds, runs), every 30 s. Every sensor
+tick costs the daemon, the code server and PostgreSQL about 30 ms of CPU whatever it finds, so
+the cadence is part of the monitor's own cost (docs/BENCHMARKS.md). Deliveries time out within
+5 s and a tick stops claiming after its budget, well inside the sensor timeout. The sender
+heartbeats as an agent, so a stalled sender shows in `agents-pipeline status`.
 """
 
 import os
 import socket
+from typing import Any
 
 import dagster as dg
 
 from agents_pipeline.alerts.resources import AlertChannelsResource
-from agents_pipeline.alerts.sender import SenderPolicy, send_pending
+from agents_pipeline.alerts.sender import SenderPolicy, SendReport, send_pending
 from agents_pipeline.heartbeats.pipeline_agents import heartbeat_pipeline_agent
 from agents_pipeline.heartbeats.settings import SENDER_AGENT
 from agents_pipeline.resources import PostgresResource
 
-SENDER_INTERVAL_S = 5
+SENDER_INTERVAL_S = 30
+
+
+def deliver_due(postgres: PostgresResource, alert_channels: AlertChannelsResource, log: Any,
+                budget_s: float = 20.0) -> SendReport:
+    """Claims and delivers every due notification within ``budget_s``; failures are logged."""
+    result = send_pending(postgres.engine, alert_channels.settings(), worker=f"{socket.gethostname()}:{os.getpid()}",
+                          policy=SenderPolicy(budget_s=budget_s))
+    for error in result.errors[:10]:
+        log.warning("delivery failed: %s", error)
+    return result
 
 
 @dg.sensor(
@@ -30,9 +45,6 @@ def alert_delivery_sensor(context: dg.SensorEvaluationContext, postgres: Postgre
                           alert_channels: AlertChannelsResource) -> dg.SkipReason:
     with postgres.begin() as conn:
         heartbeat_pipeline_agent(conn, SENDER_AGENT, period_s=30, grace_s=60)
-    result = send_pending(postgres.engine, alert_channels.settings(), worker=f"{socket.gethostname()}:{os.getpid()}",
-                          policy=SenderPolicy(budget_s=20))
-    for error in result.errors[:10]:
-        context.log.warning("delivery failed: %s", error)
+    result = deliver_due(postgres, alert_channels, context.log)
     return dg.SkipReason(f"claimed {result.claimed}, delivered {result.delivered}, failed {result.failed}, "
                          f"gave up {result.gave_up}")

@@ -2,20 +2,25 @@
 
 The evaluator is a sensor, not a scheduled job: a run costs about 3 s of CPU to start, while a
 tick that runs one SQL function and reports the materialization (``SensorResult.asset_events``)
-costs a few milliseconds of SQL. The instance runs sensors in threads, so alert delivery
-(alerts.sensors) never delays evaluation.
+costs a few milliseconds of SQL. The evaluator delivers the alerts it queued in the same tick
+(heartbeats.delivery), so an alert leaves within one evaluation interval without a sensor
+ticking every few seconds for it.
 """
 
 import json
 
 import dagster as dg
 
+from agents_pipeline.alerts.resources import AlertChannelsResource
 from agents_pipeline.heartbeats import report
+from agents_pipeline.heartbeats.delivery import deliver_due
 from agents_pipeline.heartbeats.health import evaluate_and_log
 from agents_pipeline.heartbeats.pipeline_agents import heartbeat_pipeline_agent
 from agents_pipeline.resources import PostgresResource
 
 EVALUATION_INTERVAL_S = 10
+# Run-status sensors read the event log every tick; a job's agent is down within 30 s of its run.
+RUN_SENSOR_INTERVAL_S = 30
 # A job's agent goes down on a failed run (a 'fail' heartbeat) and up on the next success; its
 # period is long so that a job that simply has not run raises nothing.
 JOB_AGENT_PERIOD_S = 365 * 86400.0
@@ -30,18 +35,20 @@ def job_agent_name(job_name: str) -> str:
     name="agent_health_sensor",
     minimum_interval_seconds=EVALUATION_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Evaluates every agent's health (one SQL function), queues alerts, and reports the "
-                "agent_health materialization and its check without launching a run.",
+    description="Evaluates every agent's health (one SQL function), queues alerts and delivers them, "
+                "and reports the agent_health materialization and its check without launching a run.",
 )
-def agent_health_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
+def agent_health_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource,
+                        alert_channels: AlertChannelsResource) -> dg.SensorResult:
     summary, settings = evaluate_and_log(postgres.engine, context.log)
+    sent = deliver_due(postgres, alert_channels, context.log, budget_s=15.0)
     return dg.SensorResult(
         asset_events=[
             dg.AssetMaterialization(asset_key=report.ASSET_KEY, metadata=report.metadata(summary)),
             report.check_evaluation(summary, settings.error_share),
         ],
         cursor=json.dumps({"evaluated_at": summary.evaluated_at.isoformat(),
-                           "transitions": len(summary.transitions)}),
+                           "transitions": len(summary.transitions), "delivered": sent.delivered}),
     )
 
 
@@ -66,7 +73,7 @@ def _job_heartbeat(postgres: PostgresResource, job_name: str, kind: str, message
 
 @dg.run_failure_sensor(
     name="run_failure_sensor",
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=RUN_SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A failed run of this code location sends a 'fail' heartbeat for its job's agent, "
                 "so it is down at once and alerts like any agent (one alert per job until it succeeds), naming the failed steps and their errors.",
@@ -82,7 +89,7 @@ def run_failure_sensor(context: dg.RunFailureSensorContext, postgres: PostgresRe
 @dg.run_status_sensor(
     name="run_success_sensor",
     run_status=dg.DagsterRunStatus.SUCCESS,
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=RUN_SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A successful run heartbeats its job's agent: it comes back up and its alert resolves.",
 )

@@ -31,8 +31,10 @@ def postgres(db_env: str) -> PostgresResource:
     return PostgresResource(url=db_env)
 
 
-def _evaluate_with_sensor(postgres: PostgresResource, instance: dg.DagsterInstance | None = None):
-    with dg.build_sensor_context(instance=instance, resources={"postgres": postgres}) as context:
+def _evaluate_with_sensor(postgres: PostgresResource, instance: dg.DagsterInstance | None = None,
+                          channels: AlertChannelsResource | None = None):
+    resources = {"postgres": postgres, "alert_channels": channels or AlertChannelsResource()}
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:
         result = agent_health_sensor(context)
     assert isinstance(result, dg.SensorResult)
     materialization, check = result.asset_events
@@ -89,16 +91,21 @@ def test_asset_materializes_with_metadata_and_check(postgres, engine, t0):
         assert "gone" in check.description
 
 
-def test_down_agent_reaches_the_webhook_through_both_sensors(postgres, engine, t0, monkeypatch):
+def test_down_agent_reaches_the_webhook_in_the_evaluating_tick(postgres, engine, t0, monkeypatch):
     with webhook_receiver() as hook:
         monkeypatch.setenv("AGENTS_PIPELINE_ALERT_WEBHOOK_URL", hook.url)
         add_agent(engine, "lost", period_s=10, grace_s=5, created_at=t0 - timedelta(minutes=5))
-        _evaluate_with_sensor(postgres)
         channels = AlertChannelsResource(webhook_url=hook.url)
-        with dg.build_sensor_context(resources={"postgres": postgres, "alert_channels": channels}) as context:
-            skip = alert_delivery_sensor(context)
-        assert "delivered 2" in skip.skip_message                                # log + webhook
+        resources = {"postgres": postgres, "alert_channels": channels}
+        with dg.build_sensor_context(resources=resources) as context:
+            result = agent_health_sensor(context)
+        # The evaluation queued the alert and the same tick delivered it (log + webhook).
+        assert json.loads(result.cursor)["delivered"] == 2
         assert [(m["event"], m["agent"]) for m in hook.received] == [("opened", "lost")]
+        with dg.build_sensor_context(resources=resources) as context:
+            skip = alert_delivery_sensor(context)          # the backstop finds nothing left
+        assert "claimed 0, delivered 0" in skip.skip_message
+        assert len(hook.received) == 1
     assert agent_row(engine, SENDER_AGENT).status == "new"                      # registered, heartbeating
     assert agent_row(engine, SENDER_AGENT).heartbeat_count == 1
 

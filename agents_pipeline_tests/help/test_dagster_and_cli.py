@@ -30,7 +30,7 @@ def test_definitions_snapshot(monkeypatch):
         "knowledge_base", "help_answers"}
     assert {s.name: (s.minimum_interval_seconds, s.default_status) for s in defs.sensors} == {
         "knowledge_base_sensor": (60, dg.DefaultSensorStatus.RUNNING),
-        "help_requests_sensor": (15, dg.DefaultSensorStatus.RUNNING)}
+        "help_requests_sensor": (30, dg.DefaultSensorStatus.RUNNING)}
     assert [j.name for j in defs.jobs] == ["help_request_job"]
     assert [k.name for c in defs.asset_checks for k in c.check_keys] == ["knowledge_base_current"]
     for asset in (knowledge_base, help_answers):
