@@ -12,6 +12,10 @@ from agents_pipeline.core.localdb import LocalCluster
 from agents_pipeline.core.shared_state import SharedState
 from agents_pipeline_tests import pg
 
+# The archiver lowers its thread to SCHED_IDLE; in-process archive tests would leave pytest's own
+# thread starved behind the test servers for the rest of the session. test_priority covers it.
+os.environ["AGENTS_PIPELINE_ARCHIVE_NICENESS"] = "0"
+
 # The test process runs in a non-UTC zone too (the server runs in pg.SERVER_TIMEZONE).
 os.environ["TZ"] = "America/St_Johns"
 try:

@@ -99,6 +99,24 @@ def latencies_ms(workdir: Path, since: float, until: float) -> list[float]:
     return out
 
 
+def slow_by_phase(workdir: Path, steps: list[tuple[str, float]], threshold_ms: float) -> None:
+    """Prints, per archival phase, its total length and the writes slower than ``threshold_ms``
+    that ended in it: which step the writers feel."""
+    phases: dict[str, list[float]] = {}
+    for (name, t0), (_, t1) in zip(steps, steps[1:], strict=False):
+        if name == "end":
+            continue
+        slow = [x for x in latencies_ms(workdir, t0, t1) if x > threshold_ms]
+        entry = phases.setdefault(name, [0.0, 0.0, 0.0])
+        entry[0] += t1 - t0
+        entry[1] += len(slow)
+        entry[2] += len(latencies_ms(workdir, t0, t1))
+    print(f"writes slower than the idle p99 ({threshold_ms:.1f} ms), by the phase they ended in "
+          "(start = export, after_write = verify, after_verify = detach, after_detach = drop):")
+    for name, (seconds, slow, total) in phases.items():
+        print(f"  {name:>13}: {seconds:6.2f} s, {int(slow)} slow of {int(total)} writes")
+
+
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
@@ -132,14 +150,18 @@ def main() -> None:
         writers = start_writers(cluster, workdir, 7200, args.rate)
         time.sleep(3)
         idle_windows, busy_windows, results = [], [], []
+        steps: list[tuple[str, float]] = []    # (step, time) for attributing slow writes to a phase
+        archiver.checkpoint = lambda name: steps.append((name, time.time()))
         gap = float(args.baseline_seconds)
         for day in days:
             i0 = time.time()
             time.sleep(gap)
             idle_windows.append((i0, time.time()))
             b0 = time.time()
+            steps.append(("start", b0))
             r = archiver.archive_day(url, archive_root, "heartbeats", day, RETENTION)
             busy_windows.append((b0, time.time()))
+            steps.append(("end", busy_windows[-1][1]))
             gap = max(2.0, busy_windows[-1][1] - b0)
             print(f"  {day}: {r.outcome} {r.rows} rows in {r.seconds:.2f} s, removed in {r.remove_ms:.1f} ms "
                   f"(drop {r.drop_ms:.1f} ms)", flush=True)
@@ -148,6 +170,7 @@ def main() -> None:
         writers.send_signal(signal.SIGTERM)  # SIGINT is ignored when started in the background
         writers.wait()
         before = [x for w in idle_windows for x in latencies_ms(workdir, *w)]
+        slow_by_phase(workdir, steps, p99(before))
         during = [x for w in busy_windows for x in latencies_ms(workdir, *w)]
         t0, t1 = 0.0, sum(b - a for a, b in busy_windows)
         n_days = len(days)
