@@ -112,7 +112,7 @@ def slow_by_phase(workdir: Path, steps: list[tuple[str, float]], threshold_ms: f
         entry[1] += len(slow)
         entry[2] += len(latencies_ms(workdir, t0, t1))
     print(f"writes slower than the idle p99 ({threshold_ms:.1f} ms), by the phase they ended in "
-          "(start = export, after_write = verify, after_verify = detach, after_detach = drop):")
+          "(start = freeze, after_freeze = export, after_export = Parquet write and fsync, after_write = verify, after_verify = detach, after_detach = drop):")
     for name, (seconds, slow, total) in phases.items():
         print(f"  {name:>13}: {seconds:6.2f} s, {int(slow)} slow of {int(total)} writes")
 

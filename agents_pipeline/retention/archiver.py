@@ -110,6 +110,7 @@ def _write_unit(conn, root: Path, table: str, day: date, days: int,
             rows = parquet_io.export_rows(cur, source, columns)
             exported[member] = (columns, rows, parquet_io.fingerprint(cur, source))
     conn.commit()
+    _step("after_export")
     generation = previous.generation + 1 if previous is not None else 1
     for member, (columns, rows, fp) in exported.items():
         name = store.data_file_name(table, day, member, generation)
@@ -254,6 +255,7 @@ def _archive_partition(conn, ddl, root: Path, table: str, day: date, days: int) 
         # From here on a late insert into this old day fails loudly instead of slipping in
         # between the export and the detach (the partition only: writers of today never wait).
         freeze_partition(conn, table, day)
+        _step("after_freeze")
     rel = partition_ident(table, day)
     previous = _previous_archive(root, table, day)
     manifest = previous
