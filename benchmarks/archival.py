@@ -20,6 +20,7 @@ import signal
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -117,6 +118,47 @@ def slow_by_phase(workdir: Path, steps: list[tuple[str, float]], threshold_ms: f
         print(f"  {name:>13}: {seconds:6.2f} s, {int(slow)} slow of {int(total)} writes")
 
 
+class WaitSampler(threading.Thread):
+    """Samples what the writers' active backends wait on, every ``interval`` seconds (a
+    diagnostic: which resource the archival contends for)."""
+
+    def __init__(self, url: str, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.url, self.interval, self.samples, self.stop = url, interval, [], threading.Event()
+
+    def run(self) -> None:
+        conn = psycopg2.connect(**connect_kwargs(self.url))
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while not self.stop.is_set():
+                cur.execute("SELECT coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, '-'), count(*) "
+                            "FROM pg_stat_activity WHERE application_name = 'pgbench' AND state = 'active' "
+                            "GROUP BY 1")
+                self.samples.append((time.time(), dict(cur.fetchall())))
+                time.sleep(self.interval)
+        conn.close()
+
+    def report(self, steps: list[tuple[str, float]], idle: list[tuple[float, float]]) -> None:
+        def tally(windows: list[tuple[float, float]]) -> tuple[int, dict[str, int]]:
+            counts: dict[str, int] = {}
+            n = 0
+            for t, sample in self.samples:
+                if any(a <= t < b for a, b in windows):
+                    n += 1
+                    for event, count in sample.items():
+                        counts[event] = counts.get(event, 0) + count
+            return n, counts
+        phases: dict[str, list[tuple[float, float]]] = {"idle": idle}
+        for (name, t0), (_, t1) in zip(steps, steps[1:], strict=False):
+            if name != "end":
+                phases.setdefault(name, []).append((t0, t1))
+        print("writers' backends by wait event (mean active per sample), per phase:")
+        for name, windows in phases.items():
+            n, counts = tally(windows)
+            top = sorted(counts.items(), key=lambda kv: -kv[1])[:5]
+            print(f"  {name:>13} ({n} samples): " + ", ".join(f"{e} {c / max(n, 1):.2f}" for e, c in top))
+
+
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
@@ -128,6 +170,10 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500, help="heartbeats per second over all 50 writers")
     parser.add_argument("--baseline-seconds", type=int, default=5,
                         help="first idle window; later ones last as long as the archival before them")
+    parser.add_argument("--fresh", action="store_true",
+                        help="archive the freshly loaded days without VACUUM (FREEZE) and CHECKPOINT first")
+    parser.add_argument("--wait-events", action="store_true",
+                        help="also sample the writers' wait events every 20 ms (adds a little load)")
     args = parser.parse_args()
 
     home = throwaway_home("ap-bench-archival-")
@@ -142,12 +188,29 @@ def main() -> None:
         t_load = time.perf_counter()
         load(url, args.rows, args.days)
         print(f"loaded in {time.perf_counter() - t_load:.0f} s", flush=True)
+        if not args.fresh:
+            # Days past 30-day retention have long been vacuumed and frozen by autovacuum in
+            # production; freshly loaded ones have not, and their first read (the export) would
+            # set hint bits on every page while autovacuum freezes them in the background, both
+            # writing through the same disk and WAL as the writers' commits. Measure the state
+            # the archiver really meets: vacuumed, frozen, checkpointed.
+            t_vac = time.perf_counter()
+            conn = psycopg2.connect(**connect_kwargs(url))
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("VACUUM (FREEZE, ANALYZE) fleet.heartbeats")
+                cur.execute("CHECKPOINT")
+            conn.close()
+            print(f"vacuumed, frozen and checkpointed in {time.perf_counter() - t_vac:.0f} s", flush=True)
 
         # Writers run throughout; each day's archival window is preceded by an idle window of
         # the same length, so "with" and "without" see the same machine (shared, noisy cores).
         last = utc_today() - timedelta(days=RETENTION + 1)
         days = sorted(d for d in (utc_today() - timedelta(days=k) for k in range(1, args.days + 1)) if d <= last)
         writers = start_writers(cluster, workdir, 7200, args.rate)
+        waits = WaitSampler(url) if args.wait_events else None
+        if waits:
+            waits.start()
         time.sleep(3)
         idle_windows, busy_windows, results = [], [], []
         steps: list[tuple[str, float]] = []    # (step, time) for attributing slow writes to a phase
@@ -171,6 +234,10 @@ def main() -> None:
         writers.wait()
         before = [x for w in idle_windows for x in latencies_ms(workdir, *w)]
         slow_by_phase(workdir, steps, p99(before))
+        if waits:
+            waits.stop.set()
+            waits.join()
+            waits.report(steps, idle_windows)
         during = [x for w in busy_windows for x in latencies_ms(workdir, *w)]
         t0, t1 = 0.0, sum(b - a for a, b in busy_windows)
         n_days = len(days)
