@@ -6,35 +6,23 @@ are made under /tmp and handed to that user.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg2
 
 from agents_pipeline.core import migrations
 from agents_pipeline.core.dsn import connect_kwargs
-from agents_pipeline.core.localdb import LocalCluster
+from agents_pipeline.core.localdb import LocalCluster, scratch_home
 
 # A zone with an odd offset, so that any code that assumes UTC shows up in the tests.
 SERVER_TIMEZONE = "Pacific/Chatham"
 
 
-def temp_home(prefix: str) -> Path:
-    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    os.chmod(home, 0o755)
-    if os.geteuid() == 0:
-        shutil.chown(home, "postgres", "postgres")
-    return home
-
-
 @contextmanager
 def running_cluster(prefix: str = "ap-test-pg-", settings: tuple[str, ...] = ()) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(temp_home(prefix), extra_settings=(
+    cluster = LocalCluster(scratch_home(prefix), extra_settings=(
         f"timezone='{SERVER_TIMEZONE}'", "fsync=off", "synchronous_commit=off",
         "full_page_writes=off", *settings))
     cluster.up()

@@ -26,10 +26,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg2
-from common import prepare_database, throwaway_home
+from common import prepare_database
 
 from agents_pipeline.core.dsn import connect_kwargs
-from agents_pipeline.core.localdb import LocalCluster, find_pg_bin
+from agents_pipeline.core.localdb import LocalCluster, find_pg_bin, scratch_home
 from agents_pipeline.retention import archiver
 from agents_pipeline.retention.policy import utc_today
 
@@ -176,7 +176,7 @@ def main() -> None:
                         help="also sample the writers' wait events every 20 ms (adds a little load)")
     args = parser.parse_args()
 
-    home = throwaway_home("ap-bench-archival-")
+    home = scratch_home("ap-bench-archival-")
     cluster = LocalCluster(home, extra_settings=("max_wal_size='4GB'", "shared_buffers='512MB'", "timezone='UTC'"))
     workdir = Path(tempfile.mkdtemp(prefix="ap-bench-writers-"))
     archive_root = Path(tempfile.mkdtemp(prefix="ap-bench-archive-"))

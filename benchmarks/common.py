@@ -1,26 +1,12 @@
-"""Set-up shared by the benchmarks: a throwaway cluster home and a migrated database."""
+"""Set-up shared by the benchmarks: a migrated database with its agents registered."""
 
 from __future__ import annotations
-
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import psycopg2
 
 from agents_pipeline.core import migrations, registry
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs
-
-
-def throwaway_home(prefix: str) -> Path:
-    """A folder for a benchmark's own cluster; as root, handed to the postgres user."""
-    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    os.chmod(home, 0o755)
-    if os.geteuid() == 0:
-        shutil.chown(home, "postgres", "postgres")
-    return home
 
 
 def prepare_database(url: str, agent_names: list[str]) -> None:

@@ -22,9 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-from common import prepare_database, throwaway_home
+from common import prepare_database
 
-from agents_pipeline.core.localdb import LocalCluster, find_pg_bin
+from agents_pipeline.core.localdb import LocalCluster, find_pg_bin, scratch_home
 from agents_pipeline.core.shared_state import SharedState
 
 AGENTS = 50
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    home = throwaway_home("ap-bench-")
+    home = scratch_home("ap-bench-")
     cluster = LocalCluster(home)
     cluster.up()
     try:

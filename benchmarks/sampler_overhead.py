@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from agents_pipeline.core import migrations
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs
-from agents_pipeline.core.localdb import LocalCluster
+from agents_pipeline.core.localdb import LocalCluster, scratch_home
 from agents_pipeline.core.registry import register_agent
 from agents_pipeline.performance.collect import Target, read_agents, read_host
 from agents_pipeline.performance.derive import derive
@@ -204,11 +204,7 @@ def main() -> None:
     try:
         url = args.url
         if url is None:
-            home = Path(tempfile.mkdtemp(prefix="ap-bench-perf-", dir="/tmp"))
-            os.chmod(home, 0o755)
-            if os.geteuid() == 0:
-                shutil.chown(home, "postgres", "postgres")
-            cluster = LocalCluster(home)
+            cluster = LocalCluster(scratch_home("ap-bench-perf-"))
             cluster.up()
             url = cluster.url()
         conn = psycopg2.connect(**connect_kwargs(url))

@@ -17,6 +17,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,16 @@ def find_pg_bin(install: bool = True) -> Path:
         "PostgreSQL server binaries not found: install them (Debian: apt-get install -y postgresql) "
         "or set AGENTS_PIPELINE_DATABASE_URL to an existing server"
     )
+
+
+def scratch_home(prefix: str) -> Path:
+    """A new folder under /tmp for a throwaway cluster (tests, benchmarks), handed to the
+    server user when running as root, since PostgreSQL refuses to run as root."""
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(home, 0o755)
+    if os.geteuid() == 0:
+        shutil.chown(home, SUPERUSER, SUPERUSER)
+    return home
 
 
 def free_port() -> int:

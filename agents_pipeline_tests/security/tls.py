@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents_pipeline.core.localdb import LocalCluster
+from agents_pipeline.core.localdb import LocalCluster, scratch_home
 from agents_pipeline_tests import pg
 
 HBA = """\
@@ -66,7 +66,7 @@ def make_certificates(folder: Path) -> Certificates:
 
 def start_tls_cluster() -> tuple[LocalCluster, Certificates]:
     """A cluster with ssl=on whose pg_hba.conf refuses TCP without TLS."""
-    home = pg.temp_home("ap-test-tls-")
+    home = scratch_home("ap-test-tls-")
     certs = make_certificates(home / "tls")
     cluster = LocalCluster(home, extra_settings=(
         f"timezone='{pg.SERVER_TIMEZONE}'", "fsync=off", "ssl=on",
