@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.localdb import LocalCluster
@@ -51,6 +52,26 @@ def db_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", db_url)
     monkeypatch.delenv("AGENTS_PIPELINE_AGENT_TOKEN", raising=False)
     return db_url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    """SQLAlchemy engine on the fresh database (room for the tests that write from threads)."""
+    eng = sa.create_engine(db_url, pool_size=4, max_overflow=8)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def dagster_storage_url(pg_cluster: LocalCluster) -> Iterator[str]:
+    """An empty database for Dagster's own storage (dagster-postgres creates its tables)."""
+    conn = pg.admin_connect(pg_cluster)
+    name = f"dagster_{pg.uuid.uuid4().hex[:10]}"
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    yield pg_cluster.url(name)
+    pg.drop_database(pg_cluster, name)
 
 
 @pytest.fixture

@@ -100,18 +100,26 @@ def latencies_ms(workdir: Path, since: float, until: float) -> list[float]:
     return out
 
 
+def phase_windows(steps: list[tuple[str, float]]) -> dict[str, list[tuple[float, float]]]:
+    """Each archival step's (start, end) windows, from the checkpoints recorded in order."""
+    phases: dict[str, list[tuple[float, float]]] = {}
+    for (name, t0), (_, t1) in zip(steps, steps[1:], strict=False):
+        if name != "end":
+            phases.setdefault(name, []).append((t0, t1))
+    return phases
+
+
 def slow_by_phase(workdir: Path, steps: list[tuple[str, float]], threshold_ms: float) -> None:
     """Prints, per archival phase, its total length and the writes slower than ``threshold_ms``
     that ended in it: which step the writers feel."""
     phases: dict[str, list[float]] = {}
-    for (name, t0), (_, t1) in zip(steps, steps[1:], strict=False):
-        if name == "end":
-            continue
-        slow = [x for x in latencies_ms(workdir, t0, t1) if x > threshold_ms]
-        entry = phases.setdefault(name, [0.0, 0.0, 0.0])
-        entry[0] += t1 - t0
-        entry[1] += len(slow)
-        entry[2] += len(latencies_ms(workdir, t0, t1))
+    for name, windows in phase_windows(steps).items():
+        for t0, t1 in windows:
+            latencies = latencies_ms(workdir, t0, t1)
+            entry = phases.setdefault(name, [0.0, 0.0, 0.0])
+            entry[0] += t1 - t0
+            entry[1] += sum(1 for x in latencies if x > threshold_ms)
+            entry[2] += len(latencies)
     print(f"writes slower than the idle p99 ({threshold_ms:.1f} ms), by the phase they ended in "
           "(start = freeze, after_freeze = export, after_export = Parquet write and fsync, after_write = verify, after_verify = detach, after_detach = drop):")
     for name, (seconds, slow, total) in phases.items():
@@ -148,10 +156,7 @@ class WaitSampler(threading.Thread):
                     for event, count in sample.items():
                         counts[event] = counts.get(event, 0) + count
             return n, counts
-        phases: dict[str, list[tuple[float, float]]] = {"idle": idle}
-        for (name, t0), (_, t1) in zip(steps, steps[1:], strict=False):
-            if name != "end":
-                phases.setdefault(name, []).append((t0, t1))
+        phases = {"idle": idle, **phase_windows(steps)}
         print("writers' backends by wait event (mean active per sample), per phase:")
         for name, windows in phases.items():
             n, counts = tally(windows)

@@ -1,4 +1,3 @@
-"""The alerts tests use the heartbeats tests' fixtures: an engine on the per-test database and
-a reference time."""
+"""The alerts tests use the heartbeats tests' reference time (``engine`` is the root fixture)."""
 
-from agents_pipeline_tests.heartbeats.conftest import engine, t0  # noqa: F401
+from agents_pipeline_tests.heartbeats.conftest import t0  # noqa: F401

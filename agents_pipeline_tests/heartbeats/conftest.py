@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    eng = sa.create_engine(db_url, pool_size=4, max_overflow=4)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

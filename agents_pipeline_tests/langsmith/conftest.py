@@ -25,13 +25,6 @@ def fake() -> Iterator[FakeLangSmith]:
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    eng = sa.create_engine(db_url, pool_size=2)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
 def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 

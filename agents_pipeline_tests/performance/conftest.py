@@ -18,13 +18,6 @@ SLEEPY = "import time\nwhile True:\n    time.sleep(1)\n"
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    eng = sa.create_engine(db_url, pool_size=2)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
 def spawn() -> Iterator[Callable[..., subprocess.Popen]]:
     """Starts a Python child that busy-loops or sleeps; a unique tag on its command line lets a
     pattern find exactly this process. Every child is killed at the end of the test."""

@@ -11,18 +11,6 @@ from agents_pipeline_tests import pg
 
 
 @pytest.fixture
-def dagster_storage_url(pg_cluster) -> Iterator[str]:
-    """An empty database for Dagster's own storage (dagster-postgres creates its tables)."""
-    conn = pg.admin_connect(pg_cluster)
-    name = f"dagster_{pg.uuid.uuid4().hex[:10]}"
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    yield pg_cluster.url(name)
-    pg.drop_database(pg_cluster, name)
-
-
-@pytest.fixture
 def pg_instance(dagster_storage_url: str) -> Iterator[dg.DagsterInstance]:
     # Keep the +psycopg2 scheme: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3.
     overrides = {"storage": {"postgres": {"postgres_url": dagster_storage_url}}}
