@@ -8,7 +8,6 @@ either the whole batch or none of it, and the next run starts after the last com
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -16,12 +15,15 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
+from agents_pipeline.migration import fastpath
+from agents_pipeline.migration.copydata import COPY_OPTIONS, Batch, csv_bytes
 from agents_pipeline.migration.digest import digester
 from agents_pipeline.migration.source import LegacySource
 from agents_pipeline.migration.tables import Context, TableSpec
@@ -29,23 +31,6 @@ from agents_pipeline.migration.values import Reject, escape_original
 
 KILL_ENV = "AGENTS_PIPELINE_MIGRATION_KILL_AT"  # test hook: "<point>:<table>:<batch>"
 MAX_BATCH_BYTES = 32 * 1024 * 1024
-
-
-class _Null:
-    """COPY's NULL marker for csv.writer: numeric-looking, so it is written unquoted as \\N,
-    while a real string '\\N' is quoted and stays a string."""
-
-    __slots__ = ()
-
-    def __float__(self) -> float:
-        return 0.0
-
-    def __str__(self) -> str:
-        return "\\N"
-
-
-NULL = _Null()
-COPY_OPTIONS = sql.SQL("(FORMAT csv, NULL '\\N')")
 
 
 def kill_point(point: str, table: str, batch: int) -> None:
@@ -92,18 +77,6 @@ def ensure_partitions(conn, table: str, days: set[date]) -> None:
                 time.sleep(1 + attempt)
 
 
-@dataclass
-class Batch:
-    """One converted batch, produced by the reader thread and written by the caller's thread."""
-
-    rows: list[tuple]                       # raw legacy rows (rowid first), for rejects' originals
-    good: list[tuple]                       # converted rows, legacy_source and legacy_id last
-    digests: dict[int, int]
-    rejects: list[tuple[int, str, tuple]]
-    days: set[date]
-    csv: str
-
-
 class TableLoader:
     """Moves one legacy table, batch by batch, from its resume point.
 
@@ -135,21 +108,32 @@ class TableLoader:
                         (self.ctx.source_id, self.spec.legacy))
             return cur.fetchone()[0]
 
-    def run(self) -> TableCounts:
-        started = time.monotonic()
+    def _python_batches(self, after_rowid: int) -> Iterator[Batch]:
         info = self.source.tables[self.spec.legacy]
         columns = ["rowid", *(c if c in info.columns else None for c in self.spec.columns)]
-        cursor = self.source.select(self.spec.legacy, columns, after_rowid=self.resume_point())
+        cursor = self.source.select(self.spec.legacy, columns, after_rowid=after_rowid)
+        while rows := self.source.fetch(cursor, self.batch_size):
+            yield self._convert(rows)
+
+    def _batches(self) -> Iterator[Batch]:
+        after = self.resume_point()
+        plan = fastpath.plan_for(self.source, self.spec, self.ctx.source_id)
+        if plan is None:
+            return self._python_batches(after)
+        return fastpath.FastReader(self.source, self.spec, self.ctx, plan, self._convert).batches(after, self.batch_size)
+
+    def run(self) -> TableCounts:
+        started = time.monotonic()
+        source = self._batches()
         batches: queue.Queue = queue.Queue(maxsize=2)
         stop = threading.Event()
 
         def produce() -> None:
             try:
-                while not stop.is_set():
-                    rows = self.source.fetch(cursor, self.batch_size)
-                    if not rows:
+                for batch in source:
+                    if stop.is_set():
                         break
-                    batches.put(self._convert(rows))
+                    batches.put(batch)
                 batches.put(None)
             except BaseException as exc:  # handed to the writer, which raises it
                 batches.put(exc)
@@ -176,6 +160,7 @@ class TableLoader:
         return self.counts
 
     def _convert(self, rows: list[tuple]) -> Batch:
+        """The per-value converters over raw legacy rows (rowid first)."""
         spec, ctx, digest, digest_at = self.spec, self.ctx, self._digest, self._digest_at
         good: list[tuple] = []
         digests: dict[int, int] = {}
@@ -198,43 +183,47 @@ class TableLoader:
             if self._part_at is not None:
                 days.add(out[self._part_at].date())
             good.append(out + (ctx.source_id, rowid))
-        return Batch(rows, good, digests, rejects, days, "" if self.dry_run else _csv(good))
+        return Batch(read=len(rows), last_rowid=rows[-1][0] if rows else 0, ids=[r[-1] for r in good],
+                     payload=b"" if self.dry_run else csv_bytes(good), digest_total=sum(digests.values()),
+                     rejects=rejects, days=days, digests=digests, originals={r[0]: r[1:] for r in rows},
+                     good=good if self._unique_at is not None else [])
 
     def _write(self, batch: Batch) -> None:
-        spec, ctx, rows = self.spec, self.ctx, batch.rows
-        self.counts.read += len(rows)
+        spec, ctx = self.spec, self.ctx
+        self.counts.read += batch.read
         self.counts.batches += 1
         if self.dry_run:
-            self._count(len(batch.good), batch.rejects)
+            self._count(len(batch.ids), batch.rejects)
             return
         if batch.days:
             ensure_partitions(self.conn, spec.target, batch.days)
-        rejects = batch.rejects
+        rejects, ids, payload = batch.rejects, batch.ids, batch.payload
         with self.conn, self.conn.cursor() as cur:
-            good, csv_text = batch.good, batch.csv
-            if self._unique_at is not None and good:
+            if self._unique_at is not None and batch.good:
+                good = batch.good
                 cur.execute(sql.SQL("SELECT {col}::text FROM {t} WHERE {col} = ANY(%s::text[]::{typ}[])").format(
                     col=sql.Identifier(spec.unique), t=sql.Identifier("fleet", spec.target),
                     typ=sql.SQL(spec.unique_type)), ([str(r[self._unique_at]) for r in good],))
                 taken = {v for (v,) in cur.fetchall()}
                 if taken:  # already in PostgreSQL (live data, or the same row twice in the file)
-                    original = {r[0]: r[1:] for r in rows}
-                    clash = [r for r in good if str(r[self._unique_at]) in taken]
-                    rejects = rejects + [(r[-1], spec.conflict_reason, original[r[-1]]) for r in clash]
+                    clash = [r[-1] for r in good if str(r[self._unique_at]) in taken]
+                    rejects = rejects + [(i, spec.conflict_reason, batch.originals[i]) for i in clash]
                     good = [r for r in good if str(r[self._unique_at]) not in taken]
-                    csv_text = _csv(good)
-            written_ids = self._copy(cur, io.StringIO(csv_text), [r[-1] for r in good])
-            if len(written_ids) != len(good):
-                original = {r[0]: r[1:] for r in rows}
-                rejects = rejects + [(r[-1], spec.conflict_reason, original[r[-1]]) for r in good
-                                     if r[-1] not in written_ids]
+                    ids, payload = [r[-1] for r in good], csv_bytes(good)
+            written_ids = self._copy(cur, io.BytesIO(payload), ids)
+            if len(written_ids) != len(ids):
+                rejects = rejects + [(i, spec.conflict_reason, batch.originals[i]) for i in ids
+                                     if i not in written_ids]
+                checksum = sum(batch.digests[i] for i in written_ids)
+            else:
+                checksum = batch.digest_total if len(ids) == len(batch.ids) else sum(batch.digests[i] for i in ids)
             self._store_rejects(cur, rejects)
             cur.execute("""UPDATE fleet.legacy_progress
                            SET last_rowid = %s, rows_read = rows_read + %s, rows_written = rows_written + %s,
                                rows_rejected = rows_rejected + %s, checksum = checksum + %s, updated_at = now()
                            WHERE source_id = %s AND table_name = %s""",
-                        (rows[-1][0], len(rows), len(written_ids), len(rejects),
-                         sum(batch.digests[r] for r in written_ids), ctx.source_id, spec.legacy))
+                        (batch.last_rowid, batch.read, len(written_ids), len(rejects), checksum,
+                         ctx.source_id, spec.legacy))
             kill_point("before_commit", spec.legacy, self.counts.batches)
         kill_point("after_commit", spec.legacy, self.counts.batches)
         self._count(len(written_ids), rejects)
@@ -246,7 +235,7 @@ class TableLoader:
             key = reason.split(":")[0] + ": " + _reason_kind(reason) if ":" in reason else reason
             self.counts.reasons[key] = self.counts.reasons.get(key, 0) + 1
 
-    def _copy(self, cur, buffer: io.StringIO, ids: list[int]) -> set[int]:
+    def _copy(self, cur, buffer: io.BytesIO, ids: list[int]) -> set[int]:
         cols = sql.SQL(", ").join(map(sql.Identifier, self._copy_cols))
         target = sql.Identifier("fleet", self.spec.target)
         if not ids:
@@ -279,13 +268,6 @@ class TableLoader:
                                DO UPDATE SET reason = excluded.reason, original = excluded.original,
                                              types = excluded.types, rejected_at = now()""",
                        rows, template="(%s, %s, %s, %s, %s::jsonb, %s::jsonb)")
-
-
-def _csv(rows: list[tuple]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-    writer.writerows([NULL if v is None else v for v in r] for r in rows)
-    return buffer.getvalue()
 
 
 def _reason_kind(reason: str) -> str:

@@ -19,7 +19,7 @@ from agents_pipeline.core.shared_state import conversation_run_id
 from agents_pipeline.migration import values as V
 from agents_pipeline.migration.values import Reject
 
-_HEARTBEAT_KIND = {"error": "fail", "failed": "fail", "fail": "fail", "starting": "start", "start": "start",
+HEARTBEAT_KIND = {"error": "fail", "failed": "fail", "fail": "fail", "starting": "start", "start": "start",
                    "stopping": "log", "stopped": "log", "log": "log"}
 _SEVERITY = {"info": "info", "warning": "warning", "warn": "warning", "critical": "critical",
              "error": "critical", "high": "critical", "fatal": "critical", "low": "info"}
@@ -86,7 +86,7 @@ def _agent(rowid: int, row: tuple, ctx: Context) -> tuple:
 def _heartbeat(rowid: int, row: tuple, ctx: Context) -> tuple:
     agent_id, ts, status, metadata = row
     status_text = V.text(status, "status")
-    kind = _HEARTBEAT_KIND.get(status_text.strip().lower(), "ok") if status_text else "ok"
+    kind = HEARTBEAT_KIND.get(status_text.strip().lower(), "ok") if status_text else "ok"
     return (ctx.agent(agent_id, "agent_id", required=True), V.required_timestamp(ts, "timestamp"), kind,
             status_text, V.json_document(metadata, "metadata"))
 

@@ -10,7 +10,6 @@ the same table; names from the file are only ever passed as quoted identifiers.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import time
@@ -19,8 +18,9 @@ from dataclasses import dataclass, field
 
 from psycopg2 import sql
 
+from agents_pipeline.migration.copydata import COPY_OPTIONS, csv_bytes
 from agents_pipeline.migration.digest import row_digest, sum_sql
-from agents_pipeline.migration.loader import COPY_OPTIONS, NULL, kill_point
+from agents_pipeline.migration.loader import kill_point
 from agents_pipeline.migration.source import LegacySource, TableInfo
 from agents_pipeline.migration.values import BadText
 
@@ -94,9 +94,9 @@ def _as(kind: str, value: object) -> object:
 
 
 class _Chunks(io.RawIOBase):
-    """A file-like over a generator of CSV text, so COPY streams without holding the table."""
+    """A file-like over a generator of CSV chunks, so COPY streams without holding the table."""
 
-    def __init__(self, chunks: Iterator[str]) -> None:
+    def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks, self._pending = chunks, b""
 
     def readable(self) -> bool:
@@ -105,7 +105,7 @@ class _Chunks(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         while len(self._pending) < max(size, 1):
             try:
-                self._pending += next(self._chunks).encode("utf-8")
+                self._pending += next(self._chunks)
             except StopIteration:
                 break
         out, self._pending = self._pending[:size], self._pending[size:]
@@ -140,20 +140,16 @@ def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int,
             result.notes.append(f"column {col!r} holds {'/'.join(sorted(cls - {'null'}))} values: stored as {pg_type}")
     kinds = tuple(k for _, k in types)
 
-    def chunks() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+    def chunks() -> Iterator[bytes]:
         cur = source.select(info.name, list(info.columns))
         while batch := source.fetch(cur, batch_size):
+            rows = []
             for row in batch:
                 converted = tuple(_as(k, v) for k, v in zip(kinds, row, strict=True))
                 result.expected_digest += row_digest(kinds, converted)
-                writer.writerow([NULL if v is None else ("\\x" + v.hex() if isinstance(v, bytes) else v)
-                                 for v in converted])
+                rows.append(tuple("\\x" + v.hex() if isinstance(v, bytes) else v for v in converted))
             result.read += len(batch)
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+            yield csv_bytes(rows)
 
     if dry_run:
         for _ in chunks():

@@ -1,0 +1,229 @@
+"""The set-based path for the two big history tables (heartbeats, performance metrics).
+
+Converting value by value in Python costs 7-10 us a row, four times PostgreSQL's ingest. Here
+SQLite's own SQL engine (C, run by the reader thread with the GIL released) decides for each
+row whether it is in the plain form almost every row has (ISO time, known agent, valid JSON,
+no NUL) and, if so, renders it straight into COPY's CSV, with the text its digest is taken
+over. Python then only hashes those rows. Every row that is not plainly clean (any other
+time form, an unknown agent, text in a number column, invalid UTF-8, ...) goes through the
+per-value converters of ``tables.py`` exactly as before, so what a row becomes and why a row
+is rejected is decided in one place; ``test_fastpath.py`` checks that both paths store the
+same rows, digests and rejects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+
+from agents_pipeline.migration.copydata import Batch
+from agents_pipeline.migration.source import LegacySource, qident
+from agents_pipeline.migration.tables import HEARTBEAT_KIND, Context, TableSpec
+
+ENV = "AGENTS_PIPELINE_MIGRATION_FAST_PATH"   # "0" turns it off (every row through Python)
+AGENT_MAP = "ap_agent_ids"
+_SLOW_CHUNK = 500    # rowids per lookup of the rows that need the per-value converters
+_md5 = hashlib.md5
+_pack = struct.Struct(">d").pack
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def load_agent_map(source: LegacySource, agents: dict[str, int]) -> None:
+    """The name -> agent_id map as a temp table (SQLite's temp schema is writable on a
+    read-only connection and does not touch the snapshot of the file)."""
+    source.execute(f"CREATE TEMP TABLE IF NOT EXISTS {AGENT_MAP} (name TEXT PRIMARY KEY, id INTEGER NOT NULL)")
+    source.execute(f"DELETE FROM temp.{AGENT_MAP}")  # noqa: S608 - a constant name
+    source.conn.executemany(f"INSERT INTO temp.{AGENT_MAP} VALUES (?, ?)",  # noqa: S608 - a constant name
+                            sorted(agents.items()))
+
+
+# SQL fragments over a column reference. Literals are SQLite strings: no backslash escapes.
+def _no_nul(col: str) -> str:
+    return f"instr(CAST({col} AS BLOB), x'00') = 0"
+
+
+def _text_ok(col: str) -> str:
+    return f"({col} IS NULL OR (typeof({col}) = 'text' AND {_no_nul(col)}))"
+
+
+def _csv(col: str) -> str:
+    return f"""CASE WHEN {col} IS NULL THEN '\\N' ELSE '"' || replace({col}, '"', '""') || '"' END"""
+
+
+def _digest_text(col: str) -> str:
+    return f"coalesce({col}, '\\N')"
+
+
+_ISO = "20[0-9][0-9]-[01][0-9]-[0-3][0-9][T ][0-2][0-9]:[0-5][0-9]:[0-5][0-9]"
+
+
+def _ts_ok(col: str) -> str:
+    """ISO 'YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}]' without zone, a real date, years 2000-2099 (the
+    converters' sensible range), so PostgreSQL and Python read the same microsecond. One GLOB
+    per length; SQLite's date parser only for days 29-31, the one case the pattern cannot tell."""
+    globs = " ".join(f"WHEN {19 + (n and n + 1)} THEN {col} GLOB '{_ISO}{'.' + '[0-9]' * n if n else ''}'"
+                     for n in range(7))
+    return (f"(typeof({col}) = 'text' AND CASE length({col}) {globs} ELSE 0 END "
+            f"AND substr({col}, 6, 2) BETWEEN '01' AND '12' AND substr({col}, 12, 2) <= '23' "
+            f"AND (substr({col}, 9, 2) BETWEEN '01' AND '28' "
+            f"OR datetime(substr({col}, 1, 19), '+0 days') = replace(substr({col}, 1, 19), 'T', ' ')))")
+
+
+def _ts_csv(col: str) -> str:
+    return f"""'"' || {col} || '+00"'"""
+
+
+def _ts_micros(col: str) -> str:
+    """Epoch microseconds, as digest.py renders a time."""
+    return (f"(CAST(strftime('%s', substr({col}, 1, 19)) AS INTEGER) * 1000000 + "
+            f"CASE WHEN length({col}) > 19 THEN CAST(substr(substr({col}, 21) || '00000', 1, 6) AS INTEGER) ELSE 0 END)")
+
+
+def _json_ok(col: str) -> str:
+    """NULL, or JSON SQLite accepts as RFC 8259 (no control characters) without any \\u escape
+    (jsonb refuses \\u0000 and lone surrogates, which the converter checks)."""
+    return f"({col} IS NULL OR (typeof({col}) = 'text' AND {_no_nul(col)} AND instr({col}, '\\u') = 0 AND json_valid({col})))"
+
+
+def _json_digest(col: str) -> str:
+    return f"CASE WHEN {col} IS NULL THEN '\\N' ELSE 'j' END"
+
+
+def _unpadded(col: str) -> str:
+    """NULL, empty, or starting and ending with a printable ASCII character: what Python's
+    str.strip() would remove is then absent, so the kind SQLite derives is the converter's."""
+    return (f"({col} IS NULL OR {col} = '' OR (unicode({col}) BETWEEN 33 AND 126 "
+            f"AND unicode(substr({col}, -1)) BETWEEN 33 AND 126))")
+
+
+def _heartbeat_kind(col: str) -> str:
+    whens = " ".join(f"WHEN '{raw}' THEN '{kind}'" for raw, kind in HEARTBEAT_KIND.items())
+    return f"CASE lower({col}) {whens} ELSE 'ok' END"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The SQLite query for one table: per row (rowid, clean, day, csv head, float, csv tail,
+    digest head, digest tail). A table without a float column returns NULL for it."""
+
+    query: str
+    float_col: bool
+
+
+def _heartbeats(t: dict[str, str], source_id: int) -> Plan:
+    agent, ts, status, meta = t["agent_id"], t["timestamp"], t["status"], t["metadata"]
+    clean = (f"a.id IS NOT NULL AND {_ts_ok(ts)} AND {_text_ok(status)} "
+             f"AND {_unpadded(status)} AND {_json_ok(meta)}")
+    kind = _heartbeat_kind(status)
+    line = (f"a.id || ',' || {_ts_csv(ts)} || ',' || {kind} || ',' || {_csv(status)} || ',' || {_csv(meta)} "
+            f"|| ',{source_id},' || s.rowid || char(10)")
+    digest = (f"s.rowid || char(31) || a.id || char(31) || {_ts_micros(ts)} || char(31) || {kind} || char(31) "
+              f"|| {_digest_text(status)} || char(31) || {_json_digest(meta)}")
+    return Plan(_select(clean, ts, line, "NULL", "''", digest, "''", "agent_heartbeats", agent), float_col=False)
+
+
+def _metrics(t: dict[str, str], source_id: int) -> Plan:
+    ts, agent, name, value, unit, tags = (t[c] for c in ("timestamp", "agent_id", "metric_name", "metric_value",
+                                                         "unit", "tags"))
+    clean = (f"({agent} IS NULL OR a.id IS NOT NULL) AND {_ts_ok(ts)} AND {name} IS NOT NULL AND {_text_ok(name)} "
+             f"AND typeof({value}) IN ('real', 'integer', 'null') AND {_text_ok(unit)} AND {_json_ok(tags)}")
+    agent_csv = "coalesce(a.id, '\\N')"
+    head = f"{_ts_csv(ts)} || ',\"legacy\",' || {agent_csv} || ',' || {_csv(name)} || ','"
+    tail = f"',\"imported\",' || {_csv(unit)} || ',' || {_csv(tags)} || ',{source_id},' || s.rowid || char(10)"
+    digest_head = (f"s.rowid || char(31) || {_ts_micros(ts)} || char(31) || {agent_csv} || char(31) "
+                   f"|| {_digest_text(name)} || char(31)")
+    digest_tail = f"char(31) || {_digest_text(unit)} || char(31) || {_json_digest(tags)}"
+    return Plan(_select(clean, ts, head, value, tail, digest_head, digest_tail, "performance_metrics", agent),
+                float_col=True)
+
+
+def _select(clean: str, ts: str, head: str, value: str, tail: str, digest_head: str, digest_tail: str,
+            table: str, agent: str) -> str:
+    # Names are quoted by qident; every value is a bound parameter or a number.
+    return (f"SELECT s.rowid, {clean}, substr({ts}, 1, 10), CAST({head} AS BLOB), {value}, CAST({tail} AS BLOB), "  # noqa: S608
+            f"CAST({digest_head} AS BLOB), CAST({digest_tail} AS BLOB) "
+            f"FROM {qident(table)} AS s LEFT JOIN temp.{AGENT_MAP} AS a ON a.name = {agent} "
+            f"WHERE s.rowid > :after ORDER BY s.rowid")
+
+
+PLANS: dict[str, Callable[[dict[str, str], int], Plan]] = {
+    "agent_heartbeats": _heartbeats,
+    "performance_metrics": _metrics,
+}
+
+
+def plan_for(source: LegacySource, spec: TableSpec, source_id: int) -> Plan | None:
+    """The fast plan for this table, or None (turned off, not one of the two tables, or an
+    older file lacking one of its columns: then every row goes through Python)."""
+    build = PLANS.get(spec.legacy)
+    info = source.tables.get(spec.legacy)
+    if build is None or info is None or not enabled() or not set(spec.columns) <= set(info.columns):
+        return None
+    return build({c: f"s.{qident(c)}" for c in spec.columns}, int(source_id))
+
+
+def _digest(text: bytes) -> int:
+    return int.from_bytes(_md5(text, usedforsecurity=False).digest()[:8]) >> 4
+
+
+class FastReader:
+    """Batches of one table from its resume point: clean rows rendered by SQLite, the others
+    handed to ``convert_slow`` (the per-value converters) with their original values."""
+
+    def __init__(self, source: LegacySource, spec: TableSpec, ctx: Context, plan: Plan,
+                 convert_slow: Callable[[list[tuple]], Batch]) -> None:
+        self.source, self.spec, self.plan, self.convert_slow = source, spec, plan, convert_slow
+        names = ", ".join(qident(c) for c in spec.columns)
+        self._raw_sql = f"SELECT rowid, {names} FROM {qident(spec.legacy)} WHERE rowid IN (%s) ORDER BY rowid"  # noqa: S608
+        load_agent_map(source, ctx.agents)
+
+    def batches(self, after_rowid: int, size: int) -> Iterator[Batch]:
+        cursor = self.source.execute(self.plan.query, {"after": after_rowid})  # type: ignore[arg-type]
+        while rows := self.source.fetch(cursor, size):
+            yield self._batch(rows)
+
+    def _batch(self, rows: list[tuple]) -> Batch:
+        clean = [r for r in rows if r[1]]
+        slow = [r[0] for r in rows if not r[1]]
+        if self.plan.float_col:
+            lines = [h + (b"\\N" if v is None else repr(float(v)).encode()) + t for _, _, _, h, v, t, _, _ in clean]
+        else:
+            lines = [r[3] for r in clean]
+        payload = b"".join(lines)
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError:   # rare: find the rows with invalid UTF-8, the converters reject them
+            keep = []
+            for row, line in zip(clean, lines, strict=True):
+                try:
+                    line.decode("utf-8")
+                    keep.append((row, line))
+                except UnicodeDecodeError:
+                    slow.append(row[0])
+            clean, lines = [r for r, _ in keep], [line for _, line in keep]
+            payload = b"".join(lines)
+        if self.plan.float_col:
+            digests = [_digest(dh + (b"\\N" if v is None else _pack(float(v)).hex().encode()) + dt)
+                       for _, _, _, _, v, _, dh, dt in clean]
+        else:
+            digests = [_digest(r[6]) for r in clean]
+        batch = Batch(read=len(clean), last_rowid=rows[-1][0], ids=[r[0] for r in clean], payload=payload,
+                      digest_total=sum(digests), rejects=[], days={date.fromisoformat(d) for d in {r[2] for r in clean}})
+        if slow:
+            batch.merge(self.convert_slow(self._raw_rows(sorted(slow))))
+        return batch
+
+    def _raw_rows(self, rowids: list[int]) -> list[tuple]:
+        out: list[tuple] = []
+        for i in range(0, len(rowids), _SLOW_CHUNK):
+            chunk = rowids[i:i + _SLOW_CHUNK]
+            cursor = self.source.execute(self._raw_sql % ", ".join("?" * len(chunk)), tuple(chunk))
+            out += cursor.fetchall()
+        return out
