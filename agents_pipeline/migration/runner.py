@@ -22,7 +22,7 @@ from agents_pipeline.migration.report import RunReport, TableReport
 from agents_pipeline.migration.source import LegacySource
 from agents_pipeline.migration.tables import KNOWN, SPECS, Context
 from agents_pipeline.migration.user_tables import copy_user_table, pg_identifier, verify_user_table
-from agents_pipeline.migration.verify import verify_table
+from agents_pipeline.migration.verify import verify_tables
 
 DEFAULT_BATCH_SIZE = 20_000
 
@@ -172,9 +172,7 @@ def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
             _copy_user_tables(conn, source, user, source_id, batch_size, dry_run, report, say)
             if conn is not None:
                 say("verifying counts and checksums")
-                for row in report.tables:
-                    if row.status == "migrated":
-                        verify_table(conn, source, KNOWN[row.table], source_id, row)
+                verify_tables(url or "", source, report.tables, source_id, connect)
                 _record(conn, source_id, report, started)
             else:
                 for row in report.tables:

@@ -9,16 +9,44 @@ converter recorded batch by batch (in the progress row, so resumed runs verify t
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 from psycopg2 import sql
 
 from agents_pipeline.migration.digest import sum_sql
 from agents_pipeline.migration.report import TableReport
 from agents_pipeline.migration.source import LegacySource
-from agents_pipeline.migration.tables import TableSpec
+from agents_pipeline.migration.tables import KNOWN, TableSpec
 
 
-def verify_table(conn, source: LegacySource, spec: TableSpec, source_id: int, row: TableReport) -> None:
-    row.source_rows = source.count(spec.legacy)
+def verify_tables(url: str, source: LegacySource, rows: list[TableReport], source_id: int,
+                  connect: Callable[[str], Any]) -> None:
+    """Verifies each migrated table; the PostgreSQL side (a scan and a digest over every
+    committed row) of up to three tables at once, each on its own connection, so the scans
+    use the cores the loading used. SQLite's counts come first, from the one snapshot."""
+    todo = [row for row in rows if row.status == "migrated"]
+    for row in todo:
+        row.source_rows = source.count(row.table)
+
+    def check(row: TableReport) -> None:
+        conn = connect(url)
+        try:
+            verify_table(conn, KNOWN[row.table], source_id, row)
+        finally:
+            conn.close()
+
+    workers = max(1, min(3, len(todo), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
+        for future in [pool.submit(check, row) for row in todo]:
+            future.result()
+
+
+def verify_table(conn, spec: TableSpec, source_id: int, row: TableReport) -> None:
+    """Compares ``row.source_rows`` (set by the caller from the snapshot) with what PostgreSQL
+    committed and with the progress the batches recorded."""
     digest = sum_sql((("legacy_id", "int"), *spec.digest))
     with conn, conn.cursor() as cur:
         cur.execute(sql.SQL("SELECT count(*), {} FROM {} WHERE legacy_source = %s AND legacy_id IS NOT NULL")
