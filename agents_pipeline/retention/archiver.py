@@ -1,5 +1,9 @@
 """Archive one table's day: Parquet + manifest, read back and compared, then out of PostgreSQL.
 
+The export and verify work in short chunks with pauses between them
+(``AGENTS_PIPELINE_ARCHIVE_PACE``), and without parallel workers, so that the agents' heartbeat
+writers keep their latency while a day is archived.
+
 Order, each step safe to be killed after (the next run finishes or redoes the day):
   1. export the rows and their fingerprint in one snapshot; write the file under a temporary
      name, fsync, rename (a half-written file never has the final name);
@@ -42,6 +46,8 @@ from agents_pipeline.retention.units import connect, create_temp_like, day_filte
 checkpoint: Callable[[str], None] | None = None
 DELETE_BATCH = 5000
 NICENESS_ENV = "AGENTS_PIPELINE_ARCHIVE_NICENESS"
+PACE_ENV = "AGENTS_PIPELINE_ARCHIVE_PACE"
+DEFAULT_PACE = 25
 
 
 def _step(name: str) -> None:
@@ -59,6 +65,7 @@ class DayResult:
     seconds: float = 0.0
     remove_ms: float = 0.0       # detach + drop (partitioned) or the batched delete
     drop_ms: float = 0.0
+    paused_s: float = 0.0        # slept between chunks of the export and verify (the pace)
     manifest: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -96,9 +103,38 @@ def _previous_archive(root: Path, table: str, day: date) -> store.Manifest | Non
     return previous
 
 
+def pace() -> parquet_io.Pacer:
+    """The pace of the export and verify from ``AGENTS_PIPELINE_ARCHIVE_PACE``: the share of
+    the wall-clock time, in percent, that they may work (default 25: each chunk is followed by
+    a pause three times as long; 100 never pauses).
+
+    Why pause at all, with the archiver already at SCHED_IDLE: on the 2-core benchmark machine
+    (a KVM guest) the writers slowed down whenever the archiver worked, whatever its priority
+    (28 % of the writes ending during its work above the idle p99 with 1 MB chunks, 7 % with
+    128 kB chunks) and hardly while it paused. Short chunks bound how long a write waits; the
+    pause bounds how many writes meet a chunk. Measured (docs/benchmarks/retention.md): the
+    writers' p99 during archival went from 2.0-3.9 times their idle p99 to 1.1-1.7 at the
+    default pace (six runs; 1.6 in one run at 50), at 32,000-38,000 rows/s (64,000 at 50)
+    instead of 200,000."""
+    raw = os.environ.get(PACE_ENV, str(DEFAULT_PACE))
+    try:
+        return parquet_io.Pacer(int(raw))
+    except ValueError:
+        raise ValueError(f"{PACE_ENV} must be an integer percentage from 1 to 100, not {raw!r}") from None
+
+
 def _write_unit(conn, root: Path, table: str, day: date, days: int,
-                sources: dict[str, sql.Composable], previous: store.Manifest | None) -> store.Manifest:
-    """Exports each member's rows (one snapshot), writes, verifies by loading back; manifest."""
+                sources: dict[str, sql.Composable], previous: store.Manifest | None,
+                pacer: parquet_io.Pacer) -> store.Manifest:
+    """Exports each member's rows (one snapshot), writes, verifies by loading back; manifest.
+
+    The export, the read back, the load and both fingerprints run in chunks of 128 kB of heap
+    (or 2,048 rows) at ``pacer``'s pace, as autovacuum paces itself, so that the agents' writers
+    find the CPUs free most of the time (see ``pace``). The chunks of the export share one
+    REPEATABLE READ snapshot, so the file and its fingerprint are those of one moment whatever
+    the pace (a slower pace holds that snapshot longer: about 3 s per 250,000-row day at the
+    default); the chunks return the rows in the order one scan does, so the file is
+    byte-identical to an unpaced export's."""
     folder = store.unit_dir(root, table, day)
     entries = []
     with conn.cursor() as cur:
@@ -107,8 +143,8 @@ def _write_unit(conn, root: Path, table: str, day: date, days: int,
         exported = {}
         for member, source in sources.items():
             columns = parquet_io.table_columns(cur, member)
-            rows = parquet_io.export_rows(cur, source, columns)
-            exported[member] = (columns, rows, parquet_io.fingerprint(cur, source))
+            rows = parquet_io.export_rows(cur, source, columns, pacer)
+            exported[member] = (columns, rows, parquet_io.fingerprint(cur, source, pacer))
     conn.commit()
     _step("after_export")
     generation = previous.generation + 1 if previous is not None else 1
@@ -119,12 +155,12 @@ def _write_unit(conn, root: Path, table: str, day: date, days: int,
                                        [{"name": c.name, "pg_type": c.pg_type} for c in columns]))
     _step("after_write")
     for entry in entries:
-        back = parquet_io.read_parquet(folder / entry.file, entry.sha256, entry.rows)
+        back = parquet_io.read_parquet(folder / entry.file, entry.sha256, entry.rows, pacer)
         with conn.cursor() as cur:
             columns = parquet_io.table_columns(cur, entry.table)
             check = create_temp_like(cur, "check", entry.table)
-            parquet_io.load_rows(cur, back, check, columns)
-            loaded = parquet_io.fingerprint(cur, check)
+            parquet_io.load_rows(cur, back, check, columns, pacer)
+            loaded = parquet_io.fingerprint(cur, check, pacer)
             cur.execute(sql.SQL("DROP TABLE {}").format(check))
         conn.commit()
         if loaded != entry.content_checksum:
@@ -188,13 +224,31 @@ def yield_cpu_to_writers(conn=None) -> dict[str, bool]:
     for a CPU: measured on 2 cores, the writers' p99 tripled, with 17 % of writes during the
     export slower than the idle p99 (docs/BENCHMARKS.md). PostgreSQL has no per-session CPU
     priority, so the backend is reniced from outside as the pg_prioritize extension does.
-    Never raises a priority (that needs privileges); returns what it could lower."""
+    Never raises a priority (that needs privileges); returns what it could lower.
+
+    At any niceness above 0 the session also runs its queries without parallel workers
+    (``max_parallel_workers_per_gather = 0``): they are processes of their own, started per
+    query at the server's normal priority, so the day's fingerprint scan ran on both cores
+    beside a reniced leader (1.4 archiver processes on a CPU on average during the export,
+    measured) and took the writers' CPU whatever the leader's priority."""
     target = _niceness()
     done = {"archiver": _renice(0, target)}
     if conn is not None:
         pid = _local_backend_pid(conn)
         done["backend"] = pid is not None and _renice(pid, target)
+        if target > 0:
+            done["serial"] = _no_parallel_workers(conn)
     return done
+
+
+def _no_parallel_workers(conn) -> bool:
+    """Session-wide: no parallel workers for ``conn``'s queries."""
+    with conn.cursor() as cur:
+        cur.execute("SET max_parallel_workers_per_gather = 0")
+        cur.execute("SHOW max_parallel_workers_per_gather")
+        serial = cur.fetchone()[0] == "0"
+    conn.commit()
+    return serial
 
 
 def archive_day(url: str, root: Path, table: str, day: date, days: int,
@@ -202,6 +256,7 @@ def archive_day(url: str, root: Path, table: str, day: date, days: int,
     """Archives ``table``'s UTC ``day`` (past its ``days`` of retention) into ``root``."""
     spec = table_spec(table)
     ensure_past_retention(table, day, days, today)
+    pacer = pace()
     started = time.monotonic()
     store.remove_stale_temporaries(root, table, day)
     with connect(url) as conn, connect(url, autocommit=True) as ddl:
@@ -213,10 +268,11 @@ def archive_day(url: str, root: Path, table: str, day: date, days: int,
         if held is not None:
             return DayResult(table, day, "held", notes=[f"restored day held until {held.isoformat()}"])
         if spec.partitioned:
-            result = _archive_partition(conn, ddl, root, table, day, days)
+            result = _archive_partition(conn, ddl, root, table, day, days, pacer)
         else:
-            result = _archive_rows(conn, root, table, day, days)
+            result = _archive_rows(conn, root, table, day, days, pacer)
     result.seconds = time.monotonic() - started
+    result.paused_s = pacer.slept
     if not lowered.get("backend"):
         result.notes.append("the archiver's PostgreSQL backend kept its CPU priority (remote server or no permission)")
     return result
@@ -238,7 +294,8 @@ def _finish(conn, table: str, day: date, manifest: store.Manifest, root: Path, r
                      manifest=str(store.manifest_path(root, table, day)))
 
 
-def _archive_partition(conn, ddl, root: Path, table: str, day: date, days: int) -> DayResult:
+def _archive_partition(conn, ddl, root: Path, table: str, day: date, days: int,
+                       pacer: parquet_io.Pacer) -> DayResult:
     with conn.cursor() as cur:
         state = partition_state(cur, table, day)
         status = store.ledger_status(cur, table, day)
@@ -272,7 +329,7 @@ def _archive_partition(conn, ddl, root: Path, table: str, day: date, days: int) 
                 cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(source, rel))
                 _merge_previous(cur, root, previous, [table])
         conn.commit()
-        manifest = _write_unit(conn, root, table, day, days, {table: source}, previous)
+        manifest = _write_unit(conn, root, table, day, days, {table: source}, previous, pacer)
         with conn.cursor() as cur:
             store.set_ledger(cur, table, day, "verified", row_count=manifest.rows,
                              content_checksum=manifest.files[0].content_checksum)
@@ -290,7 +347,7 @@ def _archive_partition(conn, ddl, root: Path, table: str, day: date, days: int) 
     return result
 
 
-def _archive_rows(conn, root: Path, table: str, day: date, days: int) -> DayResult:
+def _archive_rows(conn, root: Path, table: str, day: date, days: int, pacer: parquet_io.Pacer) -> DayResult:
     spec = table_spec(table)
     members = [table, *(c.table for c in spec.children)]
     previous = _previous_archive(root, table, day)
@@ -319,7 +376,7 @@ def _archive_rows(conn, root: Path, table: str, day: date, days: int) -> DayResu
     with conn.cursor() as cur:
         store.set_ledger(cur, table, day, "exporting", retention_days=days)
     conn.commit()
-    manifest = _write_unit(conn, root, table, day, days, rows_tables, previous)
+    manifest = _write_unit(conn, root, table, day, days, rows_tables, previous, pacer)
     with conn.cursor() as cur:
         store.set_ledger(cur, table, day, "verified", row_count=manifest.rows,
                          content_checksum=manifest.files[0].content_checksum)

@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,8 @@ _ARROW_TYPES = {
 }
 _TIMESTAMPTZ = "timestamp with time zone"
 FORMAT_VERSION = 1
+CHUNK_BLOCKS = 16           # heap pages (128 kB, some 1,800 heartbeats) per paced query
+LOAD_CHUNK_ROWS = 2048      # rows per paced COPY into PostgreSQL or batch read from Parquet
 
 
 class ArchiveFileError(ValidationError):
@@ -44,6 +49,52 @@ class Column:
         if self.pg_type == _TIMESTAMPTZ:
             return pa.timestamp("us", tz="UTC")
         return _ARROW_TYPES.get(self.pg_type, pa.string())
+
+
+class Pacer:
+    """Autovacuum's cost-based delay, with the cost measured as time: the work is done in
+    chunks, and after each the caller sleeps so that working takes at most ``percent`` % of the
+    wall-clock time (50: it sleeps as long as the chunk took). A chunk slowed down by busier
+    processes (the writers preempt a reniced archiver) earns a longer pause, so the pace
+    follows the machine's load. 100 chunks the work without sleeping."""
+
+    def __init__(self, percent: int) -> None:
+        if not 1 <= percent <= 100:
+            raise ValueError(f"pace must be a percentage from 1 to 100, not {percent}")
+        self.percent = percent
+        self.chunks = 0
+        self.worked = 0.0
+        self.slept = 0.0
+
+    @contextmanager
+    def chunk(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        took = time.perf_counter() - started
+        self.chunks += 1
+        self.worked += took
+        if self.percent < 100:
+            pause = took * (100 - self.percent) / self.percent
+            time.sleep(pause)
+            self.slept += pause
+
+
+def block_ranges(cur, relation: sql.Composable, chunk_blocks: int | None = None) -> list[sql.Composable]:
+    """``t.ctid`` conditions splitting ``relation`` into runs of ``chunk_blocks`` heap pages, in
+    physical order (each a TID range scan: together they return the rows a sequential scan
+    does, in the same order). The last range is open-ended, so a row the caller's snapshot
+    sees is never beyond it."""
+    cur.execute("SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::bigint",
+                (relation.as_string(cur.connection),))
+    blocks = cur.fetchone()[0]
+    starts = list(range(0, max(blocks, 1), chunk_blocks or CHUNK_BLOCKS))
+    ranges: list[sql.Composable] = []
+    for i, lo in enumerate(starts):
+        cond = sql.SQL("t.ctid >= {}::tid").format(sql.Literal(f"({lo},0)"))
+        if i + 1 < len(starts):
+            cond = sql.SQL("{} AND t.ctid < {}::tid").format(cond, sql.Literal(f"({starts[i + 1]},0)"))
+        ranges.append(cond)
+    return ranges
 
 
 def table_columns(cur, table: str) -> list[Column]:
@@ -73,32 +124,53 @@ def schema_for(columns: list[Column]) -> pa.Schema:
     ], metadata={"agents_pipeline_archive_format": str(FORMAT_VERSION)})
 
 
-def export_rows(cur, source: sql.Composable, columns: list[Column]) -> pa.Table:
-    """The rows of ``source`` (a relation or parenthesised query) as an Arrow table."""
-    query = sql.SQL("COPY (SELECT {} FROM {} t) TO STDOUT WITH (FORMAT csv)").format(
-        sql.SQL(", ").join(_export_expr(c) for c in columns), source)
-    buf = io.BytesIO()
-    cur.copy_expert(query.as_string(cur.connection), buf)
+def export_rows(cur, source: sql.Composable, columns: list[Column], pace: Pacer | None = None) -> pa.Table:
+    """The rows of ``source`` (a relation or parenthesised query) as an Arrow table; with
+    ``pace`` (``source`` then a relation), read and parsed in paced chunks of heap pages on
+    one thread, the same rows in the same order. In a REPEATABLE READ transaction the chunks
+    see one snapshot."""
+    select = sql.SQL(", ").join(_export_expr(c) for c in columns)
+    if pace is None:
+        queries = [sql.SQL("COPY (SELECT {} FROM {} t) TO STDOUT WITH (FORMAT csv)").format(select, source)]
+    else:
+        queries = [sql.SQL("COPY (SELECT {} FROM {} t WHERE {}) TO STDOUT WITH (FORMAT csv)").format(select, source, cond)
+                   for cond in block_ranges(cur, source)]
     read_types = {c.name: (pa.int64() if c.pg_type == _TIMESTAMPTZ else c.arrow_type) for c in columns}
-    if buf.tell() == 0:
+    parts = []
+    for query in queries:
+        with pace.chunk() if pace is not None else _no_pause():
+            buf = io.BytesIO()
+            cur.copy_expert(query.as_string(cur.connection), buf)
+            if buf.tell() == 0:
+                continue
+            buf.seek(0)
+            parts.append(pacsv.read_csv(
+                buf,
+                read_options=pacsv.ReadOptions(column_names=[c.name for c in columns], block_size=1 << 24,
+                                               use_threads=pace is None),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=read_types, strings_can_be_null=True, quoted_strings_can_be_null=False,
+                    null_values=[""], true_values=["t"], false_values=["f"]),
+            ))
+    if not parts:
         arrays = [pa.array([], type=c.arrow_type) for c in columns]
         return pa.Table.from_arrays(arrays, schema=schema_for(columns))
-    buf.seek(0)
-    raw = pacsv.read_csv(
-        buf,
-        read_options=pacsv.ReadOptions(column_names=[c.name for c in columns], block_size=1 << 24),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types=read_types, strings_can_be_null=True, quoted_strings_can_be_null=False,
-            null_values=[""], true_values=["t"], false_values=["f"]),
-    )
+    raw = pa.concat_tables(parts)
     arrays = [raw.column(c.name).cast(c.arrow_type) if c.pg_type == _TIMESTAMPTZ else raw.column(c.name)
               for c in columns]
     return pa.Table.from_arrays(arrays, schema=schema_for(columns))
 
 
-def load_rows(cur, table: pa.Table, target: sql.Composable, columns: list[Column]) -> int:
-    """COPY an Arrow table (as read from an archive) into ``target``; returns the row count."""
+@contextmanager
+def _no_pause() -> Iterator[None]:
+    yield
+
+
+def load_rows(cur, table: pa.Table, target: sql.Composable, columns: list[Column],
+              pace: Pacer | None = None) -> int:
+    """COPY an Arrow table (as read from an archive) into ``target``; returns the row count.
+    With ``pace``, in paced COPYs of ``LOAD_CHUNK_ROWS`` rows."""
     if table.num_rows == 0:
         return 0
     ordered = table.select([c.name for c in columns])
@@ -108,12 +180,16 @@ def load_rows(cur, table: pa.Table, target: sql.Composable, columns: list[Column
         if pa.types.is_timestamp(field.type) and field.type.tz is not None:
             ordered = ordered.set_column(i, field.name, ordered.column(i).cast(pa.timestamp(field.type.unit)))
     stable_text(cur)
-    buf = io.BytesIO()
-    pacsv.write_csv(ordered, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-    buf.seek(0)
     query = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        target, sql.SQL(", ").join(sql.Identifier(c.name) for c in columns))
-    cur.copy_expert(query.as_string(cur.connection), buf)
+        target, sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)).as_string(cur.connection)
+    step = ordered.num_rows if pace is None else LOAD_CHUNK_ROWS
+    for start in range(0, ordered.num_rows, step):
+        with pace.chunk() if pace is not None else _no_pause():
+            buf = io.BytesIO()
+            pacsv.write_csv(ordered.slice(start, step), buf,
+                            pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+            buf.seek(0)
+            cur.copy_expert(query, buf)
     return table.num_rows
 
 
@@ -125,12 +201,21 @@ def stable_text(cur) -> None:
     cur.execute("SET LOCAL IntervalStyle = 'postgres'")
 
 
-def fingerprint(cur, source: sql.Composable) -> str:
-    """``rows:sum`` over fleet.row_fingerprint of each row's text form (UTC, exact floats)."""
+def fingerprint(cur, source: sql.Composable, pace: Pacer | None = None) -> str:
+    """``rows:sum`` over fleet.row_fingerprint of each row's text form (UTC, exact floats).
+    With ``pace`` (``source`` then a relation), summed over paced chunks of heap pages."""
     stable_text(cur)
-    cur.execute(sql.SQL(
-        "SELECT count(*), coalesce(sum(fleet.row_fingerprint(t::text)), 0) FROM {} t").format(source))
-    rows, total = cur.fetchone()
+    query = sql.SQL("SELECT count(*), coalesce(sum(fleet.row_fingerprint(t::text)), 0) FROM {} t").format(source)
+    if pace is None:
+        cur.execute(query)
+        rows, total = cur.fetchone()
+        return f"{rows}:{total}"
+    rows, total = 0, 0
+    for cond in block_ranges(cur, source):
+        with pace.chunk():
+            cur.execute(sql.SQL("{} WHERE {}").format(query, cond))
+            n, part = cur.fetchone()
+        rows, total = rows + n, total + int(part)
     return f"{rows}:{total}"
 
 
@@ -151,10 +236,14 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_parquet(table: pa.Table, path: Path) -> tuple[str, int]:
-    """Writes ``path`` atomically (temporary name, fsync, rename); returns (sha256, bytes)."""
+    """Writes ``path`` atomically (temporary name, fsync, rename); returns (sha256, bytes).
+
+    The columns are made contiguous first: the writer cuts pages where the arrays' chunks end,
+    so the same rows read in different chunks (a paced export, a different CSV block) would
+    otherwise make files that differ in layout; this way equal rows make equal bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd", compression_level=3, write_page_checksum=True,
+    pq.write_table(table.combine_chunks(), tmp, compression="zstd", compression_level=3, write_page_checksum=True,
                    row_group_size=256 * 1024)
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
@@ -164,8 +253,10 @@ def write_parquet(table: pa.Table, path: Path) -> tuple[str, int]:
     return digest, size
 
 
-def read_parquet(path: Path, expected_sha256: str | None, expected_rows: int | None) -> pa.Table:
-    """Reads an archive file back whole, refusing a missing, altered or unreadable one."""
+def read_parquet(path: Path, expected_sha256: str | None, expected_rows: int | None,
+                 pace: Pacer | None = None) -> pa.Table:
+    """Reads an archive file back whole, refusing a missing, altered or unreadable one; with
+    ``pace``, in paced batches of ``LOAD_CHUNK_ROWS`` rows on one thread."""
     if not path.is_file():
         raise ArchiveFileError(f"archive file {path} is missing")
     if expected_sha256 is not None:
@@ -176,7 +267,19 @@ def read_parquet(path: Path, expected_sha256: str | None, expected_rows: int | N
                 f"{expected_sha256[:16]}...")
     try:
         # ParquetFile, not read_table: the latter imports pyarrow.dataset (1.5 s per process).
-        table = pq.ParquetFile(path, page_checksum_verification=True).read()
+        parquet = pq.ParquetFile(path, page_checksum_verification=True)
+        if pace is None:
+            table = parquet.read()
+        else:
+            batches = []
+            reader = parquet.iter_batches(batch_size=LOAD_CHUNK_ROWS, use_threads=False)
+            while True:
+                with pace.chunk():
+                    batch = next(reader, None)
+                if batch is None:
+                    break
+                batches.append(batch)
+            table = pa.Table.from_batches(batches, schema=parquet.schema_arrow)
     except (OSError, pa.ArrowException) as exc:
         raise ArchiveFileError(f"archive file {path} cannot be read: {exc}") from None
     if expected_rows is not None and table.num_rows != expected_rows:

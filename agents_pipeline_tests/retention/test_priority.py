@@ -35,7 +35,7 @@ def test_the_archiver_and_its_backend_yield_the_cpu(db_url, monkeypatch, nicenes
             return done, os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0)
 
         done, own_niceness, own_policy = _in_a_thread(lower)
-        assert done == {"archiver": True, "backend": True}
+        assert done == {"archiver": True, "backend": True, "serial": True}     # and no parallel workers
         assert os.getpriority(os.PRIO_PROCESS, pid) == int(niceness) == own_niceness
         assert os.sched_getscheduler(pid) == policy == own_policy
         assert os.sched_getscheduler(0) == os.SCHED_OTHER       # pytest's thread untouched
