@@ -1,13 +1,16 @@
 """Archival under load: heartbeats over N days, archive the days past 30-day retention while 50
 writers heartbeat continuously, and compare the writers' p99 latency with and without archival.
 
-    .venv/bin/python benchmarks/archival.py [--rows 10000000] [--days 40] [--rate 500]
+    .venv/bin/python benchmarks/archival.py [--rows 10000000] [--days 40] [--rate 500] [--pace 25] [--io-stats]
 
 The writers are pgbench clients calling fleet.record_heartbeats (the SQL every agent runs), at a
 fixed total rate so that latency, not throughput, is what changes; their latency counts from
 each transaction's scheduled start (pgbench --rate), so a writer stalled behind a lock shows.
 The archiver is the same code the Dagster asset runs (archiver.archive_day, one day at a time).
-The cluster uses PostgreSQL's durable defaults. Prints the figures and a markdown table.
+The cluster uses PostgreSQL's durable defaults. Prints the figures and a markdown table, and
+which archival step the writers' slow writes fall in; --io-stats adds per step the wait events,
+WAL, buffer-write and disk counters, the paced chunks' work against their pauses, and the
+archiver's statements (pg_stat_statements).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,7 +34,7 @@ from common import prepare_database
 
 from agents_pipeline.core.dsn import connect_kwargs
 from agents_pipeline.core.localdb import LocalCluster, find_pg_bin, scratch_home
-from agents_pipeline.retention import archiver
+from agents_pipeline.retention import archiver, parquet_io
 from agents_pipeline.retention.policy import utc_today
 
 AGENTS = 50
@@ -126,23 +130,65 @@ def slow_by_phase(workdir: Path, steps: list[tuple[str, float]], threshold_ms: f
         print(f"  {name:>13}: {seconds:6.2f} s, {int(slow)} slow of {int(total)} writes")
 
 
-class WaitSampler(threading.Thread):
-    """Samples what the writers' active backends wait on, every ``interval`` seconds (a
-    diagnostic: which resource the archival contends for)."""
+# /proc/diskstats fields after the device name: reads, sectors read, writes, sectors written,
+# flushes completed, milliseconds spent flushing (the fields 1, 3, 5, 7, 15, 16).
+_DISK_FIELDS = {"reads": 0, "read_mb": 2, "writes": 4, "written_mb": 6, "flushes": 14, "flush_ms": 15}
+COUNTERS = ("wal_records", "wal_fpi", "wal_bytes", "wal_buffers_full", "wal_write", "wal_sync", "wal_write_time",
+            "wal_sync_time", "buffers_checkpoint", "buffers_clean", "buffers_backend", "buffers_backend_fsync",
+            "buffers_alloc")
+COUNTERS_SQL = """SELECT wal_records, wal_fpi, wal_bytes, wal_buffers_full, wal_write, wal_sync, wal_write_time,
+                         wal_sync_time, buffers_checkpoint, buffers_clean, buffers_backend, buffers_backend_fsync,
+                         buffers_alloc
+                  FROM pg_stat_wal, pg_stat_bgwriter"""
 
-    def __init__(self, url: str, interval: float = 0.02) -> None:
+
+def disk_of(path: Path) -> tuple[int, int]:
+    """The (major, minor) of the block device holding ``path``."""
+    dev = os.stat(path).st_dev
+    return os.major(dev), os.minor(dev)
+
+
+def disk_counters(device: tuple[int, int]) -> dict[str, float]:
+    """The I/O counters of ``device`` since boot (none when it is no block device)."""
+    with open("/proc/diskstats") as fh:
+        for line in fh:
+            parts = line.split()
+            if (int(parts[0]), int(parts[1])) == device:
+                values = [int(x) for x in parts[3:]]
+                out = {k: float(values[i]) for k, i in _DISK_FIELDS.items() if i < len(values)}
+                for k in ("read_mb", "written_mb"):
+                    out[k] = out[k] * 512 / 1e6
+                return out
+    return {}
+
+
+class WaitSampler(threading.Thread):
+    """Samples what the writers' active backends (and the archiver's) wait on, every
+    ``interval`` seconds (a diagnostic: which resource the archival contends for); with
+    ``io`` also the server's WAL and buffer-write counters and the disk's, to tell which
+    process writes what in each phase."""
+
+    def __init__(self, url: str, interval: float = 0.02, io: bool = False, device: tuple[int, int] = (0, 0)) -> None:
         super().__init__(daemon=True)
-        self.url, self.interval, self.samples, self.stop = url, interval, [], threading.Event()
+        self.url, self.interval, self.io, self.device = url, interval, io, device
+        self.samples, self.counters, self.stop = [], [], threading.Event()
 
     def run(self) -> None:
         conn = psycopg2.connect(**connect_kwargs(self.url))
         conn.autocommit = True
         with conn.cursor() as cur:
             while not self.stop.is_set():
-                cur.execute("SELECT coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, '-'), count(*) "
-                            "FROM pg_stat_activity WHERE application_name = 'pgbench' AND state = 'active' "
-                            "GROUP BY 1")
-                self.samples.append((time.time(), dict(cur.fetchall())))
+                cur.execute("SELECT CASE WHEN application_name = 'pgbench' THEN '' ELSE 'archiver ' END "
+                            "|| coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, '-'), count(*) "
+                            "FROM pg_stat_activity WHERE state = 'active' AND (application_name = 'pgbench' "
+                            "OR application_name = 'agents_pipeline:retention') GROUP BY 1")
+                now = time.time()
+                self.samples.append((now, dict(cur.fetchall())))
+                if self.io:
+                    cur.execute(COUNTERS_SQL)
+                    server = dict(zip(COUNTERS, (float(x) for x in cur.fetchone()), strict=True))
+                    disk = {f"disk_{k}": v for k, v in disk_counters(self.device).items()}
+                    self.counters.append((now, {**server, **disk}))
                 time.sleep(self.interval)
         conn.close()
 
@@ -157,11 +203,79 @@ class WaitSampler(threading.Thread):
                         counts[event] = counts.get(event, 0) + count
             return n, counts
         phases = {"idle": idle, **phase_windows(steps)}
-        print("writers' backends by wait event (mean active per sample), per phase:")
+        print("backends by wait event (mean active per sample), per phase (writers, then the archiver's):")
         for name, windows in phases.items():
             n, counts = tally(windows)
-            top = sorted(counts.items(), key=lambda kv: -kv[1])[:5]
-            print(f"  {name:>13} ({n} samples): " + ", ".join(f"{e} {c / max(n, 1):.2f}" for e, c in top))
+            top = sorted(counts.items(), key=lambda kv: -kv[1])
+            writers = [(e, c) for e, c in top if not e.startswith("archiver ")][:5]
+            own = [(e, c) for e, c in top if e.startswith("archiver ")][:4]
+            print(f"  {name:>13} ({n} samples): " + ", ".join(f"{e} {c / max(n, 1):.2f}" for e, c in writers))
+            if own:
+                print(f"  {'':>13}  " + ", ".join(f"{e} {c / max(n, 1):.2f}" for e, c in own))
+        if self.counters:
+            self.report_counters(phases)
+
+    def report_counters(self, phases: dict[str, list[tuple[float, float]]]) -> None:
+        """Per phase, each counter's increase per second (the sum of the increases between
+        consecutive samples that fall in the phase's windows, over their total length).
+        PostgreSQL's own counters reach the shared statistics up to a second late."""
+        print("counters per second, per phase:")
+        keys = list(self.counters[0][1])
+        for name, windows in phases.items():
+            total, seconds = dict.fromkeys(keys, 0.0), 0.0
+            for (t0, c0), (t1, c1) in zip(self.counters, self.counters[1:], strict=False):
+                if any(a <= (t0 + t1) / 2 < b for a, b in windows):
+                    seconds += t1 - t0
+                    for k in keys:
+                        total[k] += c1.get(k, 0.0) - c0.get(k, 0.0)
+            rate = {k: v / seconds for k, v in total.items()} if seconds else total
+            print(f"  {name:>13} ({seconds:.1f} s): " + ", ".join(
+                f"{k} {rate[k]:.3g}" for k in keys if k in rate))
+
+
+def report_statements(url: str) -> None:
+    """The archiver's statements by what they wrote: buffers dirtied and written (a backend
+    writes a buffer itself when it evicts a dirty one), full-page images, WAL, temp files."""
+    rows = sql(url, """
+        SELECT sum(calls), round(sum(total_exec_time))::int, sum(shared_blks_hit), sum(shared_blks_read),
+               sum(shared_blks_dirtied), sum(shared_blks_written), sum(local_blks_written), sum(temp_blks_written),
+               sum(wal_records), sum(wal_fpi), sum(wal_bytes), round(sum(blk_read_time))::int,
+               round(sum(blk_write_time))::int, q
+        FROM (SELECT *, left(regexp_replace(regexp_replace(query, '\\s+', ' ', 'g'), '_p[0-9]{8}', '_pDAY', 'g'), 90) AS q
+              FROM pg_stat_statements
+              WHERE query NOT LIKE '%record_heartbeats%' AND query NOT LIKE '%pg_stat%') s
+        GROUP BY q ORDER BY 2 DESC LIMIT 14""")
+    print("archiver statements (pg_stat_statements): calls, ms, shared hit/read/dirtied/written, local written, "
+          "temp written, wal records/fpi/bytes, read/write ms, query")
+    for row in rows or []:
+        print("  " + " | ".join(str(x) for x in row))
+
+
+def record_chunks() -> list[tuple[float, float, float]]:
+    """Records each paced chunk of the archiver as (start, end of work, end of pause)."""
+    chunks: list[tuple[float, float, float]] = []
+    original = parquet_io.Pacer.chunk.__wrapped__
+
+    @contextmanager
+    def chunk(self):
+        started = time.time()
+        with contextmanager(original)(self):
+            yield
+            worked = time.time()
+        chunks.append((started, worked, time.time()))
+
+    parquet_io.Pacer.chunk = chunk
+    return chunks
+
+
+def slow_by_chunk_part(workdir: Path, chunks: list[tuple[float, float, float]], threshold_ms: float) -> None:
+    """The writes that ended while a chunk worked against those that ended in its pause."""
+    for label, windows in (("working", [(a, b) for a, b, _ in chunks]), ("pausing", [(b, c) for _, b, c in chunks])):
+        latencies = [x for w in windows for x in latencies_ms(workdir, *w)]
+        seconds = sum(b - a for a, b in windows)
+        if latencies:
+            print(f"  chunks {label}: {seconds:6.2f} s, {sum(1 for x in latencies if x > threshold_ms)} slow of "
+                  f"{len(latencies)} writes, p99 {p99(latencies) if len(latencies) > 1 else latencies[0]:.2f} ms")
 
 
 def p99(values: list[float]) -> float:
@@ -179,10 +293,22 @@ def main() -> None:
                         help="archive the freshly loaded days without VACUUM (FREEZE) and CHECKPOINT first")
     parser.add_argument("--wait-events", action="store_true",
                         help="also sample the writers' wait events every 20 ms (adds a little load)")
+    parser.add_argument("--io-stats", action="store_true",
+                        help="with --wait-events: also WAL, buffer-write and disk counters per phase, and the "
+                             "archiver's statements from pg_stat_statements (loaded into the cluster for this)")
+    parser.add_argument("--pace", type=int,
+                        help=f"sets {archiver.PACE_ENV} (percent of the time the export and verify work; "
+                             f"default: the archiver's, {archiver.DEFAULT_PACE})")
     args = parser.parse_args()
+    if args.pace is not None:
+        os.environ[archiver.PACE_ENV] = str(args.pace)
 
     home = scratch_home("ap-bench-archival-")
-    cluster = LocalCluster(home, extra_settings=("max_wal_size='4GB'", "shared_buffers='512MB'", "timezone='UTC'"))
+    settings = ("max_wal_size='4GB'", "shared_buffers='512MB'", "timezone='UTC'")
+    if args.io_stats:
+        args.wait_events = True
+        settings += ("shared_preload_libraries=pg_stat_statements", "track_io_timing=on", "track_wal_io_timing=on")
+    cluster = LocalCluster(home, extra_settings=settings)
     workdir = Path(tempfile.mkdtemp(prefix="ap-bench-writers-"))
     archive_root = Path(tempfile.mkdtemp(prefix="ap-bench-archive-"))
     cluster.up()
@@ -213,7 +339,11 @@ def main() -> None:
         last = utc_today() - timedelta(days=RETENTION + 1)
         days = sorted(d for d in (utc_today() - timedelta(days=k) for k in range(1, args.days + 1)) if d <= last)
         writers = start_writers(cluster, workdir, 7200, args.rate)
-        waits = WaitSampler(url) if args.wait_events else None
+        if args.io_stats:
+            sql(url, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            sql(url, "SELECT pg_stat_statements_reset()")
+        chunks = record_chunks() if args.io_stats else []
+        waits = WaitSampler(url, io=args.io_stats, device=disk_of(cluster.datadir)) if args.wait_events else None
         if waits:
             waits.start()
         time.sleep(3)
@@ -231,18 +361,25 @@ def main() -> None:
             busy_windows.append((b0, time.time()))
             steps.append(("end", busy_windows[-1][1]))
             gap = max(2.0, busy_windows[-1][1] - b0)
-            print(f"  {day}: {r.outcome} {r.rows} rows in {r.seconds:.2f} s, removed in {r.remove_ms:.1f} ms "
-                  f"(drop {r.drop_ms:.1f} ms)", flush=True)
+            print(f"  {day}: {r.outcome} {r.rows} rows in {r.seconds:.2f} s (paused {r.paused_s:.2f} s), removed in "
+                  f"{r.remove_ms:.1f} ms (drop {r.drop_ms:.1f} ms)", flush=True)
             results.append(r)
         time.sleep(2)
         writers.send_signal(signal.SIGTERM)  # SIGINT is ignored when started in the background
         writers.wait()
         before = [x for w in idle_windows for x in latencies_ms(workdir, *w)]
         slow_by_phase(workdir, steps, p99(before))
+        slow_by_chunk_part(workdir, chunks, p99(before))
+        for label, values in (("without", before), ("during", [x for w in busy_windows for x in latencies_ms(workdir, *w)])):
+            q = statistics.quantiles(values, n=1000)
+            print(f"  writers {label}: p50 {q[499]:.2f}, p90 {q[899]:.2f}, p95 {q[949]:.2f}, p98 {q[979]:.2f}, "
+                  f"p99 {q[989]:.2f}, p99.5 {q[994]:.2f}, p99.9 {q[998]:.2f} ms")
         if waits:
             waits.stop.set()
             waits.join()
             waits.report(steps, idle_windows)
+        if args.io_stats:
+            report_statements(url)
         during = [x for w in busy_windows for x in latencies_ms(workdir, *w)]
         t0, t1 = 0.0, sum(b - a for a, b in busy_windows)
         n_days = len(days)
@@ -257,7 +394,8 @@ def main() -> None:
         base_p99 = p99(before)
         figures = {
             "rows_loaded": args.rows, "days_archived": n_days, "rows_archived": rows,
-            "archival_seconds": round(t1 - t0, 1),
+            "pace_percent": archiver.pace().percent,
+            "archival_seconds": round(t1 - t0, 1), "paused_seconds": round(sum(r.paused_s for r in results), 1),
             "rows_archived_per_s": round(rows / (t1 - t0)),
             "remove_day_ms_median": round(statistics.median(remove), 1), "remove_day_ms_max": round(max(remove), 1),
             "drop_ms_median": round(statistics.median(r.drop_ms for r in results), 1),
