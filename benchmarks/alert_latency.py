@@ -162,7 +162,12 @@ def main() -> None:
               f"p95 {pct(down_latency, 0.95):.1f} s, max {max(down_latency):.1f} s (goal p95 <= 30 s)")
         print(f"resolved notice after the heartbeat: median {statistics.median(resolve_latency):.1f} s, "
               f"max {max(resolve_latency):.1f} s")
-        print(f"reported downtime minus true downtime: max |error| {max(abs(e) for e in downtime_error):.3f} s")
+        print(f"reported downtime minus true downtime: max |error| {max(abs(e) for e in downtime_error):.3f} s "
+              f"(per agent: {', '.join(f'{e:+.3f}' for e in downtime_error)})")
+        for name in names:
+            body = resolved(name)[1]
+            print(f"  {name}: last beat {last_beat[name]:.3f}, back {back[name]:.3f}, opened_at "
+                  f"{body.get('opened_at')}, resolved_at {body.get('resolved_at')}, duration_s {body.get('duration_s')}")
         downs = [m.metadata["agents_down"].value for m in materializations]
         print(f"agent_health materializations in the instance: {len(materializations)} (sensor-reported, no runs); "
               f"agents_down over them: {downs[-40:]}")

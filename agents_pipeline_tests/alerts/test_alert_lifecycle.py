@@ -49,6 +49,24 @@ def test_down_opens_one_alert_per_channel_and_recovery_resolves_with_downtime(en
     assert resolved[0].payload["agent_status"] == "up"
 
 
+def test_recovery_seen_only_once_late_again_ends_the_downtime_at_the_heartbeat(engine, t0):
+    """One heartbeat after the outage, then quiet again before an evaluation saw the agent up
+    (evaluations 10 s or more apart, period 10 s): the downtime ends at that heartbeat, not
+    one period later when 'late' began."""
+    add_agent(engine, "blip", period_s=10, grace_s=5, created_at=t0)
+    beat(engine, "blip", t0 + s(1))
+    run(engine, t0 + s(2))
+    run(engine, t0 + s(20))                                                   # down at 16
+    beat(engine, "blip", t0 + s(40))
+    (change,) = run(engine, t0 + s(51))                                       # late since 50
+    assert (change.from_status, change.to_status, change.changed_at) == ("down", "late", t0 + s(50))
+    (alert,) = alerts(engine)
+    assert alert.resolved_at == t0 + s(40)
+    (resolved,) = [n for n in notifications(engine) if n.event == "resolved" and n.channel == "webhook"]
+    assert resolved.payload["duration_s"] == 24.0                             # 16 -> 40, not 34
+    assert resolved.payload["agent_status"] == "late"
+
+
 def test_new_to_up_and_paused_to_up_send_nothing(engine, t0):
     add_agent(engine, "quiet", period_s=10, grace_s=5, created_at=t0)
     beat(engine, "quiet", t0 + s(1))
