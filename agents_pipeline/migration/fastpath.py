@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -168,7 +169,20 @@ def plan_for(source: LegacySource, spec: TableSpec, source_id: int) -> Plan | No
     info = source.tables.get(spec.legacy)
     if build is None or info is None or not enabled() or not set(spec.columns) <= set(info.columns):
         return None
+    if not _sqlite_has_functions(source):
+        return None
     return build({c: f"s.{qident(c)}" for c in spec.columns}, int(source_id))
+
+
+def _sqlite_has_functions(source: LegacySource) -> bool:
+    """The SQLite library Python links may lack JSON1 (built in only since 3.38) or be old:
+    without the functions the plans use, every row goes through the converters instead."""
+    try:
+        source.conn.execute("SELECT json_valid('1'), printf('%w', 'x'), unicode('a'), instr(x'00', x'00'), "
+                            "datetime('2025-01-01', '+0 days'), strftime('%s', '2025-01-01T00:00:00')").fetchone()
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def _digest(text: bytes) -> int:

@@ -132,3 +132,19 @@ def test_the_fast_path_can_be_turned_off(tmp_path, monkeypatch):
         assert fastpath.plan_for(source, KNOWN["system_alerts"], 1) is None
         monkeypatch.setenv(fastpath.ENV, "0")
         assert fastpath.plan_for(source, KNOWN["agent_heartbeats"], 1) is None
+
+
+def test_a_sqlite_without_the_functions_falls_back_to_the_converters(tmp_path, monkeypatch):
+    """A SQLite library without JSON1 (or too old for a function the plans use) is not an
+    error: every row then goes through the per-value converters."""
+    path = _file(tmp_path / "edge.db")
+    from agents_pipeline.migration.source import LegacySource
+    from agents_pipeline.migration.tables import KNOWN
+
+    def missing(_value: object) -> int:
+        raise ValueError("no JSON1 in this build")
+
+    with LegacySource(path) as source:
+        assert fastpath.plan_for(source, KNOWN["agent_heartbeats"], 1) is not None
+        source.conn.create_function("json_valid", 1, missing)   # every call fails, as a missing one would
+        assert fastpath.plan_for(source, KNOWN["agent_heartbeats"], 1) is None
