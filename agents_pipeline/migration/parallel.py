@@ -26,8 +26,10 @@ from datetime import datetime
 from pathlib import Path
 
 from agents_pipeline.migration.loader import TableCounts, TableLoader
+from agents_pipeline.migration.report import TableReport
 from agents_pipeline.migration.source import LegacySource
 from agents_pipeline.migration.tables import KNOWN, Context
+from agents_pipeline.migration.verify import verify_table
 
 PARALLEL_TABLES = ("agent_heartbeats", "performance_metrics", "llm_conversations")
 LOCK_WAIT = "60s"
@@ -50,8 +52,14 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def load_table(path: str, url: str, table: str, ctx: Context, batch_size: int, parent: int) -> TableCounts:
-    """Runs in a worker process: one legacy table, start (or resume point) to end."""
+VERIFIED_FIELDS = ("source_rows", "read", "written", "rejected", "checksum_ok", "verified", "notes")
+
+
+def load_table(path: str, url: str, table: str, ctx: Context, batch_size: int,
+               parent: int) -> tuple[TableCounts, dict]:
+    """Runs in a worker process: one legacy table, start (or resume point) to end, then its
+    verification, so that it overlaps with the tables still loading in the other workers
+    (the snapshot is the coordinator's: no writer can commit while it holds its read lock)."""
     from agents_pipeline.migration.runner import connect
 
     _watch_parent(parent)
@@ -60,12 +68,16 @@ def load_table(path: str, url: str, table: str, ctx: Context, batch_size: int, p
         conn = connect(url)
         try:
             table_lock(conn, ctx.source_id, table)
-            return TableLoader(conn, source, KNOWN[table], ctx, batch_size, dry_run=False).run()
+            counts = TableLoader(conn, source, KNOWN[table], ctx, batch_size, dry_run=False).run()
+            row = TableReport(table, f"fleet.{KNOWN[table].target}", source_rows=source.count(table))
+            verify_table(conn, KNOWN[table], ctx.source_id, row)
+            return counts, {name: getattr(row, name) for name in VERIFIED_FIELDS}
         finally:
             conn.close()
 
 
-def load_in_parallel(path: Path, url: str, tables: list[str], ctx: Context, batch_size: int) -> dict[str, TableCounts]:
+def load_in_parallel(path: Path, url: str, tables: list[str], ctx: Context,
+                     batch_size: int) -> dict[str, tuple[TableCounts, dict]]:
     """One ``python -m agents_pipeline.migration.parallel`` per table (a plain subprocess: no
     multiprocessing, so no re-import of the caller's __main__ and no inherited pipes)."""
     job = {"path": str(path), "url": url, "batch_size": batch_size, "parent": os.getpid(),
@@ -78,7 +90,7 @@ def load_in_parallel(path: Path, url: str, tables: list[str], ctx: Context, batc
         proc.stdin.write(json.dumps(job))
         proc.stdin.close()
         procs[table] = proc
-    results: dict[str, TableCounts] = {}
+    results: dict[str, tuple[TableCounts, dict]] = {}
     failures = []
     for table, proc in procs.items():
         out = proc.stdout.read()
@@ -87,8 +99,8 @@ def load_in_parallel(path: Path, url: str, tables: list[str], ctx: Context, batc
             answer = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
         except json.JSONDecodeError:
             answer = {}
-        if proc.returncode == 0 and "counts" in answer:
-            results[table] = TableCounts(**answer["counts"])
+        if proc.returncode == 0 and "counts" in answer and "verified" in answer:
+            results[table] = (TableCounts(**answer["counts"]), answer["verified"])
         else:
             failures.append(f"{table}: {answer.get('error') or f'worker exited with status {proc.returncode}'}")
     if failures:
@@ -104,11 +116,11 @@ def _worker_main(table: str) -> int:
     ctx = Context(source_id=raw["source_id"], source_name=raw["source_name"],
                   now=datetime.fromisoformat(raw["now"]), agents=raw["agents"])
     try:
-        counts = load_table(job["path"], job["url"], table, ctx, job["batch_size"], job["parent"])
+        counts, verified = load_table(job["path"], job["url"], table, ctx, job["batch_size"], job["parent"])
     except Exception as exc:  # reported to the coordinator in one line
         print(json.dumps({"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}))
         return 1
-    print(json.dumps({"counts": asdict(counts)}))
+    print(json.dumps({"counts": asdict(counts), "verified": verified}))
     return 0
 
 

@@ -164,7 +164,12 @@ def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
             if side_by_side:
                 say(f"migrating {', '.join(side_by_side)} side by side, one process each")
                 loaded = load_in_parallel(source.path, url or "", side_by_side, ctx, batch_size)
-                report.tables += [_table_report(KNOWN[t], loaded[t], source, dry_run, user) for t in side_by_side]
+                for table in side_by_side:
+                    counts, verified = loaded[table]
+                    row = _table_report(KNOWN[table], counts, source, dry_run, user)
+                    for name, value in verified.items():   # each worker verified its own table
+                        setattr(row, name, row.notes + value if name == "notes" else value)
+                    report.tables.append(row)
                 order = [s.legacy for s in SPECS]
                 report.tables.sort(key=lambda r: order.index(r.table))
             # Always, not only when heartbeats were new: a killed run may have loaded them all.
@@ -173,7 +178,8 @@ def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
             _copy_user_tables(conn, source, user, source_id, batch_size, dry_run, report, say)
             if conn is not None:
                 say("verifying counts and checksums")
-                verify_tables(url or "", source, report.tables, source_id, connect)
+                verify_tables(url or "", source, [r for r in report.tables if r.table not in side_by_side],
+                              source_id, connect)
                 _record(conn, source_id, report, started)
             else:
                 for row in report.tables:
