@@ -79,7 +79,7 @@ def _ts_ok(col: str) -> str:
     per length; SQLite's date parser only for days 29-31, the one case the pattern cannot tell."""
     globs = " ".join(f"WHEN {19 + (n and n + 1)} THEN {col} GLOB '{_ISO}{'.' + '[0-9]' * n if n else ''}'"
                      for n in range(7))
-    return (f"(typeof({col}) = 'text' AND CASE length({col}) {globs} ELSE 0 END "
+    return (f"(typeof({col}) = 'text' AND {_no_nul(col)} AND CASE length({col}) {globs} ELSE 0 END "
             f"AND substr({col}, 6, 2) BETWEEN '01' AND '12' AND substr({col}, 12, 2) <= '23' "
             f"AND CASE WHEN substr({col}, 9, 2) BETWEEN '01' AND '28' THEN 1 "   # CASE: evaluated lazily, OR is not
             f"ELSE datetime(substr({col}, 1, 19), '+0 days') = replace(substr({col}, 1, 19), 'T', ' ') END)")
@@ -93,8 +93,11 @@ def _ts_micros(col: str) -> str:
 
 def _json_ok(col: str) -> str:
     """NULL, or JSON SQLite accepts as RFC 8259 (no control characters) without any \\u escape
-    (jsonb refuses \\u0000 and lone surrogates, which the converter checks)."""
-    return f"({col} IS NULL OR (typeof({col}) = 'text' AND {_no_nul(col)} AND instr({col}, '\\u') = 0 AND json_valid({col})))"
+    (jsonb refuses \\u0000 and lone surrogates, which the converter checks), without an
+    exponent (jsonb's numeric range, which the converter checks), and at most 1,000 characters:
+    nesting then stays within what Python's parser takes (SQLite's goes to 2,000 levels)."""
+    return (f"({col} IS NULL OR (typeof({col}) = 'text' AND {_no_nul(col)} AND length({col}) <= 1000 "
+            f"AND instr({col}, '\\u') = 0 AND {col} NOT GLOB '*[0-9][eE]*' AND json_valid({col})))")
 
 
 def _json_digest(col: str) -> str:
@@ -152,7 +155,9 @@ def _select(clean: str, ts: str, head: str, value: str, tail: str, digest_head: 
     # Names are quoted by qident; every value is a bound parameter or a number.
     return (f"SELECT s.rowid, {clean}, CAST(substr({ts}, 1, 10) AS BLOB), CAST({head} AS BLOB), {value}, CAST({tail} AS BLOB), "  # noqa: S608
             f"CAST({digest_head} AS BLOB), CAST({digest_tail} AS BLOB) "
-            f"FROM {qident(table)} AS s LEFT JOIN temp.{AGENT_MAP} AS a ON a.name = {agent} "
+            f"FROM {qident(table)} AS s LEFT JOIN temp.{AGENT_MAP} AS a "
+            # text only, compared as text: a numeric column's affinity would make '42' = '042'
+            f"ON typeof({agent}) = 'text' AND a.name = CAST({agent} AS TEXT) "
             f"WHERE s.rowid > :after ORDER BY s.rowid")
 
 
@@ -178,11 +183,14 @@ def _sqlite_has_functions(source: LegacySource) -> bool:
     """The SQLite library Python links may lack JSON1 (built in only since 3.38) or be old:
     without the functions the plans use, every row goes through the converters instead."""
     try:
-        source.conn.execute("SELECT json_valid('1'), printf('%w', 'x'), unicode('a'), instr(x'00', x'00'), "
-                            "datetime('2025-01-01', '+0 days'), strftime('%s', '2025-01-01T00:00:00')").fetchone()
+        row = source.conn.execute(
+            "SELECT json_valid('[1]'), json_valid('{a:1}'), json_valid('[1,]'), json_valid('NaN'), "
+            "printf('\"%w\"', 'a\"b'), unicode('a'), instr(x'00', x'00'), datetime('2025-02-30', '+0 days'), "
+            "strftime('%s', '2025-01-01T00:00:00')").fetchone()
     except sqlite3.Error:
         return False
-    return True
+    # RFC 8259 only (SQLite 3.42-3.44 may take JSON5 in json_valid), and the rest as relied on.
+    return row == (1, 0, 0, 0, '"a""b"', 97, 1, "2025-03-02 00:00:00", "1735689600")
 
 
 def _digest(text: bytes) -> int:
@@ -195,6 +203,8 @@ class FastReader:
 
     def __init__(self, source: LegacySource, spec: TableSpec, ctx: Context, plan: Plan,
                  convert_slow: Callable[[list[tuple]], Batch]) -> None:
+        if spec.staged or spec.unique is not None:   # batches here carry no per-row digests
+            raise ValueError(f"{spec.legacy}: the set-based path is only for direct COPY without conflicts")
         self.source, self.spec, self.plan, self.convert_slow = source, spec, plan, convert_slow
         names = ", ".join(qident(c) for c in spec.columns)
         self._raw_sql = f"SELECT rowid, {names} FROM {qident(spec.legacy)} WHERE rowid IN (%s) ORDER BY rowid"  # noqa: S608
@@ -230,6 +240,8 @@ class FastReader:
                        for _, _, _, _, v, _, dh, dt in clean]
         else:
             digests = [_digest(r[6]) for r in clean]
+        if len({r[0] for r in rows}) != len(rows):   # the join must never repeat a row
+            raise RuntimeError(f"{self.spec.legacy}: a legacy row came back twice from the agent lookup")
         batch = Batch(read=len(clean), last_rowid=rows[-1][0], ids=[r[0] for r in clean], payload=payload,
                       digest_total=sum(digests), rejects=[], days={date.fromisoformat(d.decode()) for d in {r[2] for r in clean}})
         if slow:

@@ -170,6 +170,7 @@ def numeric(value: object, col: str) -> Decimal | None:
         return None
     if not math.isfinite(number):
         raise Reject(f"{col}: {number!r} is not a finite amount")
+    number = number or 0.0    # -0.0: numeric has no negative zero, and the digest compares texts
     try:
         return Decimal(format(Decimal(repr(number)), "f"))
     except InvalidOperation:  # pragma: no cover - repr of a finite float always parses
@@ -203,6 +204,30 @@ def _no_constants(token: str) -> None:
     raise ValueError(f"{token} is not JSON")
 
 
+class _OutOfRange(ValueError):
+    """A JSON number jsonb cannot store."""
+
+
+_JSON_NUMBER = re.compile(r"-?(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?")
+
+
+def _numeric_float(token: str) -> float:
+    """jsonb stores numbers as ``numeric``: at most 131,072 digits before the point and 16,383
+    after it. Python reads ``1e-20000`` as 0.0 and ``1e200000`` as inf, while PostgreSQL's COPY
+    fails on them, which would stop the whole batch on every run: such a document is rejected."""
+    match = _JSON_NUMBER.fullmatch(token)
+    if match is not None:
+        whole, fraction, exponent = match.groups()
+        shift = int(exponent or 0)
+        if len(fraction or "") - shift > 16_383 or len(whole.lstrip("0")) + shift > 131_072:
+            raise _OutOfRange(f"{token[:40]} is outside what jsonb can store")
+    return float(token)
+
+
+def _load_json(raw: str) -> object:
+    return json.loads(raw, parse_constant=_no_constants, parse_float=_numeric_float)
+
+
 def json_document(value: object, col: str) -> str | None:
     """JSON text for a jsonb column. Valid JSON passes unchanged; a Python repr (single quotes,
     True/None) is converted through ast.literal_eval; empty text is NULL; anything else rejects."""
@@ -210,7 +235,9 @@ def json_document(value: object, col: str) -> str | None:
     if raw is None or not raw.strip():
         return None
     try:
-        doc = json.loads(raw, parse_constant=_no_constants)
+        doc = _load_json(raw)
+    except _OutOfRange as exc:
+        raise Reject(f"{col}: JSON number {exc}") from None
     except (ValueError, RecursionError):
         return _from_python_repr(raw, col)
     if "\\u" in raw and not _json_safe(doc):
@@ -246,7 +273,7 @@ def json_or_string(value: object, col: str) -> str | None:
         return json.dumps(value)
     raw = text(value, col)
     try:
-        doc = json.loads(raw, parse_constant=_no_constants)
+        doc = _load_json(raw)
         if _json_safe(doc):
             return raw
     except (ValueError, RecursionError):

@@ -24,6 +24,7 @@ TIMES = [
     "2025-01-20T24:00:00", "2025-01-20T23:60:00", "2025-01-20T23:59:60", "1999-12-31T23:59:59",
     "2099-12-31T23:59:59.999999", "2100-01-01T00:00:00", " 2025-01-20T10:00:00", "2025-01-20t10:00:00",
     "2025-01-20T10:00:00.12a", "２０２５-01-20T10:00:00", 1737367200, 1737367200.5, "1737367200", "",
+    "2025-01-20T10:00:00\x00junk", "2025-01-20T10:00:00.12\x00",
 ]
 STATUSES = [
     "healthy", "ERROR", "Failed", " error", "error ", "error\t", "\u00a0error", "error\u3000", "starting", "stopped",
@@ -33,7 +34,8 @@ STATUSES = [
 METADATA = [
     None, "", "  ", '{"load": 0.5}', ' {"a": [1, 2, {"b": null}]} ', "[]", "5", '"text"', '{"a": "\\u00e9"}',
     '{"a": "\\u0000"}', '{"a": "\\ud800"}', "{'a': True}", '{"a": 1', '{"a": NaN}', '{"a": 1e999}',
-    '{"a": "x\ty"}', '{"a": "\u00e9\u4e2d"}', '{"a": "quote\\"d"}', "not json",
+    '{"a": "x\ty"}', '{"a": "\u00e9\u4e2d"}', '{"a": "quote\\"d"}', "not json", "[1e-20000]", '{"a": 1e5}',
+    "[" * 600 + "]" * 600, '{"n": ' + "1" * 990 + "}",
 ]
 VALUES = [12.5, 0.0, -0.0, 1e-300, 5e-324, 1.7976931348623157e308, float("inf"), float("-inf"), 2 ** 53 + 1, 7, -3,
           None, "N/A", "12.5%", "abc", "", 0.1, 1 / 3, 123456789.123456789]
@@ -103,6 +105,32 @@ def test_both_paths_store_the_same_rows_rejects_and_checksums(tmp_path, db_url, 
     assert rows["agent_heartbeats"].rejected > 100 and rows["agent_heartbeats"].written > 100
     assert [(t.table, t.written, t.rejected, t.reasons) for t in fast.tables] == \
         [(t.table, t.written, t.rejected, t.reasons) for t in python.tables]
+
+
+def test_a_numeric_agent_column_matches_names_as_text(tmp_path, db_url, query, monkeypatch):
+    """A file whose agent_id column has numeric affinity: SQLite would compare '42' and '042'
+    as the number 42; the lookup compares text, and numbers go to the converters."""
+    path = tmp_path / "numeric.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA.replace("    agent_id    TEXT NOT NULL,\n    timestamp   TEXT NOT NULL,",
+                                      "    agent_id    NUMERIC NOT NULL,\n    timestamp   TEXT NOT NULL,"))
+    conn.executemany("INSERT INTO agents (agent_id, agent_name) VALUES (?, ?)", [("42", "a"), ("042", "b"), ("x", "c")])
+    conn.executemany("INSERT INTO agent_heartbeats (agent_id, timestamp, status) VALUES (?, ?, 'ok')",
+                     [(42, "2025-01-20T10:00:00"), ("042", "2025-01-20T10:00:01"), (42.5, "2025-01-20T10:00:02"),
+                      ("x", "2025-01-20T10:00:03")])
+    conn.commit()
+    assert conn.execute("SELECT group_concat(typeof(agent_id)) FROM agent_heartbeats").fetchone() == (
+        "integer,integer,real,text",)
+    conn.close()
+    fast = migrate_sqlite(path, db_url, parallel=False)
+    assert fast.ok, fast.to_markdown()
+    fast_rows = snapshot(query)
+    _reset(query)
+    monkeypatch.setenv(fastpath.ENV, "0")
+    assert migrate_sqlite(path, db_url, parallel=False).ok
+    assert snapshot(query) == fast_rows
+    # 42 and '042' (stored as 42) are agent '42', never '042'; 42.5 got a placeholder agent
+    assert [r[0] for r in fast_rows["heartbeats"]] == ["42", "42", "42.5", "x"]
 
 
 def test_clean_rows_take_the_set_based_path(tmp_path, db_url, query, monkeypatch):

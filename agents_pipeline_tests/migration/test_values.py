@@ -91,3 +91,18 @@ def test_user_table_types_never_lose_a_digit():
     assert _pg_type({"integer", "real", "null"}, False) == ("double precision", "float")
     assert _pg_type({"integer", "real"}, False, big_int=True) == ("text", "text")
     assert _pg_type({"text"}, True) == ("bytea", "bytea") and _pg_type({"null"}, False) == ("text", "text")
+
+
+def test_json_numbers_jsonb_cannot_store_reject_instead_of_failing_the_copy():
+    """Python reads 1e-20000 as 0.0 and 1e200000 as inf; PostgreSQL's COPY into jsonb fails on
+    both, which would stop the same batch on every run."""
+    for raw in ('[1e-20000]', '{"a": 1e200000}', '{"a": 0.' + "0" * 16_400 + '1}'):
+        with pytest.raises(Reject, match="outside what jsonb can store"):
+            V.json_document(raw, "tags")
+    assert V.json_document('[1e-300, 1.5e10, 0.1]', "tags") == '[1e-300, 1.5e10, 0.1]'
+    assert V.json_or_string("[1e-20000]", "value") == json.dumps("[1e-20000]")   # kept as the plain text
+
+
+def test_negative_zero_cost_is_zero():
+    """numeric has no negative zero: the digest must render what PostgreSQL stores."""
+    assert str(V.numeric(-0.0, "cost")) == "0.0" and str(V.numeric(0.0, "cost")) == "0.0"
