@@ -32,6 +32,7 @@ _RENDER = {
     Decimal: str,
     datetime: _quoted,
     UUID: _quoted,
+    bytes: lambda v: '"\\x' + v.hex() + '"',     # bytea's hex form
 }
 
 

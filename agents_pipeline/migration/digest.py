@@ -38,13 +38,18 @@ _RENDER: dict[str, Callable[[object], str]] = {
 }
 
 
+def md5_60(data: bytes) -> int:
+    """The first 60 bits of MD5, as an int: what ``sum_sql`` sums in PostgreSQL."""
+    return int.from_bytes(hashlib.md5(data, usedforsecurity=False).digest()[:8]) >> 4
+
+
 def digester(kinds: tuple[str, ...]) -> Callable[[tuple], int]:
     """A function from a row's values (in ``kinds`` order) to its 60-bit digest."""
     renders = [_RENDER[k] for k in kinds]
 
     def digest(values: tuple) -> int:
         rendered = SEP.join([NULL if v is None else f(v) for f, v in zip(renders, values, strict=True)])
-        return int.from_bytes(hashlib.md5(rendered.encode("utf-8"), usedforsecurity=False).digest()[:8]) >> 4
+        return md5_60(rendered.encode("utf-8"))
 
     return digest
 

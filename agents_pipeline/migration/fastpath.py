@@ -13,7 +13,6 @@ same rows, digests and rejects.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import struct
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from agents_pipeline.migration.copydata import Batch
+from agents_pipeline.migration.digest import md5_60
 from agents_pipeline.migration.source import LegacySource, qident
 from agents_pipeline.migration.tables import HEARTBEAT_KIND, Context, TableSpec
 
@@ -29,7 +29,6 @@ ENV = "AGENTS_PIPELINE_MIGRATION_FAST_PATH"   # "0" turns it off (every row thro
 AGENT_MAP = "ap_agent_ids"
 US = "\x1f"          # digest.py's separator, raw inside the SQL literal
 _SLOW_CHUNK = 500    # rowids per lookup of the rows that need the per-value converters
-_md5 = hashlib.md5
 _pack = struct.Struct(">d").pack
 
 
@@ -193,10 +192,6 @@ def _sqlite_has_functions(source: LegacySource) -> bool:
     return row == (1, 0, 0, 0, '"a""b"', 97, 1, "2025-03-02 00:00:00", "1735689600")
 
 
-def _digest(text: bytes) -> int:
-    return int.from_bytes(_md5(text, usedforsecurity=False).digest()[:8]) >> 4
-
-
 class FastReader:
     """Batches of one table from its resume point: clean rows rendered by SQLite, the others
     handed to ``convert_slow`` (the per-value converters) with their original values."""
@@ -216,6 +211,8 @@ class FastReader:
             yield self._batch(rows)
 
     def _batch(self, rows: list[tuple]) -> Batch:
+        if len({r[0] for r in rows}) != len(rows):   # the join must never repeat a row
+            raise RuntimeError(f"{self.spec.legacy}: a legacy row came back twice from the agent lookup")
         clean = [r for r in rows if r[1]]
         slow = [r[0] for r in rows if not r[1]]
         if self.plan.float_col:
@@ -236,12 +233,10 @@ class FastReader:
             clean, lines = [r for r, _ in keep], [line for _, line in keep]
             payload = b"".join(lines)
         if self.plan.float_col:
-            digests = [_digest(dh + (b"\\N" if v is None else _pack(float(v)).hex().encode()) + dt)
+            digests = [md5_60(dh + (b"\\N" if v is None else _pack(float(v)).hex().encode()) + dt)
                        for _, _, _, _, v, _, dh, dt in clean]
         else:
-            digests = [_digest(r[6]) for r in clean]
-        if len({r[0] for r in rows}) != len(rows):   # the join must never repeat a row
-            raise RuntimeError(f"{self.spec.legacy}: a legacy row came back twice from the agent lookup")
+            digests = [md5_60(r[6]) for r in clean]
         batch = Batch(read=len(clean), last_rowid=rows[-1][0], ids=[r[0] for r in clean], payload=payload,
                       digest_total=sum(digests), rejects=[], days={date.fromisoformat(d.decode()) for d in {r[2] for r in clean}})
         if slow:

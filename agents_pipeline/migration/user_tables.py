@@ -147,7 +147,7 @@ def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int,
             for row in batch:
                 converted = tuple(_as(k, v) for k, v in zip(kinds, row, strict=True))
                 result.expected_digest += row_digest(kinds, converted)
-                rows.append(tuple("\\x" + v.hex() if isinstance(v, bytes) else v for v in converted))
+                rows.append(converted)
             result.read += len(batch)
             yield csv_bytes(rows)
 

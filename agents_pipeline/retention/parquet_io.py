@@ -14,7 +14,7 @@ import io
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,7 +138,7 @@ def export_rows(cur, source: sql.Composable, columns: list[Column], pace: Pacer 
     read_types = {c.name: (pa.int64() if c.pg_type == _TIMESTAMPTZ else c.arrow_type) for c in columns}
     parts = []
     for query in queries:
-        with pace.chunk() if pace is not None else _no_pause():
+        with pace.chunk() if pace is not None else nullcontext():
             buf = io.BytesIO()
             cur.copy_expert(query.as_string(cur.connection), buf)
             if buf.tell() == 0:
@@ -162,11 +162,6 @@ def export_rows(cur, source: sql.Composable, columns: list[Column], pace: Pacer 
     return pa.Table.from_arrays(arrays, schema=schema_for(columns))
 
 
-@contextmanager
-def _no_pause() -> Iterator[None]:
-    yield
-
-
 def load_rows(cur, table: pa.Table, target: sql.Composable, columns: list[Column],
               pace: Pacer | None = None) -> int:
     """COPY an Arrow table (as read from an archive) into ``target``; returns the row count.
@@ -184,7 +179,7 @@ def load_rows(cur, table: pa.Table, target: sql.Composable, columns: list[Column
         target, sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)).as_string(cur.connection)
     step = ordered.num_rows if pace is None else LOAD_CHUNK_ROWS
     for start in range(0, ordered.num_rows, step):
-        with pace.chunk() if pace is not None else _no_pause():
+        with pace.chunk() if pace is not None else nullcontext():
             buf = io.BytesIO()
             pacsv.write_csv(ordered.slice(start, step), buf,
                             pacsv.WriteOptions(include_header=False, quoting_style="needed"))
