@@ -5,7 +5,10 @@ multi-KB texts, plus agents and alerts; about 0.1-1 % of rows carry each kind of
 legacy README lists), starts a throwaway PostgreSQL, then times, in the same run:
 
 - this project: the CLI as a subprocess, verification (recounts and SQL checksums) included;
-- pgloader (Debian's package, ``prefetch rows = 10000`` unless ``--pgloader-prefetch``) into a fresh database.
+- pgloader (Debian's package, ``prefetch rows = 10000`` unless ``--pgloader-prefetch``) into a fresh database;
+- on the clean file, a baseline (``migration_floor.py``): the same rows rendered by SQLite straight
+  into COPY, into the same tables, without checks, digests or resume points, then the real
+  verification's SQL; what moving the bytes costs, and what checking them adds.
 
 Reports rows per second, peak memory (RSS of the process tree, polled) and the ratio, and
 what each tool did with each kind of dirty row (found by its rowid in both databases).
@@ -257,6 +260,7 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, default=None, help="folder to keep (and reuse) the generated files in")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown result here")
     parser.add_argument("--skip-pgloader", action="store_true")
+    parser.add_argument("--skip-floor", action="store_true", help="skip the plain-COPY baseline on the clean file")
     parser.add_argument("--only", choices=VARIANTS, default=None, help="run one of the files")
     parser.add_argument("--side-by-side", action="store_true", help="pass --side-by-side to migrate-sqlite")
     parser.add_argument("--pgloader-prefetch", type=int, default=10000,
@@ -322,6 +326,8 @@ def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: 
           f"exit {mine['returncode']} {mine['stderr'][-300:]}", flush=True)
     mine["stdout"] = ""
     result = {"rows": total_rows, "ours": mine, "report": report}
+    if variant == "clean" and not opts.skip_floor:
+        result["floor"] = _floor(cluster, path)
     if opts.skip_pgloader:
         return result
     password = (cluster.home / "superuser.password").read_text().strip()
@@ -352,6 +358,28 @@ def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: 
     return result
 
 
+def _floor(cluster: LocalCluster, path: Path) -> dict:
+    """The plain-COPY baseline into a fresh database with the same schema (clean file only)."""
+    admin = psycopg2.connect(**connect_kwargs(cluster.url("postgres")))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("CREATE DATABASE floor_clean")
+    admin.close()
+    url = cluster.url("floor_clean")
+    conn = psycopg2.connect(**connect_kwargs(url))
+    migrations.migrate(conn)
+    conn.close()
+    print("[clean] plain-COPY baseline ...", flush=True)
+    run = measured([sys.executable, str(ROOT / "benchmarks" / "migration_floor.py"), str(path), url, "--verify"])
+    words = run["stdout"].split()
+    if run["returncode"] != 0 or "loaded" not in words:
+        raise SystemExit(f"the plain-COPY baseline failed: {run['stderr'][-500:]}")
+    run["loaded"] = float(words[words.index("loaded") + 1])
+    run["verified"] = float(words[words.index("total") + 1])
+    print(f"[clean] baseline: loaded {run['loaded']:.1f} s, with verification {run['verified']:.1f} s", flush=True)
+    return run
+
+
 def render(results: dict, sizes: tuple[int, int, int], prefetch: int = 10000) -> str:
     lines = [f"Generated sizes: {sizes[0]:,} heartbeats, {sizes[1]:,} metrics, {sizes[2]:,} conversations "
              "(2-4 KB prompts, 1.5-3 KB responses), 50 agents, 1,000 alerts.", ""]
@@ -370,10 +398,22 @@ def render(results: dict, sizes: tuple[int, int, int], prefetch: int = 10000) ->
             lines.append(f"| {variant} ({rows:,} rows) | pgloader, prefetch rows = {prefetch} | {pgl['seconds']:.1f} | "
                          f"{rows / pgl['seconds']:,.0f} | {pgl['peak_mb']:.0f} | {status} | "
                          f"{kept:,} ({rows - kept:,} lost) |")
+        floor = result.get("floor")
+        if floor:
+            lines.append(f"| {variant} ({rows:,} rows) | baseline: plain COPY, no checks or digests | {floor['loaded']:.1f} | "
+                         f"{rows / floor['loaded']:,.0f} | - | 0 | {rows:,} (clean rows only) |")
+            lines.append(f"| {variant} ({rows:,} rows) | baseline + the verification's SQL | {floor['verified']:.1f} | "
+                         f"{rows / floor['verified']:,.0f} | {floor['peak_mb']:.0f} | 0 | {rows:,} |")
     for variant, result in results.items():
         if result.get("pgloader") and not result["pgloader"].get("hung"):
             ratio = result["pgloader"]["seconds"] / result["ours"]["seconds"]
             lines += ["", f"Ratio on the {variant} file (pgloader seconds / agents-pipeline seconds): **{ratio:.2f}x**"]
+            floor = result.get("floor")
+            if floor:
+                lines += ["", f"Baseline on the {variant} file: pgloader seconds / plain-COPY seconds "
+                              f"{result['pgloader']['seconds'] / floor['loaded']:.2f}x, with the verification's SQL "
+                              f"{result['pgloader']['seconds'] / floor['verified']:.2f}x; agents-pipeline seconds / "
+                              f"baseline-with-verification seconds {result['ours']['seconds'] / floor['verified']:.2f}"]
     dirty = results.get("dirty", {})
     if dirty.get("fates"):
         lines += ["", "| table | dirty row (3 samples) | pgloader | agents-pipeline |", "|---|---|---|---|"]

@@ -1,0 +1,147 @@
+"""Baseline for the migration benchmark: the bytes alone, no guarantees.
+
+Moves the rows of a *clean* legacy file into the same fleet tables as ``migrate-sqlite`` does
+(same partitions, indexes, lz4 TOAST compression, one COPY per 20,000 rows, a commit each), with
+SQLite rendering each row straight into COPY's CSV and nothing else: no per-row checks, no
+rejects, no digests, no resume points. Three worker processes, one per big table, as the real
+loader uses. With ``--verify`` it then runs the real verification's SQL (``digest.sum_sql``
+over every committed row, the three tables at once), so the run splits into what moving the
+data costs and what checking it costs. A dirty file fails here: that is the point of the
+real loader.
+
+    python benchmarks/migration_floor.py FILE DATABASE_URL [--verify]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agents_pipeline.core.dsn import connect_kwargs  # noqa: E402
+from agents_pipeline.migration.digest import sum_sql  # noqa: E402
+from agents_pipeline.migration.tables import KNOWN  # noqa: E402
+
+QUERIES = {
+    "agent_heartbeats": (
+        """SELECT printf('%d,"%s+00",ok,"%w",%s,1,%d\n', a.id, s.timestamp, s.status,
+                          iif(s.metadata IS NULL, '\\N', printf('"%w"', s.metadata)), s.rowid)
+            FROM agent_heartbeats s JOIN temp.floor_agents a ON a.name = s.agent_id ORDER BY s.rowid""",
+        "heartbeats (agent_id, received_at, kind, message, payload, legacy_source, legacy_id)", 20000),
+    "performance_metrics": (
+        """SELECT printf('"%s+00",legacy,%s,"%w",%s,imported,%s,%s,1,%d\n', s.timestamp, coalesce(a.id, '\\N'),
+                          s.metric_name, coalesce(s.metric_value, '\\N'),
+                          iif(s.unit IS NULL, '\\N', printf('"%w"', s.unit)),
+                          iif(s.tags IS NULL, '\\N', printf('"%w"', s.tags)), s.rowid)
+            FROM performance_metrics s LEFT JOIN temp.floor_agents a ON a.name = s.agent_id ORDER BY s.rowid""",
+        "perf_samples (sampled_at, host, agent_id, metric, value, source, unit, tags, legacy_source, legacy_id)",
+        20000),
+    "llm_conversations": (
+        """SELECT printf('"%w",%s,%s,"%w","%w","%w",%d,%d,%d,%s,%s,"%s+00",%s,1,%d\n', s.conversation_id,
+                          coalesce(a.id, '\\N'),
+                          coalesce(s.run_id, printf('00000000-0000-4000-8000-%012x', s.rowid)), s.model,
+                          s.prompt, s.response, s.prompt_tokens, s.completion_tokens, s.total_tokens,
+                          coalesce(s.cost, '\\N'), coalesce(s.latency_ms, '\\N'), s.created_at,
+                          printf('"%w"', coalesce(s.metadata, '{}')), s.rowid)
+            FROM llm_conversations s LEFT JOIN temp.floor_agents a ON a.name = s.agent_id ORDER BY s.rowid""",
+        "llm_conversations (conversation_id, agent_id, run_id, model, prompt, response, prompt_tokens, "
+        "completion_tokens, total_tokens, cost, latency_ms, created_at, metadata, legacy_source, legacy_id)", 2000),
+}
+
+
+def _connect(url: str):
+    conn = psycopg2.connect(**connect_kwargs(url))
+    with conn, conn.cursor() as cur:  # the session settings migrate-sqlite uses
+        cur.execute("SET TIME ZONE 'UTC'; SET synchronous_commit = off; SET default_toast_compression = lz4")
+    return conn
+
+
+def worker(path: str, url: str, table: str) -> None:
+    conn = _connect(url)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT name, agent_id FROM fleet.agents")
+        agents = cur.fetchall()
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    source.execute("CREATE TEMP TABLE floor_agents (name TEXT PRIMARY KEY, id INTEGER NOT NULL)")
+    source.executemany("INSERT INTO temp.floor_agents VALUES (?, ?)", agents)
+    source.text_factory = bytes
+    query, target, size = QUERIES[table]
+    copy = f"COPY fleet.{target} FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+    rows = source.execute(query)
+    with conn.cursor() as cur:
+        while batch := rows.fetchmany(size):
+            cur.copy_expert(copy, io.BytesIO(b"".join(r[0] for r in batch)), size=256 * 1024)
+            conn.commit()
+    conn.close()
+
+
+def prepare(path: str, url: str) -> None:
+    """Agents and daily partitions, as the real loader makes them before the big tables."""
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    names = [r[0] for r in source.execute("SELECT agent_id FROM agents")]
+    spans = {t: source.execute(f"SELECT min(substr(timestamp, 1, 10)), max(substr(timestamp, 1, 10)) FROM {t}")  # noqa: S608
+             .fetchone() for t in ("agent_heartbeats", "performance_metrics")}
+    conn = _connect(url)
+    with conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO fleet.agents (name) SELECT unnest(%s::text[])", (names,))
+        cur.execute("SELECT fleet.ensure_partitions('heartbeats', %s, %s)", spans["agent_heartbeats"])
+        cur.execute("SELECT fleet.ensure_partitions('perf_samples', %s, %s)", spans["performance_metrics"])
+    conn.close()
+
+
+def verify(url: str) -> None:
+    """The real verification's PostgreSQL side: counts and digest sums, three tables at once."""
+    procs = [subprocess.Popen([sys.executable, __file__, "--verify-table", table, "-", url]) for table in QUERIES]
+    if any(p.wait() for p in procs):
+        raise SystemExit("verification query failed")
+
+
+def verify_table(url: str, table: str) -> None:
+    spec = KNOWN[table]
+    conn = _connect(url)
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT count(*), {} FROM {} WHERE legacy_source = 1 AND legacy_id IS NOT NULL").format(
+            sum_sql((("legacy_id", "int"), *spec.digest)), sql.Identifier("fleet", spec.target)))
+        cur.fetchone()
+    conn.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file")
+    parser.add_argument("url")
+    parser.add_argument("--verify", action="store_true", help="then run the real verification's SQL")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--verify-table", help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts.worker:
+        worker(opts.file, opts.url, opts.worker)
+        return 0
+    if opts.verify_table:
+        verify_table(opts.url, opts.verify_table)
+        return 0
+    started = time.monotonic()
+    prepare(opts.file, opts.url)
+    procs = [subprocess.Popen([sys.executable, __file__, "--worker", table, opts.file, opts.url]) for table in QUERIES]
+    if any(p.wait() for p in procs):
+        print("a floor worker failed (a dirty file? this baseline only takes clean rows)", file=sys.stderr)
+        return 1
+    loaded = time.monotonic() - started
+    if opts.verify:
+        verify(opts.url)
+    print(f"loaded {loaded:.2f} s, total {time.monotonic() - started:.2f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
