@@ -8,7 +8,8 @@ legacy README lists), starts a throwaway PostgreSQL, then times, in the same run
 - pgloader (Debian's package, ``prefetch rows = 10000`` unless ``--pgloader-prefetch``) into a fresh database;
 - on the clean file, a baseline (``migration_floor.py``): the same rows rendered by SQLite straight
   into COPY, into the same tables, without checks, digests or resume points, then the real
-  verification's SQL; what moving the bytes costs, and what checking them adds.
+  verification's SQL; what moving the bytes costs, and what checking them adds. Twice: with the
+  tables' indexes kept during the load, and with them built after it (as pgloader does).
 
 Reports rows per second, peak memory (RSS of the process tree, polled) and the ratio, and
 what each tool did with each kind of dirty row (found by its rowid in both databases).
@@ -327,7 +328,8 @@ def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: 
     mine["stdout"] = ""
     result = {"rows": total_rows, "ours": mine, "report": report}
     if variant == "clean" and not opts.skip_floor:
-        result["floor"] = _floor(cluster, path)
+        result["floors"] = {"indexes kept": _floor(cluster, path, deferred=False),
+                            "indexes built after the load": _floor(cluster, path, deferred=True)}
     if opts.skip_pgloader:
         return result
     password = (cluster.home / "superuser.password").read_text().strip()
@@ -358,19 +360,22 @@ def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: 
     return result
 
 
-def _floor(cluster: LocalCluster, path: Path) -> dict:
-    """The plain-COPY baseline into a fresh database with the same schema (clean file only)."""
+def _floor(cluster: LocalCluster, path: Path, deferred: bool) -> dict:
+    """The plain-COPY baseline into a fresh database with the same schema (clean file only);
+    ``deferred``: secondary indexes dropped before the load and built after it, as pgloader does."""
+    name = "floor_deferred" if deferred else "floor_clean"
     admin = psycopg2.connect(**connect_kwargs(cluster.url("postgres")))
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute("CREATE DATABASE floor_clean")
+        cur.execute(f"CREATE DATABASE {name}")
     admin.close()
-    url = cluster.url("floor_clean")
+    url = cluster.url(name)
     conn = psycopg2.connect(**connect_kwargs(url))
     migrations.migrate(conn)
     conn.close()
-    print("[clean] plain-COPY baseline ...", flush=True)
-    run = measured([sys.executable, str(ROOT / "benchmarks" / "migration_floor.py"), str(path), url, "--verify"])
+    print(f"[clean] plain-COPY baseline{' (indexes built after the load)' if deferred else ''} ...", flush=True)
+    run = measured([sys.executable, str(ROOT / "benchmarks" / "migration_floor.py"), str(path), url, "--verify",
+                    *(["--deferred-indexes"] if deferred else [])])
     words = run["stdout"].split()
     if run["returncode"] != 0 or "loaded" not in words:
         raise SystemExit(f"the plain-COPY baseline failed: {run['stderr'][-500:]}")
@@ -398,19 +403,17 @@ def render(results: dict, sizes: tuple[int, int, int], prefetch: int = 10000) ->
             lines.append(f"| {variant} ({rows:,} rows) | pgloader, prefetch rows = {prefetch} | {pgl['seconds']:.1f} | "
                          f"{rows / pgl['seconds']:,.0f} | {pgl['peak_mb']:.0f} | {status} | "
                          f"{kept:,} ({rows - kept:,} lost) |")
-        floor = result.get("floor")
-        if floor:
-            lines.append(f"| {variant} ({rows:,} rows) | baseline: plain COPY, no checks or digests | {floor['loaded']:.1f} | "
-                         f"{rows / floor['loaded']:,.0f} | - | 0 | {rows:,} (clean rows only) |")
-            lines.append(f"| {variant} ({rows:,} rows) | baseline + the verification's SQL | {floor['verified']:.1f} | "
+        for how, floor in result.get("floors", {}).items():
+            lines.append(f"| {variant} ({rows:,} rows) | baseline: plain COPY, no checks or digests, {how} | "
+                         f"{floor['loaded']:.1f} | {rows / floor['loaded']:,.0f} | - | 0 | {rows:,} (clean rows only) |")
+            lines.append(f"| {variant} ({rows:,} rows) | the same + the verification's SQL | {floor['verified']:.1f} | "
                          f"{rows / floor['verified']:,.0f} | {floor['peak_mb']:.0f} | 0 | {rows:,} |")
     for variant, result in results.items():
         if result.get("pgloader") and not result["pgloader"].get("hung"):
             ratio = result["pgloader"]["seconds"] / result["ours"]["seconds"]
             lines += ["", f"Ratio on the {variant} file (pgloader seconds / agents-pipeline seconds): **{ratio:.2f}x**"]
-            floor = result.get("floor")
-            if floor:
-                lines += ["", f"Baseline on the {variant} file: pgloader seconds / plain-COPY seconds "
+            for how, floor in result.get("floors", {}).items():
+                lines += ["", f"Baseline ({how}) on the {variant} file: pgloader seconds / plain-COPY seconds "
                               f"{result['pgloader']['seconds'] / floor['loaded']:.2f}x, with the verification's SQL "
                               f"{result['pgloader']['seconds'] / floor['verified']:.2f}x; agents-pipeline seconds / "
                               f"baseline-with-verification seconds {result['ours']['seconds'] / floor['verified']:.2f}"]
