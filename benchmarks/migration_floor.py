@@ -1,13 +1,13 @@
 """Baseline for the migration benchmark: the bytes alone, no guarantees.
 
 Moves the rows of a *clean* legacy file into the same fleet tables as ``migrate-sqlite`` does
-(same partitions, indexes, lz4 TOAST compression, one COPY per 20,000 rows, a commit each), with
-SQLite rendering each row straight into COPY's CSV and nothing else: no per-row checks, no
-rejects, no digests, no resume points. Three worker processes, one per big table, as the real
-loader uses. With ``--verify`` it then runs the real verification's SQL (``digest.sum_sql``
-over every committed row, the three tables at once), so the run splits into what moving the
-data costs and what checking it costs. A dirty file fails here: that is the point of the
-real loader.
+(same partitions and indexes, the loader's session settings from ``runner.connect``, one COPY
+per 20,000 rows, a commit each), with SQLite rendering each row straight into COPY's CSV and
+nothing else: no per-row checks, no rejects, no digests, no resume points. Three worker
+processes, one per big table, as the real loader uses. With ``--verify`` it then runs the real
+verification's scan (``verify.committed``: count and digest sum over every committed row, the
+three tables at once), so the run splits into what moving the data costs and what checking it
+costs. A dirty file fails here: that is the point of the real loader.
 
 With ``--deferred-indexes`` the three tables' secondary indexes are dropped before the load and
 built again afterwards (inside the timed window), as pgloader builds its indexes after its COPY.
@@ -26,15 +26,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg2
 from psycopg2 import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents_pipeline.core.dsn import connect_kwargs  # noqa: E402
-from agents_pipeline.migration.digest import sum_sql  # noqa: E402
+from agents_pipeline.migration.runner import connect  # noqa: E402
 from agents_pipeline.migration.tables import KNOWN  # noqa: E402
+from agents_pipeline.migration.verify import committed  # noqa: E402
 
 QUERIES = {
     "agent_heartbeats": (
@@ -63,15 +62,8 @@ QUERIES = {
 }
 
 
-def _connect(url: str):
-    conn = psycopg2.connect(**connect_kwargs(url))
-    with conn, conn.cursor() as cur:  # the session settings migrate-sqlite uses
-        cur.execute("SET TIME ZONE 'UTC'; SET synchronous_commit = off; SET default_toast_compression = lz4")
-    return conn
-
-
 def worker(path: str, url: str, table: str) -> None:
-    conn = _connect(url)
+    conn = connect(url)
     with conn, conn.cursor() as cur:
         cur.execute("SELECT name, agent_id FROM fleet.agents")
         agents = cur.fetchall()
@@ -95,7 +87,7 @@ def prepare(path: str, url: str) -> None:
     names = [r[0] for r in source.execute("SELECT agent_id FROM agents")]
     spans = {t: source.execute(f"SELECT min(substr(timestamp, 1, 10)), max(substr(timestamp, 1, 10)) FROM {t}")  # noqa: S608
              .fetchone() for t in ("agent_heartbeats", "performance_metrics")}
-    conn = _connect(url)
+    conn = connect(url)
     with conn, conn.cursor() as cur:
         cur.execute("INSERT INTO fleet.agents (name) SELECT unnest(%s::text[])", (names,))
         cur.execute("SELECT fleet.ensure_partitions('heartbeats', %s, %s)", spans["agent_heartbeats"])
@@ -105,7 +97,7 @@ def prepare(path: str, url: str) -> None:
 
 def drop_indexes(url: str) -> list[str]:
     """Drops the big tables' indexes that back no constraint; returns their definitions."""
-    conn = _connect(url)
+    conn = connect(url)
     with conn, conn.cursor() as cur:
         cur.execute("""SELECT i.indexname, i.indexdef FROM pg_indexes i
                        WHERE i.schemaname = 'fleet' AND i.tablename IN ('heartbeats', 'perf_samples', 'llm_conversations')
@@ -120,7 +112,7 @@ def drop_indexes(url: str) -> list[str]:
 def build_indexes(url: str, definitions: list[str]) -> None:
     """Builds the dropped indexes again, two at a time (one per core)."""
     def build(definition: str) -> None:
-        conn = _connect(url)
+        conn = connect(url)
         with conn, conn.cursor() as cur:
             cur.execute(definition)
         conn.close()
@@ -130,20 +122,18 @@ def build_indexes(url: str, definitions: list[str]) -> None:
 
 
 def verify(url: str) -> None:
-    """The real verification's PostgreSQL side: counts and digest sums, three tables at once."""
-    procs = [subprocess.Popen([sys.executable, __file__, "--verify-table", table, "-", url]) for table in QUERIES]
-    if any(p.wait() for p in procs):
-        raise SystemExit("verification query failed")
+    """The real verification's PostgreSQL side (``verify.committed``: count and digest sum over
+    every committed row), the three tables at once, as the loader's workers run it."""
+    def check(table: str) -> None:
+        conn = connect(url)
+        with conn, conn.cursor() as cur:
+            rows, _ = committed(cur, KNOWN[table], 1)
+        conn.close()
+        if rows == 0:
+            raise SystemExit(f"{table}: the verification scan found no rows")
 
-
-def verify_table(url: str, table: str) -> None:
-    spec = KNOWN[table]
-    conn = _connect(url)
-    with conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("SELECT count(*), {} FROM {} WHERE legacy_source = 1 AND legacy_id IS NOT NULL").format(
-            sum_sql((("legacy_id", "int"), *spec.digest)), sql.Identifier("fleet", spec.target)))
-        cur.fetchone()
-    conn.close()
+    with ThreadPoolExecutor(max_workers=len(QUERIES)) as pool:
+        list(pool.map(check, QUERIES))
 
 
 def main() -> int:
@@ -154,13 +144,9 @@ def main() -> int:
     parser.add_argument("--deferred-indexes", action="store_true",
                         help="drop the secondary indexes before the load, build them after it")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--verify-table", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.worker:
         worker(opts.file, opts.url, opts.worker)
-        return 0
-    if opts.verify_table:
-        verify_table(opts.url, opts.verify_table)
         return 0
     started = time.monotonic()
     prepare(opts.file, opts.url)

@@ -301,18 +301,26 @@ def main() -> int:
     return 0 if all(r["ours"]["returncode"] == 0 for r in results.values()) else 1
 
 
-def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: argparse.Namespace,
-             sizes: tuple[int, int, int]) -> dict:
+def _new_database(cluster: LocalCluster, name: str, schema: bool) -> str:
+    """Creates database ``name`` (a constant of this module), with this project's schema if
+    ``schema``; returns its URL."""
     admin = psycopg2.connect(**connect_kwargs(cluster.url("postgres")))
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE ours_{variant}")
-        cur.execute(f"CREATE DATABASE pgl_{variant}")
+        cur.execute(f"CREATE DATABASE {name}")
     admin.close()
-    ours = cluster.url(f"ours_{variant}")
-    conn = psycopg2.connect(**connect_kwargs(ours))
-    migrations.migrate(conn)
-    conn.close()
+    url = cluster.url(name)
+    if schema:
+        conn = psycopg2.connect(**connect_kwargs(url))
+        migrations.migrate(conn)
+        conn.close()
+    return url
+
+
+def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: argparse.Namespace,
+             sizes: tuple[int, int, int]) -> dict:
+    ours = _new_database(cluster, f"ours_{variant}", schema=True)
+    _new_database(cluster, f"pgl_{variant}", schema=False)  # pgloader creates its own tables
     source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     total_rows = sum(source.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608 - fixed names
                      for t in ("agents", "agent_heartbeats", "performance_metrics", "llm_conversations", "system_alerts",
@@ -363,16 +371,7 @@ def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: 
 def _floor(cluster: LocalCluster, path: Path, deferred: bool) -> dict:
     """The plain-COPY baseline into a fresh database with the same schema (clean file only);
     ``deferred``: secondary indexes dropped before the load and built after it, as pgloader does."""
-    name = "floor_deferred" if deferred else "floor_clean"
-    admin = psycopg2.connect(**connect_kwargs(cluster.url("postgres")))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    admin.close()
-    url = cluster.url(name)
-    conn = psycopg2.connect(**connect_kwargs(url))
-    migrations.migrate(conn)
-    conn.close()
+    url = _new_database(cluster, "floor_deferred" if deferred else "floor_clean", schema=True)
     print(f"[clean] plain-COPY baseline{' (indexes built after the load)' if deferred else ''} ...", flush=True)
     run = measured([sys.executable, str(ROOT / "benchmarks" / "migration_floor.py"), str(path), url, "--verify",
                     *(["--deferred-indexes"] if deferred else [])])

@@ -20,7 +20,7 @@ from agents_pipeline.migration import values as V
 from agents_pipeline.migration.values import Reject
 
 HEARTBEAT_KIND = {"error": "fail", "failed": "fail", "fail": "fail", "starting": "start", "start": "start",
-                   "stopping": "log", "stopped": "log", "log": "log"}
+                  "stopping": "log", "stopped": "log", "log": "log"}
 _SEVERITY = {"info": "info", "warning": "warning", "warn": "warning", "critical": "critical",
              "error": "critical", "high": "critical", "fatal": "critical", "low": "info"}
 
