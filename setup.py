@@ -29,8 +29,10 @@ class build_py_with_data(build_py):
         sql = package / "bundled_sql"
         shutil.rmtree(sql, ignore_errors=True)
         sql.mkdir(parents=True)
-        for src in sorted((ROOT / "sql").glob("*.sql")):
-            shutil.copy2(src, sql / src.name)
+        for src in sorted((ROOT / "sql").rglob("*.sql")):
+            dest = sql / src.relative_to(ROOT / "sql")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
 
 
 setup(cmdclass={"build_py": build_py_with_data})

@@ -40,7 +40,7 @@ from agents_pipeline.retention.policy import utc_today
 AGENTS = 50
 RETENTION = 30
 PGBENCH_SQL = """\\set n random(0, 49)
-SELECT * FROM fleet.record_heartbeats(ARRAY['agent-' || :n]::text[], ARRAY[NULL]::text[], ARRAY['ok']::text[],
+SELECT * FROM fleet.record_heartbeats(ARRAY['agent-' || :n]::text[], ARRAY[NULL]::bytea[], ARRAY['ok']::text[],
     ARRAY[now()]::timestamptz[], ARRAY[NULL]::text[], ARRAY[NULL]::jsonb[]);
 """
 

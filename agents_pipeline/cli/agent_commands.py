@@ -65,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
         elif action == "revoke-token":
             registry.revoke_token(db, args.name)
             print(f"{args.name}: token revoked", file=sys.stderr)
+        elif action == "grant-keys":
+            registry.grant_keys(db, args.name, args.prefix, write=args.write)
+            print(f"{args.name}: may {'read and write' if args.write else 'read'} keys under {args.prefix!r}")
+        elif action == "revoke-keys":
+            registry.revoke_keys(db, args.name, args.prefix)
+            print(f"{args.name}: no longer has keys under {args.prefix!r}")
         return 0
     finally:
         db.close()

@@ -50,6 +50,13 @@ def _build() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true")
     for action in ("pause", "resume", "rotate-token", "revoke-token"):
         agents.add_parser(action).add_argument("name")
+    keys = agents.add_parser("grant-keys", help="let an agent read (--write: and write) keys under a shared prefix")
+    keys.add_argument("name")
+    keys.add_argument("prefix")
+    keys.add_argument("--write", action="store_true")
+    unkeys = agents.add_parser("revoke-keys", help="take back a shared key prefix from an agent")
+    unkeys.add_argument("name")
+    unkeys.add_argument("prefix")
 
     hb = sub.add_parser("heartbeat", help="send a heartbeat for an agent")
     hb.add_argument("name")

@@ -35,3 +35,15 @@ class DatabaseUnavailableError(AgentsPipelineError):
 
 class DatabaseError(AgentsPipelineError):
     """Any other database failure, with the server's message (never the connection URL)."""
+
+
+class LockedError(AgentsPipelineError):
+    """A lock stayed taken past its bounded wait; the message names the holder where known."""
+
+
+class RateLimitedError(AgentsPipelineError):
+    """The server refused the call under the agent's rate limit; retry after ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: float | None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

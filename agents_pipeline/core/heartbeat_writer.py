@@ -18,32 +18,36 @@ from agents_pipeline.core import errors
 from agents_pipeline.core.connection import Database
 
 MAX_BATCH = 5000
-SQL = """SELECT ord, agent_id, received_at, error FROM fleet.record_heartbeats(
-    %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::jsonb[])"""
+SQL = """SELECT ord, agent_id, received_at, error, retry_after_s FROM fleet.record_heartbeats(
+    %s::text[], %s::bytea[], %s::text[], %s::timestamptz[], %s::text[], %s::jsonb[])"""
 
 
 @dataclass(frozen=True)
 class HeartbeatItem:
     agent: str
-    token: str | None
+    proof: bytes | None  # SHA-256 of the token (registry.token_proof), never the token
     kind: str
     sent_at: datetime | None
     message: str | None
     payload: str | None  # JSON text
 
 
-def error_for(text: str) -> errors.AgentsPipelineError:
+def error_for(text: str, retry_after_s: float | None = None) -> errors.AgentsPipelineError:
     if text.startswith("unknown agent"):
         return errors.NotFoundError(text)
     if text.startswith("token refused"):
         return errors.AuthError(text)
+    if text.startswith("rate limited"):
+        return errors.RateLimitedError(f"{text}; retry after {retry_after_s or 0:.1f} s", retry_after_s)
+    if text.startswith("agent busy"):
+        return errors.LockedError(text)
     return errors.ValidationError(text)
 
 
 def send_batch(db: Database, items: list[HeartbeatItem]) -> list[datetime | errors.AgentsPipelineError]:
     """One statement, one transaction; per item the receive time or the reason it was refused."""
     columns = (
-        [i.agent for i in items], [i.token for i in items], [i.kind for i in items],
+        [i.agent for i in items], [i.proof for i in items], [i.kind for i in items],
         [i.sent_at for i in items], [i.message for i in items], [i.payload for i in items],
     )
 
@@ -52,7 +56,7 @@ def send_batch(db: Database, items: list[HeartbeatItem]) -> list[datetime | erro
         return cur.fetchall()
 
     rows = db.transaction(work)
-    return [row[2] if row[3] is None else error_for(row[3]) for row in rows]
+    return [row[2] if row[3] is None else error_for(row[3], row[4]) for row in rows]
 
 
 class HeartbeatWriter:

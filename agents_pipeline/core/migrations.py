@@ -2,6 +2,12 @@
 under an advisory lock so that two starters never race, and recorded with a checksum so
 that an edited, already-applied file is reported instead of silently skipped.
 
+Replaceable functions live in ``sql/functions/``, one file per function (its one home): after
+the numbered migrations, every file whose checksum changed is applied again, all of them in one
+transaction that ends with ``fleet.apply_security()``, so a new SECURITY DEFINER function is
+never executable by PUBLIC, not even for a moment. A file that changes a signature drops the
+old one itself, in that same transaction.
+
 Plain files and a 60-line runner rather than Alembic: the schema is SQL-first (functions,
 partitions, roles) and the agent side must not import SQLAlchemy.
 """
@@ -14,12 +20,23 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from agents_pipeline.core import advisory
 from agents_pipeline.core.errors import ConfigurationError
 from agents_pipeline.core.settings import SQL_DIR
 
 LOCK_KEY = 0x61676E7473  # "agnts": one advisory lock for every migrator of this schema
 ROLE_PREFIX_ENV = "AGENTS_PIPELINE_ROLE_PREFIX"
+LOCK_WAIT_S = 60.0
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_FUNCTION_NAME = re.compile(r"^[a-z0-9_]+\.sql$")
+
+
+def _with_prefix(text: str) -> str:
+    # Roles are global to a server, so their names carry a configurable prefix.
+    prefix = os.environ.get(ROLE_PREFIX_ENV, "agents_pipeline")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,30}", prefix):
+        raise ConfigurationError(f"{ROLE_PREFIX_ENV} must be a lower-case SQL identifier, got {prefix!r}")
+    return text.replace("@ROLE_PREFIX@", prefix)
 
 
 @dataclass(frozen=True)
@@ -30,11 +47,7 @@ class Migration:
 
     @property
     def sql(self) -> str:
-        # Roles are global to a server, so their names carry a configurable prefix.
-        prefix = os.environ.get(ROLE_PREFIX_ENV, "agents_pipeline")
-        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,30}", prefix):
-            raise ConfigurationError(f"{ROLE_PREFIX_ENV} must be a lower-case SQL identifier, got {prefix!r}")
-        return self.path.read_text(encoding="utf-8").replace("@ROLE_PREFIX@", prefix)
+        return _with_prefix(self.path.read_text(encoding="utf-8"))
 
     @property
     def checksum(self) -> str:
@@ -82,41 +95,85 @@ def migrate(conn, sql_dir: Path = SQL_DIR) -> list[str]:
     """Applies the pending migrations over a psycopg2 connection; returns their names."""
     conn.autocommit = True
     done: list[str] = []
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        try:
-            # Only when missing: CREATE ... IF NOT EXISTS still needs CREATE on schema public,
-            # which a login holding just the pipeline role lacks (it may check, not migrate).
-            cur.execute("SELECT to_regclass('public.agents_pipeline_migrations')")
-            if cur.fetchone()[0] is None:
-                cur.execute(_CREATE_TABLE)
-            already = applied(conn)
-            for mig in available(sql_dir):
-                if mig.version in already:
-                    if already[mig.version] != mig.checksum:
-                        raise ConfigurationError(
-                            f"migration {mig.path.name} changed after it was applied; "
-                            "add a new numbered file instead of editing an applied one"
-                        )
-                    continue
-                conn.autocommit = False
-                try:
-                    cur.execute(mig.sql)
-                    cur.execute(
-                        "INSERT INTO public.agents_pipeline_migrations (version, name, checksum) "
-                        "VALUES (%s, %s, %s)",
-                        (mig.version, mig.name, mig.checksum),
+    with conn.cursor() as cur, advisory.session_lock(cur, LOCK_KEY, what="the schema migration", wait_s=LOCK_WAIT_S):
+        # Only when missing: CREATE ... IF NOT EXISTS still needs CREATE on schema public,
+        # which a login holding just the pipeline role lacks (it may check, not migrate).
+        cur.execute("SELECT to_regclass('public.agents_pipeline_migrations')")
+        if cur.fetchone()[0] is None:
+            cur.execute(_CREATE_TABLE)
+        already = applied(conn)
+        for mig in available(sql_dir):
+            if mig.version in already:
+                if already[mig.version] != mig.checksum:
+                    raise ConfigurationError(
+                        f"migration {mig.path.name} changed after it was applied; "
+                        "add a new numbered file instead of editing an applied one"
                     )
-                    conn.commit()
-                except Exception:
-                    conn.rollback()
-                    raise
-                finally:
-                    conn.autocommit = True
-                done.append(mig.path.name)
-        finally:
-            cur.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+                continue
+            conn.autocommit = False
+            try:
+                cur.execute(mig.sql)
+                cur.execute(
+                    "INSERT INTO public.agents_pipeline_migrations (version, name, checksum) "
+                    "VALUES (%s, %s, %s)",
+                    (mig.version, mig.name, mig.checksum),
+                )
+                conn.commit()
+            except Exception:
+                conn.rollback()
+                raise
+            finally:
+                conn.autocommit = True
+            done.append(mig.path.name)
+        done += _apply_functions(conn, cur, sql_dir / "functions")
     return done
+
+
+_CREATE_FUNCTIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS public.agents_pipeline_functions (
+    name       text PRIMARY KEY,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+def function_files(functions_dir: Path) -> dict[str, Path]:
+    if not functions_dir.is_dir():
+        return {}
+    return {p.name: p for p in sorted(functions_dir.iterdir()) if _FUNCTION_NAME.match(p.name)}
+
+
+def _apply_functions(conn, cur, functions_dir: Path) -> list[str]:
+    """Re-applies the function files whose checksum changed, in one transaction."""
+    files = function_files(functions_dir)
+    if not files:
+        return []
+    cur.execute("SELECT to_regclass('public.agents_pipeline_functions')")
+    if cur.fetchone()[0] is None:
+        cur.execute(_CREATE_FUNCTIONS_TABLE)
+    cur.execute("SELECT name, checksum FROM public.agents_pipeline_functions")
+    known = dict(cur.fetchall())
+    changed = {name: path for name, path in files.items()
+               if known.get(name) != hashlib.sha256(path.read_bytes()).hexdigest()}
+    if not changed:
+        return []
+    conn.autocommit = False
+    try:
+        for name, path in changed.items():
+            cur.execute(_with_prefix(path.read_text(encoding="utf-8")))
+            cur.execute(
+                "INSERT INTO public.agents_pipeline_functions (name, checksum) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()",
+                (name, hashlib.sha256(path.read_bytes()).hexdigest()),
+            )
+        cur.execute("SELECT fleet.apply_security()")
+        conn.commit()
+    except Exception:
+        conn.rollback()
+        raise
+    finally:
+        conn.autocommit = True
+    return [f"functions/{name}" for name in changed]
 
 
 def current_version(conn) -> int:

@@ -19,15 +19,21 @@ TOKEN_PREFIX = "apt_"
 
 
 def new_token() -> str:
-    """A random token; only its SHA-256 is stored (fast to check on every heartbeat, and a
-    slow password hash buys nothing for 256 random bits)."""
+    """A random token; only a hash of its hash is stored (fast to check on every heartbeat, and
+    a slow password hash buys nothing for 256 random bits)."""
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def token_hash(token: str) -> bytes:
-    """SHA-256 of the token, as fleet.token_hash computes it. Hashed here so that the token
-    itself never travels in statement text, which pg_stat_activity and the server log show."""
+def token_proof(token: str) -> bytes:
+    """What a client sends instead of its token: SHA-256 of it. The token itself never travels
+    in statement text, which pg_stat_activity and the server log can show."""
     return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def token_hash(token: str) -> bytes:
+    """What the server stores, as fleet.token_hash computes it from a proof: SHA-256 of the
+    proof. A read of fleet.agents (or a backup) then yields nothing an agent could present."""
+    return hashlib.sha256(token_proof(token)).digest()
 
 
 @dataclass(frozen=True)
@@ -113,3 +119,26 @@ def rotate_token(db: Database, name: str) -> str:
 
 def revoke_token(db: Database, name: str) -> None:
     _update_one(db, name, "UPDATE fleet.agents SET token_hash = NULL, updated_at = now() WHERE name = %s")
+
+
+def grant_keys(db: Database, name: str, prefix: str, *, write: bool = False) -> None:
+    """Lets agent ``name`` read (and with ``write``, write) keys under ``prefix``: a namespace
+    shared with other agents. Each agent always has its own, '<name>/'."""
+    prefix = validation.name(prefix, "key prefix")
+    _update_one(db, name, """INSERT INTO fleet.kv_grants (agent_id, prefix, can_write)
+                             SELECT agent_id, %s, %s FROM fleet.agents WHERE name = %s
+                             ON CONFLICT (agent_id, prefix) DO UPDATE SET can_write = EXCLUDED.can_write""",
+                (prefix, write))
+
+
+def revoke_keys(db: Database, name: str, prefix: str) -> None:
+    prefix = validation.name(prefix, "key prefix")
+
+    def work(cur):
+        cur.execute("""DELETE FROM fleet.kv_grants g USING fleet.agents a
+                       WHERE g.agent_id = a.agent_id AND a.name = %s AND g.prefix = %s""",
+                    (validation.name(name), prefix))
+        if cur.rowcount == 0:
+            raise NotFoundError(f"agent {name!r} has no grant on prefix {prefix!r}")
+
+    db.transaction(work)

@@ -1,7 +1,10 @@
 """SharedState: the API agents import to reach the fleet's shared state in PostgreSQL.
 
-Every write goes through a ``fleet.*`` function that checks the agent's token, so the same
-code works under the narrow agent login and under the operator's. Imports psycopg2 only.
+Every call goes through a ``fleet.*`` function that checks the agent's token, so the same
+code works under the narrow agent login and under the operator's. The token never leaves the
+process: calls carry its SHA-256 (the proof), and the server stores a hash of that. A call the
+server refuses under the agent's rate limit raises RateLimitedError with when to retry.
+Imports psycopg2 only.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any
 
 from agents_pipeline.core import settings, validation
 from agents_pipeline.core.connection import Database
-from agents_pipeline.core.errors import ConflictError, NotFoundError, ValidationError
+from agents_pipeline.core.errors import ConflictError, NotFoundError, RateLimitedError, ValidationError
 from agents_pipeline.core.heartbeat_writer import HeartbeatItem, HeartbeatWriter, send_batch
+from agents_pipeline.core.registry import token_proof
 
 KINDS = ("ok", "start", "fail", "log")
 RUN_ID_NAMESPACE = uuid.UUID("6f1c2a52-7d1e-4c55-9a0e-3c1f4f0a9b11")
@@ -77,7 +81,8 @@ class SharedState:
         retry_window: float | None = None,
     ) -> None:
         self.agent = validation.name(agent) if agent is not None else None
-        self.token = token if token is not None else os.environ.get(settings.AGENT_TOKEN) or None
+        secret = token if token is not None else os.environ.get(settings.AGENT_TOKEN) or None
+        self._proof = token_proof(secret) if secret else None
         self.db = Database(resolve_url(url), maxconn=maxconn, retry_window=retry_window,
                            application_name=f"agent:{self.agent}" if self.agent else "agents_pipeline")
         self._writer = HeartbeatWriter(self.db)
@@ -93,19 +98,24 @@ class SharedState:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _who(self, agent: str | None) -> tuple[str, str | None]:
+    def _who(self, agent: str | None) -> tuple[str, bytes | None]:
         name = agent if agent is not None else self.agent
         if name is None:
             raise ValidationError("no agent named: pass agent= or create SharedState(agent=...)")
-        return validation.name(name), self.token
+        return validation.name(name), self._proof
+
+    @staticmethod
+    def _refused(what: str, retry_after_s: float | None) -> RateLimitedError:
+        return RateLimitedError(f"{what} refused by the agent's rate limit; retry after {retry_after_s or 0:.1f} s",
+                                retry_after_s)
 
     # -- heartbeats ------------------------------------------------------------------------------
     def _item(self, agent: str | None, kind: str, message: Any, payload: Any, sent_at: datetime | None) -> HeartbeatItem:
-        name, token = self._who(agent)
+        name, proof = self._who(agent)
         if kind not in KINDS:
             raise ValidationError(f"heartbeat kind must be one of {', '.join(KINDS)}, got {kind!r}")
         return HeartbeatItem(
-            agent=name, token=token, kind=kind,
+            agent=name, proof=proof, kind=kind,
             sent_at=sent_at or datetime.now(UTC),
             message=validation.text(message, "heartbeat message", max_len=validation.MAX_MESSAGE),
             payload=validation.document(payload, "heartbeat payload"),
@@ -136,11 +146,15 @@ class SharedState:
         return send_batch(self.db, batch) if batch else []
 
     # -- key-value store -------------------------------------------------------------------------
-    def get(self, key: str) -> KeyValue | None:
+    def get(self, key: str, *, agent: str | None = None) -> KeyValue | None:
+        """Reads a key. Agents read under '<name>/' and the prefixes granted to them."""
         key = validation.name(key, "key")
+        name = agent or self.agent
+        name = validation.name(name) if name is not None else None
 
         def work(cur):
-            cur.execute("SELECT value, version, updated_by, updated_at FROM fleet.kv_get(%s)", (key,))
+            cur.execute("SELECT value, version, updated_by, updated_at FROM fleet.kv_get(%s, %s, %s)",
+                        (name, self._proof, key))
             return cur.fetchone()
 
         row = self.db.transaction(work)
@@ -151,19 +165,21 @@ class SharedState:
         it is a compare-and-set (0: the key must not exist) and raises ConflictError on a lost race."""
         key = validation.name(key, "key")
         doc = validation.document(value, f"value of {key!r}", max_bytes=validation.MAX_VALUE)
-        name, token = (agent or self.agent, self.token)
+        name = agent or self.agent
         if name is not None:
             name = validation.name(name)
         write_id = uuid.uuid4()
 
         def work(cur):
             cur.execute(
-                "SELECT ok, version FROM fleet.kv_set(%s, %s, %s, %s::jsonb, %s, %s::uuid)",
-                (name, token, key, doc, expected_version, str(write_id)),
+                "SELECT ok, version, retry_after_s FROM fleet.kv_set(%s, %s, %s, %s::jsonb, %s, %s::uuid)",
+                (name, self._proof, key, doc, expected_version, str(write_id)),
             )
             return cur.fetchone()
 
-        ok, version = self.db.transaction(work)
+        ok, version, retry = self.db.transaction(work)
+        if retry is not None:
+            raise self._refused(f"write of key {key!r}", retry)
         if not ok:
             raise ConflictError(
                 f"key {key!r} is at version {version}, not {expected_version}", current_version=version
@@ -176,39 +192,44 @@ class SharedState:
     # -- messages ----------------------------------------------------------------------------------
     def send_message(self, to: str | None, message_type: str, payload: Any = None, *, agent: str | None = None) -> int:
         """Queues a message for agent ``to`` (None: whichever agent claims it first)."""
-        name, token = self._who(agent)
+        name, proof = self._who(agent)
         to = validation.name(to, "recipient") if to is not None else None
         mtype = validation.text(message_type, "message type", max_len=200, required=True)
         doc = validation.document(payload if payload is not None else {}, "message payload", max_bytes=256 * 1024)
         client_id = str(uuid.uuid4())
 
         def work(cur):
-            cur.execute("SELECT fleet.send_message(%s, %s, %s, %s, %s::jsonb, %s::uuid)",
-                        (name, token, to, mtype, doc, client_id))
-            return cur.fetchone()[0]
+            cur.execute("SELECT message_id, retry_after_s FROM fleet.send_message(%s, %s, %s, %s, %s::jsonb, %s::uuid)",
+                        (name, proof, to, mtype, doc, client_id))
+            return cur.fetchone()
 
-        return self.db.transaction(work)
+        message_id, retry = self.db.transaction(work)
+        if retry is not None:
+            raise self._refused("message", retry)
+        return message_id
 
     def claim_messages(self, limit: int = 10, *, lease_s: float = 60.0, agent: str | None = None) -> list[Message]:
         """Claims up to ``limit`` messages; another consumer never gets the same one while the
         lease runs. Acknowledge each with ack_message, or it is offered again after the lease."""
-        name, token = self._who(agent)
+        name, proof = self._who(agent)
+        if not 0 < lease_s <= 3600 or not 1 <= limit <= 1000:
+            raise ValidationError(f"a claim takes 1 to 1000 messages for at most 3600 s, got {limit} for {lease_s} s")
 
         def work(cur):
             cur.execute(
                 "SELECT message_id, from_agent, message_type, payload, created_at "
                 "FROM fleet.claim_messages(%s, %s, %s, make_interval(secs => %s))",
-                (name, token, int(limit), float(lease_s)),
+                (name, proof, int(limit), float(lease_s)),
             )
             return cur.fetchall()
 
         return [Message(*row) for row in self.db.transaction(work)]
 
     def ack_message(self, message_id: int, *, agent: str | None = None) -> None:
-        name, token = self._who(agent)
+        name, proof = self._who(agent)
 
         def work(cur):
-            cur.execute("SELECT fleet.ack_message(%s, %s, %s)", (name, token, int(message_id)))
+            cur.execute("SELECT fleet.ack_message(%s, %s, %s)", (name, proof, int(message_id)))
             return cur.fetchone()[0]
 
         if not self.db.transaction(work):
@@ -224,13 +245,13 @@ class SharedState:
         run_id: uuid.UUID | str | None = None, agent: str | None = None,
     ) -> uuid.UUID:
         """Logs one LLM call; returns its (deterministic) run id. Recording it twice stores it once."""
-        name, token = self._who(agent)
+        name, proof = self._who(agent)
         created = created_at or datetime.now(UTC)
         prompt = validation.text(prompt, "prompt", required=True)
         response = validation.text(response, "response")
         rid = uuid.UUID(str(run_id)) if run_id else conversation_run_id(name, conversation_id, created, prompt)
         args = (
-            name, token, str(rid), validation.text(conversation_id, "conversation id", max_len=500),
+            name, proof, str(rid), validation.text(conversation_id, "conversation id", max_len=500),
             validation.text(model, "model", max_len=200), prompt, response, prompt_tokens,
             completion_tokens, cost, latency_ms, validation.text(error, "error", max_len=validation.MAX_MESSAGE),
             validation.document(dict(metadata or {}), "conversation metadata"), created,
@@ -238,17 +259,21 @@ class SharedState:
 
         def work(cur):
             cur.execute(
-                "SELECT fleet.record_conversation(%s, %s, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
+                "SELECT conversation_pk, retry_after_s FROM fleet.record_conversation("
+                "%s, %s, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
                 args,
             )
+            return cur.fetchone()
 
-        self.db.transaction(work)
+        _, retry = self.db.transaction(work)
+        if retry is not None:
+            raise self._refused("conversation", retry)
         return rid
 
     # -- metrics from agents on other hosts ----------------------------------------------------------
     def report_metrics(self, metrics: Mapping[str, float], *, host: str | None = None,
                        sampled_at: datetime | None = None, agent: str | None = None) -> int:
-        name, token = self._who(agent)
+        name, proof = self._who(agent)
         import socket
 
         host_name = validation.text(host or socket.gethostname(), "host", max_len=255, required=True)
@@ -258,33 +283,43 @@ class SharedState:
                 raise ValidationError(f"metric {key!r} must be a number, got {type(value).__name__}")
         doc = validation.document(dict(metrics), "metrics")
 
-        def work(cur):
-            cur.execute("SELECT fleet.report_metrics(%s, %s, %s, %s::jsonb, %s)",
-                        (name, token, host_name, doc, sampled_at))
-            return cur.fetchone()[0]
+        if len(metrics) > 100:
+            raise ValidationError(f"at most 100 metrics per call, got {len(metrics)}")
 
-        return self.db.transaction(work)
+        def work(cur):
+            cur.execute("SELECT stored, retry_after_s FROM fleet.report_metrics(%s, %s, %s, %s::jsonb, %s)",
+                        (name, proof, host_name, doc, sampled_at))
+            return cur.fetchone()
+
+        stored, retry = self.db.transaction(work)
+        if retry is not None:
+            raise self._refused("metrics", retry)
+        return stored
 
     # -- help ----------------------------------------------------------------------------------------
     def submit_help_request(self, question: str, context: Mapping[str, Any] | None = None,
                             *, agent: str | None = None) -> int:
-        name, token = self._who(agent)
+        name, proof = self._who(agent)
         q = validation.text(question, "question", max_len=8192, required=True)
-        doc = validation.document(dict(context or {}), "help request context")
+        doc = validation.document(dict(context or {}), "help request context", max_bytes=16 * 1024)
 
         def work(cur):
-            cur.execute("SELECT fleet.submit_help_request(%s, %s, %s, %s::jsonb)", (name, token, q, doc))
-            return cur.fetchone()[0]
+            cur.execute("SELECT request_id, retry_after_s FROM fleet.submit_help_request(%s, %s, %s, %s::jsonb)",
+                        (name, proof, q, doc))
+            return cur.fetchone()
 
-        return self.db.transaction(work)
+        request_id, retry = self.db.transaction(work)
+        if retry is not None:
+            raise self._refused("help request", retry)
+        return request_id
 
     def get_help_request(self, request_id: int, *, agent: str | None = None) -> dict | None:
-        name, token = self._who(agent)
+        name, proof = self._who(agent)
 
         def work(cur):
             cur.execute(
                 "SELECT request_id, status, question, answer, sources, answered_at "
-                "FROM fleet.get_help_request(%s, %s, %s)", (name, token, int(request_id)))
+                "FROM fleet.get_help_request(%s, %s, %s)", (name, proof, int(request_id)))
             return cur.fetchone()
 
         row = self.db.transaction(work)

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from agents_pipeline.heartbeats import report
+from agents_pipeline.heartbeats import boundary, report
 from agents_pipeline.heartbeats.health import evaluate_and_log
 from agents_pipeline.resources import PostgresResource
 
@@ -33,5 +33,5 @@ HEALTH_CHECK = dg.AssetCheckSpec(
 )
 def agent_health(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
     summary, settings = evaluate_and_log(postgres.engine, context.log)
-    return dg.MaterializeResult(metadata=report.metadata(summary),
+    return dg.MaterializeResult(metadata=report.metadata(summary) | boundary.metadata(summary.boundary),
                                 check_results=[report.check_result(summary, settings.error_share)])

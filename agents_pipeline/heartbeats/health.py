@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from agents_pipeline.alerts.channels import configured_channels
+from agents_pipeline.heartbeats import boundary
 from agents_pipeline.heartbeats.settings import EVALUATOR_AGENT, HealthSettings
 
 STATUSES = ("new", "up", "late", "down", "paused")
@@ -50,6 +51,7 @@ class FleetSummary:
     open_alerts: int = 0
     transitions: list[Transition] = field(default_factory=list)
     evaluation_ms: float = 0.0
+    boundary: Any = None  # heartbeats.boundary.BoundaryReport of the same evaluation
 
     @property
     def down_share(self) -> float:
@@ -140,9 +142,14 @@ def run_evaluation(engine: sa.Engine, settings: HealthSettings, *, now: datetime
             heartbeat_pipeline_agent(conn, self_agent, period_s=settings.evaluator_period_s,
                                      grace_s=settings.evaluator_grace_s)
         started = time.perf_counter()
-        transitions = evaluate(conn, now=now, reminder_s=settings.reminder_s, min_fleet=settings.collapse_min_fleet)
+        channels = configured_channels()
+        transitions = evaluate(conn, now=now, channels=channels, reminder_s=settings.reminder_s,
+                               min_fleet=settings.collapse_min_fleet)
         elapsed = (time.perf_counter() - started) * 1000
+        guarded = boundary.check(conn, channels, now=now, lock_hold_s=settings.lock_hold_s,
+                                 throttle_s=settings.throttle_alert_s)
         summary = summarize(conn, now=now)
+        summary.boundary = guarded
         summary.heartbeats_per_minute = heartbeat_rate(conn, summary)
     summary.transitions = transitions
     summary.evaluation_ms = elapsed
@@ -157,4 +164,7 @@ def evaluate_and_log(engine: sa.Engine, log: Any) -> tuple[FleetSummary, HealthS
     for t in summary.transitions:
         log.info("%s: %s -> %s at %s (%s)", t.name, t.from_status, t.to_status,
                  t.changed_at.astimezone(UTC).isoformat(), t.reason)
+    for held in summary.boundary.held_rows:
+        log.warning("agent %s's row held locked by process %s (%s) for %s s%s", held["name"], held["holder_pid"],
+                    held["holder_login"], held["held_s"], "; session ended" if held["ended"] else "")
     return summary, settings

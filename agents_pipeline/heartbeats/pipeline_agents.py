@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 HEARTBEAT_SQL = sa.text("""
     SELECT error FROM fleet.record_heartbeats(
-        ARRAY[CAST(:name AS text)], ARRAY[NULL::text], ARRAY[CAST(:kind AS text)], ARRAY[now()],
+        ARRAY[CAST(:name AS text)], ARRAY[NULL::bytea], ARRAY[CAST(:kind AS text)], ARRAY[now()],
         ARRAY[CAST(:message AS text)], ARRAY[NULL::jsonb])""")
 
 

@@ -12,7 +12,7 @@ import json
 import dagster as dg
 
 from agents_pipeline.alerts.resources import AlertChannelsResource
-from agents_pipeline.heartbeats import report
+from agents_pipeline.heartbeats import boundary, report
 from agents_pipeline.heartbeats.delivery import deliver_due
 from agents_pipeline.heartbeats.health import evaluate_and_log
 from agents_pipeline.heartbeats.pipeline_agents import heartbeat_pipeline_agent
@@ -44,7 +44,7 @@ def agent_health_sensor(context: dg.SensorEvaluationContext, postgres: PostgresR
     sent = deliver_due(postgres, alert_channels, context.log, budget_s=15.0)
     return dg.SensorResult(
         asset_events=[
-            dg.AssetMaterialization(asset_key=report.ASSET_KEY, metadata=report.metadata(summary)),
+            dg.AssetMaterialization(asset_key=report.ASSET_KEY, metadata=report.metadata(summary) | boundary.metadata(summary.boundary)),
             report.check_evaluation(summary, settings.error_share),
         ],
         cursor=json.dumps({"evaluated_at": summary.evaluated_at.isoformat(),

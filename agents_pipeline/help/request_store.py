@@ -220,7 +220,7 @@ def heartbeat_worker(db: Database, name: str, *, period_s: float, grace_s: float
             """INSERT INTO fleet.agents (name, agent_type, period, grace, config)
                VALUES (%s, 'pipeline', make_interval(secs => %s), make_interval(secs => %s), '{"domain": "help"}')
                ON CONFLICT (name) DO NOTHING""", (name, period_s, grace_s))
-        cur.execute("""SELECT error FROM fleet.record_heartbeats(ARRAY[%s], ARRAY[NULL::text], ARRAY['ok'],
+        cur.execute("""SELECT error FROM fleet.record_heartbeats(ARRAY[%s], ARRAY[NULL::bytea], ARRAY['ok'],
                            ARRAY[now()], ARRAY[NULL::text], ARRAY[NULL::jsonb])""", (name,))
         error = cur.fetchone()[0]
         if error:

@@ -55,6 +55,8 @@ WHERE c.relnamespace = 'fleet'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm
 UNION ALL
 SELECT 'function ' || p.oid::regprocedure::text FROM pg_proc p
 WHERE p.pronamespace = 'fleet'::regnamespace AND p.proowner <> %(owner)s::regrole
+  AND NOT (p.oid = to_regprocedure('fleet.end_agent_session(integer)')
+           AND p.proowner = to_regrole(%(signaller)s))
   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid
                     AND e.deptype = 'e')
 ORDER BY 1"""
@@ -132,7 +134,14 @@ def audit(db: Database, names: Roles | None = None) -> list[Finding]:
                                       "pg_stat_activity (a superuser must set it off, see docs/security.md)"))
         cur.execute(_PUBLIC_FUNCTIONS)
         out += [Finding("PUBLIC", f"may execute {sig}") for (sig,) in cur.fetchall()]
-        cur.execute(_NOT_OWNED, {"owner": names.owner})
+        if "temp_file_limit" not in {s.split("=", 1)[0] for s in settings}:
+            out.append(Finding(agent, "has no temp_file_limit: one query can fill the server's disk "
+                                      "(a superuser must set it, see docs/security.md)"))
+        cur.execute("SELECT has_function_privilege(%s, 'pg_catalog.pg_advisory_lock(bigint)', 'EXECUTE')", (agent,))
+        if cur.fetchone()[0]:
+            out.append(Finding(agent, "may take advisory locks and so stall `db migrate` and archival "
+                                      "(a superuser must run `agents-pipeline db grant-agent`, see docs/security.md)"))
+        cur.execute(_NOT_OWNED, {"owner": names.owner, "signaller": names.signaller})
         out += [Finding(names.owner, f"does not own {what}") for (what,) in cur.fetchall()]
         cur.execute(_DEFINER_WITHOUT_PATH)
         out += [Finding(names.owner, f"SECURITY DEFINER function {sig} has no fixed search_path")

@@ -44,6 +44,11 @@ class Roles:
     def agent(self) -> str:
         return f"{self.prefix}_agent"
 
+    @property
+    def signaller(self) -> str:
+        """Member of pg_signal_backend; owns fleet.end_agent_session and nothing else."""
+        return f"{self.prefix}_signaller"
+
 
 def roles(prefix: str | None = None) -> Roles:
     """The role names for ``prefix`` (default: AGENTS_PIPELINE_ROLE_PREFIX, else agents_pipeline).

@@ -21,7 +21,7 @@ from types import FrameType
 from agents_pipeline.core import settings, validation
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.errors import NotFoundError
-from agents_pipeline.core.registry import new_token
+from agents_pipeline.core.registry import new_token, token_hash
 from agents_pipeline.ui.demo_agent import EXIT_CRASH
 from agents_pipeline.ui.profiles import DEMO_AGENT_TYPE, Profile, fleet
 
@@ -38,12 +38,12 @@ def ensure_demo_agent(db: Database, name: str, profile: Profile, *, period_s: fl
         cur.execute(
             """INSERT INTO fleet.agents (name, agent_type, period, grace, token_hash, token_issued_at, config)
                VALUES (%(name)s, %(type)s, make_interval(secs => %(period)s), make_interval(secs => %(grace)s),
-                       fleet.token_hash(%(token)s), now(), %(config)s::jsonb)
+                       %(token_hash)s, now(), %(config)s::jsonb)
                ON CONFLICT (name) DO UPDATE
                SET token_hash = EXCLUDED.token_hash, token_issued_at = now(),
                    period = EXCLUDED.period, grace = EXCLUDED.grace,
                    config = fleet.agents.config || EXCLUDED.config, updated_at = now()""",
-            {"name": name, "type": DEMO_AGENT_TYPE, "period": period_s, "grace": grace_s, "token": token,
+            {"name": name, "type": DEMO_AGENT_TYPE, "period": period_s, "grace": grace_s, "token_hash": token_hash(token),
              "config": validation.document({"demo": True, "profile": profile.name}, "agent config")},
         )
 

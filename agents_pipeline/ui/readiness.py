@@ -21,7 +21,7 @@ from agents_pipeline.core import migrations, settings
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs, mask_url
 from agents_pipeline.core.errors import AgentsPipelineError
-from agents_pipeline.core.registry import new_token
+from agents_pipeline.core.registry import new_token, token_hash
 from agents_pipeline.core.shared_state import SharedState
 
 READINESS_AGENT = "agents-pipeline:readiness"
@@ -99,9 +99,9 @@ def check_heartbeat_path(db: Database, url: str) -> Check:
     def arm(cur):
         cur.execute(
             """INSERT INTO fleet.agents (name, agent_type, paused, token_hash, token_issued_at)
-               VALUES (%s, 'readiness', true, fleet.token_hash(%s), now())
+               VALUES (%s, 'readiness', true, %s, now())
                ON CONFLICT (name) DO UPDATE SET token_hash = EXCLUDED.token_hash, token_issued_at = now(),
-                   paused = true, updated_at = now()""", (READINESS_AGENT, token))
+                   paused = true, updated_at = now()""", (READINESS_AGENT, token_hash(token)))
 
     db.transaction(arm)
     probe = f"readiness probe {uuid.uuid4()}"

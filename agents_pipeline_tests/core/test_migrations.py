@@ -59,7 +59,9 @@ def test_fresh_database_gets_every_migration_in_order(pg_cluster, tmp_path: Path
         url = pg_cluster.url(name)
         applied = _migrate(url)
         expected = [m.path.name for m in migrations.available()]
-        assert applied == expected
+        functions = [f"functions/{name}" for name in migrations.function_files(migrations.SQL_DIR / "functions")]
+        assert applied == expected + functions
+        assert len(functions) >= 10
         conn = psycopg2.connect(**connect_kwargs(url))
         with conn.cursor() as cur:
             cur.execute("SELECT version FROM public.agents_pipeline_migrations ORDER BY applied_at, version")

@@ -27,7 +27,7 @@ def beat(engine: sa.Engine, name: str, at: datetime, *, kind: str = "ok", messag
     """
     with engine.begin() as conn:
         err = conn.execute(sa.text("""
-            SELECT error FROM fleet.record_heartbeats(ARRAY[CAST(:n AS text)], ARRAY[NULL::text],
+            SELECT error FROM fleet.record_heartbeats(ARRAY[CAST(:n AS text)], ARRAY[NULL::bytea],
                 ARRAY[CAST(:k AS text)], ARRAY[CAST(:s AS timestamptz)], ARRAY[CAST(:m AS text)],
                 ARRAY[NULL::jsonb])"""), {"n": name, "k": kind, "s": sent_at or at, "m": message}).scalar_one()
         assert err is None, err

@@ -210,6 +210,6 @@ def test_restore_onto_a_server_without_the_roles(pg_cluster, monkeypatch, capsys
             db.close()
         with SharedState(role_url(pg_cluster.url(target), pg_cluster, names.agent), agent="restored",
                          token=token, retry_window=2) as s:
-            assert s.heartbeat() is not None and s.set("after-restore", 1) == 1
+            assert s.heartbeat() is not None and s.set("restored/after-restore", 1) == 1
     finally:
         pg.drop_database(pg_cluster, target)

@@ -42,8 +42,8 @@ def test_hostile_agent_names_and_keys_are_stored_verbatim(database, agent_url):
     for name in HOSTILE:
         with SharedState(agent_url, agent=name, token=tokens[name], retry_window=2) as s:
             assert s.heartbeat(message=name) is not None
-            assert s.set(name, {"by": name}) == 1
-            assert s.get(name).value == {"by": name}
+            assert s.set(f"{name}/k", {"by": name}) == 1
+            assert s.get(f"{name}/k").value == {"by": name}
             mid = s.send_message(HOSTILE[0], name, {"text": name})
             req = s.submit_help_request(name)
             assert s.get_help_request(req)["question"] == name
@@ -60,7 +60,7 @@ def test_hostile_agent_names_and_keys_are_stored_verbatim(database, agent_url):
 
     beats, keys, types = database.transaction(stored)
     assert beats == {name: name for name in HOSTILE}
-    assert keys == {name: name for name in HOSTILE}
+    assert keys == {f"{name}/k": name for name in HOSTILE}
     assert types == set(HOSTILE)
     assert _intact(database) == (tables_before, len(HOSTILE))
 

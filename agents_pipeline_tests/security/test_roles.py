@@ -46,11 +46,16 @@ def test_shared_state_works_as_the_agent_role(agent_url, secured_url, two_agents
         assert alpha.fail(message="broke") is not None
         results = alpha.heartbeat_many([{"agent": "alpha"}, {"agent": "alpha", "kind": "log"}])
         assert all(not isinstance(r, Exception) for r in results)
-        assert alpha.set("cfg/one", {"n": 1}) == 1
-        assert alpha.compare_and_set("cfg/one", {"n": 2}, expected_version=1) == 2
+        assert alpha.set("alpha/cfg", {"n": 1}) == 1
+        assert alpha.compare_and_set("alpha/cfg", {"n": 2}, expected_version=1) == 2
         with pytest.raises(errors.ConflictError):
-            alpha.compare_and_set("cfg/one", {"n": 3}, expected_version=1)
-        got = bravo.get("cfg/one")
+            alpha.compare_and_set("alpha/cfg", {"n": 3}, expected_version=1)
+        with pytest.raises(errors.AuthError, match="may not read"):
+            bravo.get("alpha/cfg")
+        with pytest.raises(errors.AuthError, match="may not write"):
+            bravo.set("alpha/cfg", {"n": 666})
+        registry.grant_keys(Database(secured_url, maxconn=1), "bravo", "alpha/")
+        got = bravo.get("alpha/cfg")
         assert got is not None and got.value == {"n": 2} and got.updated_by == "alpha"
         mid = alpha.send_message("bravo", "task", {"do": "x"})
         claimed = bravo.claim_messages(5)
@@ -185,10 +190,10 @@ def test_agents_cannot_read_each_others_tokens_in_pg_stat_activity(agent_url, ag
     bravo = SharedState(agent_url, agent="bravo", token=two_agents["bravo"], retry_window=2)
     locker = psycopg2.connect(**connect_kwargs(db_url))
     try:
-        bravo.set("busy", 1)
+        bravo.set("bravo/busy", 1)
         with locker.cursor() as lc:  # hold the row so bravo's next write waits, mid-statement
-            lc.execute("SELECT 1 FROM fleet.kv_store WHERE key = 'busy' FOR UPDATE")
-        writer = threading.Thread(target=bravo.set, args=("busy", 2))
+            lc.execute("SELECT 1 FROM fleet.kv_store WHERE key = 'bravo/busy' FOR UPDATE")
+        writer = threading.Thread(target=bravo.set, args=("bravo/busy", 2))
         writer.start()
         deadline = time.monotonic() + 5
         with locker.cursor() as lc:
@@ -205,7 +210,7 @@ def test_agents_cannot_read_each_others_tokens_in_pg_stat_activity(agent_url, ag
         writer.join(10)
         assert sessions >= 1
         assert two_agents["bravo"] not in (texts or "")
-        assert bravo.get("busy").version == 2
+        assert bravo.get("bravo/busy").version == 2
     finally:
         locker.close()
         bravo.close()

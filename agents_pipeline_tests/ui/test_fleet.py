@@ -8,6 +8,7 @@ import time
 import psutil
 import pytest
 
+from agents_pipeline.core.registry import token_hash
 from agents_pipeline.ui.fleet import Fleet, ensure_demo_agent, set_pid
 from agents_pipeline.ui.profiles import PROFILES, fleet
 
@@ -60,8 +61,8 @@ def test_reregistering_keeps_history_and_replaces_the_token(database):
     second = ensure_demo_agent(database, name, profile, period_s=20, grace_s=5)
     assert first != second
     rows = _q(database, """SELECT count(*), min(process_pid), min(extract(epoch FROM period)),
-                                  bool_and(token_hash = fleet.token_hash(%s)), min(config->>'profile')
-                           FROM fleet.agents""", (second,))
+                                  bool_and(token_hash = %s), min(config->>'profile')
+                           FROM fleet.agents""", (token_hash(second),))
     assert rows == [(1, os.getpid(), 20, True, profile.name)]
 
 
