@@ -1,4 +1,11 @@
-"""The Dagster side's door to PostgreSQL: one pooled SQLAlchemy engine per process and URL."""
+"""The Dagster side's door to PostgreSQL: one pooled SQLAlchemy engine per process and URL.
+
+Also the rule every resource that holds an endpoint or a secret follows: the value in use is
+the environment's, read when used. A ConfigurableResource field set from dg.EnvVar can be
+overridden from the Launchpad (run config), and a Launchpad user could then point a client at
+a host of their choosing while the key still comes from ``{env: ...}``; a configured value that
+differs from the environment is therefore refused (``refuse_override``).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from pydantic import Field, PrivateAttr
 
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs, mask_url
+from agents_pipeline.core.errors import ConfigurationError
 from agents_pipeline.core.settings import DATABASE_URL, ssl_params
 
 _ENGINES: dict[tuple[int, str, int], sa.Engine] = {}
@@ -38,18 +46,42 @@ def shared_engine(url: str, pool_size: int) -> sa.Engine:
         return engine
 
 
+def refuse_override(resource: str, field: str, configured: object, environment: object, variable: str,
+                    default: object = None) -> None:
+    """Raises when ``configured`` (code or run config) is set and is not the environment's value.
+
+    A field left empty or at its default means "not configured here": the environment's value
+    is used. The message names the field and the variable, never a value (it may be a secret)."""
+    if configured in (None, "") or configured == default or configured == environment:
+        return
+    raise ConfigurationError(
+        f"resource {resource!r}: {field} differs from the environment variable {variable}; endpoints and "
+        f"secrets are read from the environment only. Remove {field} from the run config, or change "
+        f"{variable} where the process is started")
+
+
 class PostgresResource(dg.ConfigurableResource):
     """Shared-state database. The URL comes from AGENTS_PIPELINE_DATABASE_URL via dg.EnvVar, so
-    it never appears in run config; the UI shows only the variable's name."""
+    it never appears in run config; the UI shows only the variable's name. A URL given in run
+    config that is not the variable's is refused: it could send the writes, or a password from
+    PGPASSWORD, to another server."""
 
     url: str = Field(description="postgresql+psycopg2:// URL of the shared-state database")
     pool_size: int = Field(default=5, description="connections kept per process (one process per step)")
 
     _engine: sa.Engine | None = PrivateAttr(default=None)
 
+    def _checked_url(self) -> str:
+        # Every deployment sets the variable (postgres_resource binds it), so a run-config URL is
+        # refused unless it is the same; unset (tests, embedding) the URL given in code is used.
+        if os.environ.get(DATABASE_URL):
+            refuse_override("postgres", "url", self.url, os.environ[DATABASE_URL], DATABASE_URL)
+        return self.url
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        connect_kwargs(self.url)  # validates the URL with a message that masks the password
-        self._engine = shared_engine(self.url, self.pool_size)
+        url = self._checked_url()
+        connect_kwargs(url)  # validates the URL with a message that masks the password
+        self._engine = shared_engine(url, self.pool_size)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         # The engine outlives the run or tick (see shared_engine); its pool closes with the process.
@@ -70,7 +102,7 @@ class PostgresResource(dg.ConfigurableResource):
 
     def database(self, maxconn: int = 2) -> Database:
         """The agent-side Database over the same URL, for core functions (registry, migrations)."""
-        return Database(self.url, maxconn=maxconn)
+        return Database(self._checked_url(), maxconn=maxconn)
 
     @property
     def display_url(self) -> str:

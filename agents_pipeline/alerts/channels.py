@@ -6,6 +6,12 @@ timeout of at most 5 s so that one dead receiver cannot stall the sender, and ev
 carries the notification's idempotency key (HTTP header, email Message-ID) so a receiver can
 drop the duplicates that at-least-once delivery allows. Errors never include the webhook URL
 or the SMTP password: both may be secrets.
+
+The webhook is HTTPS unless on loopback and is never redirected (``outbound``): a 3xx is a
+failed delivery, retried like any other, since following it would POST the alert, token
+and all, to a host nobody configured. SMTP speaks TLS from the first byte (``implicit``, port
+465), upgrades with STARTTLS, or neither (``off``); a password is sent only over TLS unless
+AGENTS_PIPELINE_SMTP_ALLOW_PLAIN_AUTH says otherwise.
 """
 
 from __future__ import annotations
@@ -22,12 +28,17 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
+from agents_pipeline.platform import outbound
+
 WEBHOOK_URL = "AGENTS_PIPELINE_ALERT_WEBHOOK_URL"
 SMTP_HOST = "AGENTS_PIPELINE_SMTP_HOST"
 SMTP_PORT = "AGENTS_PIPELINE_SMTP_PORT"
 SMTP_USER = "AGENTS_PIPELINE_SMTP_USER"
 SMTP_PASSWORD = "AGENTS_PIPELINE_SMTP_PASSWORD"
-SMTP_STARTTLS = "AGENTS_PIPELINE_SMTP_STARTTLS"
+SMTP_STARTTLS = "AGENTS_PIPELINE_SMTP_STARTTLS"          # older spelling of SMTP_TLS=starttls
+SMTP_TLS = "AGENTS_PIPELINE_SMTP_TLS"                    # implicit | starttls | off
+SMTP_ALLOW_PLAIN_AUTH = "AGENTS_PIPELINE_SMTP_ALLOW_PLAIN_AUTH"
+SMTP_DEFAULT_PORTS = {"implicit": 465, "starttls": 587, "off": 25}
 EMAIL_FROM = "AGENTS_PIPELINE_ALERT_EMAIL_FROM"
 EMAIL_TO = "AGENTS_PIPELINE_ALERT_EMAIL_TO"
 MAX_TIMEOUT_S = 5.0
@@ -49,8 +60,19 @@ def configured_channels() -> list[str]:
     return channels
 
 
-def _flag(raw: str | None) -> bool:
-    return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
+def smtp_tls_mode(tls: str | None, starttls: str | None, port: int | None) -> str:
+    """implicit, starttls or off: AGENTS_PIPELINE_SMTP_TLS if set, else STARTTLS when the older
+    AGENTS_PIPELINE_SMTP_STARTTLS is on, else implicit on port 465 (where SMTPS listens), else off."""
+    mode = (tls or "").strip().lower()
+    if mode and mode not in SMTP_DEFAULT_PORTS:
+        raise ValueError(f"{SMTP_TLS} must be one of implicit, starttls, off; got {tls!r}")
+    if mode and (starttls or "").strip() and outbound.flag(starttls) != (mode == "starttls"):
+        raise ValueError(f"{SMTP_TLS}={mode} contradicts {SMTP_STARTTLS}={starttls!r}: set only {SMTP_TLS}")
+    if mode:
+        return mode
+    if outbound.flag(starttls):
+        return "starttls"
+    return "implicit" if port == 465 else "off"
 
 
 @dataclass(frozen=True)
@@ -60,10 +82,20 @@ class ChannelSettings:
     smtp_port: int | None = None
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
-    smtp_starttls: bool = False
+    smtp_tls: str = "off"
     email_from: str = "agents-pipeline@localhost"
     email_to: tuple[str, ...] = ()
     timeout_s: float = MAX_TIMEOUT_S
+    allow_plain_http: bool = False          # AGENTS_PIPELINE_ALLOW_PLAIN_HTTP, for the webhook
+    smtp_allow_plain_auth: bool = False     # AGENTS_PIPELINE_SMTP_ALLOW_PLAIN_AUTH
+
+    def __post_init__(self) -> None:
+        if self.smtp_tls not in SMTP_DEFAULT_PORTS:
+            raise ValueError(f"smtp_tls must be one of implicit, starttls, off; got {self.smtp_tls!r}")
+
+    @property
+    def smtp_starttls(self) -> bool:
+        return self.smtp_tls == "starttls"
 
     @classmethod
     def from_env(cls) -> ChannelSettings:
@@ -78,9 +110,11 @@ class ChannelSettings:
             smtp_port=port_value,
             smtp_user=os.environ.get(SMTP_USER) or None,
             smtp_password=os.environ.get(SMTP_PASSWORD) or None,
-            smtp_starttls=_flag(os.environ.get(SMTP_STARTTLS)),
+            smtp_tls=smtp_tls_mode(os.environ.get(SMTP_TLS), os.environ.get(SMTP_STARTTLS), port_value),
             email_from=os.environ.get(EMAIL_FROM) or "agents-pipeline@localhost",
             email_to=split_addresses(os.environ.get(EMAIL_TO)),
+            allow_plain_http=outbound.plain_http_allowed(),
+            smtp_allow_plain_auth=outbound.flag(os.environ.get(SMTP_ALLOW_PLAIN_AUTH)),
         )
 
 
@@ -123,15 +157,23 @@ def deliver_log(payload: dict[str, Any], settings: ChannelSettings) -> None:
 def deliver_webhook(payload: dict[str, Any], settings: ChannelSettings) -> None:
     if not settings.webhook_url:
         raise DeliveryError(f"no webhook configured ({WEBHOOK_URL} is not set)")
+    try:
+        outbound.require_secure_url(settings.webhook_url, WEBHOOK_URL, allow_plain_http=settings.allow_plain_http)
+    except outbound.InsecureEndpointError as exc:
+        raise DeliveryError(f"webhook refused: {exc}") from None
     body = json.dumps({**payload, "text": summary_line(payload)}, default=str).encode()
     request = urllib.request.Request(settings.webhook_url, data=body, method="POST", headers={
         "Content-Type": "application/json", "User-Agent": "agents-pipeline-alerts",
         "Idempotency-Key": str(payload.get("idempotency_key", "")),
     })
     try:
-        with urllib.request.urlopen(request, timeout=min(settings.timeout_s, MAX_TIMEOUT_S)) as response:
+        with outbound.open_without_redirects(request, timeout=min(settings.timeout_s, MAX_TIMEOUT_S)) as response:
             response.read(65536)
     except urllib.error.HTTPError as exc:
+        exc.close()
+        if outbound.is_redirect(exc.code):
+            raise DeliveryError(f"webhook answered HTTP {exc.code} (a redirect): not delivered, redirects are "
+                                f"never followed; set {WEBHOOK_URL} to the final URL") from None
         raise DeliveryError(f"webhook answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -160,12 +202,22 @@ def email_message(payload: dict[str, Any], settings: ChannelSettings) -> EmailMe
 def deliver_email(payload: dict[str, Any], settings: ChannelSettings) -> None:
     if not settings.smtp_host or not settings.email_to:
         raise DeliveryError(f"no email configured ({SMTP_HOST} and {EMAIL_TO} must be set)")
-    port = settings.smtp_port or (587 if settings.smtp_starttls else 25)
+    if settings.smtp_user and settings.smtp_tls == "off" and not settings.smtp_allow_plain_auth:
+        # Decided before connecting: the password must not leave in clear text, not even once.
+        raise DeliveryError(f"SMTP login refused: {SMTP_USER} is set but the connection has no TLS, so the "
+                            f"password would cross the network unencrypted; set {SMTP_TLS}=implicit or "
+                            f"starttls, or {SMTP_ALLOW_PLAIN_AUTH}=1 to allow it")
+    port = settings.smtp_port or SMTP_DEFAULT_PORTS[settings.smtp_tls]
     timeout = min(settings.timeout_s, MAX_TIMEOUT_S)
+    context = ssl.create_default_context()
     try:
-        with smtplib.SMTP(settings.smtp_host, port, timeout=timeout) as smtp:
-            if settings.smtp_starttls:
-                smtp.starttls(context=ssl.create_default_context())
+        if settings.smtp_tls == "implicit":
+            connection = smtplib.SMTP_SSL(settings.smtp_host, port, timeout=timeout, context=context)
+        else:
+            connection = smtplib.SMTP(settings.smtp_host, port, timeout=timeout)
+        with connection as smtp:
+            if settings.smtp_tls == "starttls":
+                smtp.starttls(context=context)  # raises if the server does not offer it: no silent downgrade
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, settings.smtp_password or "")
             smtp.send_message(email_message(payload, settings))

@@ -6,6 +6,10 @@ connect to last byte, runs in a worker thread joined with the timeout, because a
 timeout bounds each read, not a server that trickles one byte per second. Any reply that is not
 a chat completion with usable text raises LLMError, and the caller falls back to the extractive
 answer.
+
+The request carries the API key, so the endpoint must be HTTPS unless it is on loopback (or
+AGENTS_PIPELINE_ALLOW_PLAIN_HTTP=1), and redirects are never followed: urllib would carry the
+Authorization header to whatever host a 3xx names (``agents_pipeline.platform.outbound``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from agents_pipeline.platform import outbound
 from agents_pipeline.core.errors import ConfigurationError
 
 URL_ENV = "AGENTS_PIPELINE_HELP_LLM_URL"
@@ -41,6 +46,7 @@ class LLMSettings:
     api_key: str | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_tokens: int = 700
+    allow_plain_http: bool = False  # AGENTS_PIPELINE_ALLOW_PLAIN_HTTP, for a non-loopback http:// URL
 
     def __repr__(self) -> str:  # never print the key
         return f"LLMSettings(url={self.url!r}, model={self.model!r}, timeout_s={self.timeout_s})"
@@ -54,15 +60,14 @@ class LLMSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> LLMSettings | None:
         """Settings from the environment; None when no URL is configured (extractive answers)."""
         env = os.environ if env is None else env
-        return cls.build(env.get(URL_ENV), env.get(MODEL_ENV), env.get(KEY_ENV), env.get(TIMEOUT_ENV))
+        return cls.build(env.get(URL_ENV), env.get(MODEL_ENV), env.get(KEY_ENV), env.get(TIMEOUT_ENV),
+                         allow_plain_http=outbound.plain_http_allowed(env))
 
     @classmethod
     def build(cls, url: str | None, model: str | None, api_key: str | None,
-              timeout: str | float | None) -> LLMSettings | None:
+              timeout: str | float | None, *, allow_plain_http: bool = False) -> LLMSettings | None:
         if not url:
             return None
-        if not url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"{URL_ENV} must be an http(s) URL, got {url[:80]!r}")
         if not model:
             raise ConfigurationError(f"{URL_ENV} is set but {MODEL_ENV} (the model name) is not")
         try:
@@ -71,7 +76,9 @@ class LLMSettings:
             raise ConfigurationError(f"{TIMEOUT_ENV} must be a number of seconds, got {timeout!r}") from None
         if not 0 < seconds <= 300:
             raise ConfigurationError(f"{TIMEOUT_ENV} must be between 0 and 300 seconds, got {seconds}")
-        return cls(url=url, model=model, api_key=api_key or None, timeout_s=seconds)
+        outbound.require_secure_url(url, URL_ENV, allow_plain_http=allow_plain_http)
+        return cls(url=url, model=model, api_key=api_key or None, timeout_s=seconds,
+                   allow_plain_http=allow_plain_http)
 
 
 @dataclass(frozen=True)
@@ -84,15 +91,23 @@ class LLMReply:
 
 
 def _post(settings: LLMSettings, body: bytes) -> bytes:
+    try:  # checked again here, before any connection, for settings not made by build()
+        outbound.require_secure_url(settings.endpoint, URL_ENV, allow_plain_http=settings.allow_plain_http)
+    except ConfigurationError as exc:
+        raise LLMError(str(exc)) from None
     request = urllib.request.Request(settings.endpoint, data=body, method="POST", headers={
         "Content-Type": "application/json", "Accept": "application/json",
         **({"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}),
     })
     try:
         # the caller's join enforces the deadline; the socket timeout only frees the thread
-        with urllib.request.urlopen(request, timeout=settings.timeout_s + 1) as response:  # noqa: S310 (http(s) only)
+        with outbound.open_without_redirects(request, timeout=settings.timeout_s + 1) as response:
             data = response.read(MAX_REPLY_BYTES + 1)
     except urllib.error.HTTPError as exc:
+        exc.close()
+        if outbound.is_redirect(exc.code):
+            raise LLMError(f"the LLM endpoint answered HTTP {exc.code} (a redirect), which is not followed so "
+                           f"that the API key stays with the configured host; set {URL_ENV} to the final URL") from None
         raise LLMError(f"the LLM endpoint answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)

@@ -14,6 +14,11 @@ What the defaults of langsmith 0.15.1 would get wrong here, and what this module
 * Secrets: the client puts a masked key (first 5, last 2 characters) into connection errors
   and logs some errors as they are. Every message we keep or log goes through ``Redactor``,
   and a logging filter scrubs the ``langsmith`` loggers.
+* Redirects: requests follows them and strips ``Authorization`` on a change of host, but not
+  ``x-api-key``, the header LangSmith's key travels in; a 307 would carry the key and the
+  request body to any host. The session follows none (``max_redirects = 0``) and a response
+  hook turns a 3xx into ``RedirectRefused`` before requests looks at the Location.
+* Transport: the endpoint must be HTTPS unless it is on loopback (``outbound``).
 """
 
 from __future__ import annotations
@@ -26,9 +31,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import requests
 from langsmith import Client
 from langsmith import utils as ls_utils
 from urllib3.exceptions import MaxRetryError
+
+from agents_pipeline.platform import outbound
+from agents_pipeline.langsmith.settings import API_KEY, ENDPOINT
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,24 @@ class LangSmithSyncError(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+
+
+class RedirectRefused(Exception):
+    """LangSmith (or something in front of it) answered 3xx; the request was not repeated elsewhere."""
+
+    def __init__(self, status: int, method: str, path: str) -> None:
+        super().__init__(f"LangSmith answered HTTP {status} (a redirect) to {method} {path}; redirects are "
+                         f"not followed, so the API key is never sent to another host: set {ENDPOINT} "
+                         f"to the final URL")
+        self.status = status
+
+
+def _refuse_redirect(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+    if response.is_redirect or outbound.is_redirect(response.status_code):
+        path = requests.utils.urlparse(response.request.url or "").path  # no query: it may hold ids
+        response.close()
+        raise RedirectRefused(response.status_code, response.request.method or "?", path)
+    return response
 
 
 class Redactor:
@@ -150,7 +177,10 @@ class ObservedRetry(ls_utils.LangSmithRetry):
 def make_client(*, api_key: str, endpoint: str, max_retries: int = 5, backoff_factor: float = 0.5,
                 retry_after_max: int = 120, timeout_s: float = 60.0,
                 on_ingest_error: Any = None) -> tuple[Client, RetryStats]:
-    """A synchronous client with observed retries; the caller closes ``client.session``."""
+    """A synchronous client with observed retries and no redirects; the caller closes ``client.session``.
+
+    Raises InsecureEndpointError for a plain-http endpoint off loopback, before any connection."""
+    outbound.require_secure_url(endpoint, ENDPOINT)
     stats = RetryStats()
     retry = ObservedRetry(
         total=max_retries, status_forcelist=[408, 425, 429, 500, 502, 503, 504],
@@ -166,6 +196,8 @@ def make_client(*, api_key: str, endpoint: str, max_retries: int = 5, backoff_fa
         tracing_sampling_rate=1.0,         # never let LANGSMITH_TRACING_SAMPLING_RATE drop a push
         tracing_error_callback=on_ingest_error,
     )
+    client.session.max_redirects = 0                       # the guarantee: requests raises first
+    client.session.hooks["response"].append(_refuse_redirect)  # the clear message
     return client, stats
 
 
@@ -178,9 +210,12 @@ def close_client(client: Client) -> None:
 
 def describe_error(exc: BaseException, redact: Redactor, what: str) -> LangSmithSyncError:
     """Turns whatever the client raised into one safe line that names the cause."""
+    redirect = _redirect_cause(exc)
+    if redirect is not None:
+        return LangSmithSyncError(f"{what}: {redirect}", status=redirect.status)
     status = _status_of(exc)
     if isinstance(exc, ls_utils.LangSmithAuthError) or status in (401, 403):
-        message = f"{what}: LangSmith refused the API key (HTTP {status or 401}); check {_key_env()}"
+        message = f"{what}: LangSmith refused the API key (HTTP {status or 401}); check {API_KEY}"
         return LangSmithSyncError(message, status=status)
     if isinstance(exc, ls_utils.LangSmithRateLimitError):
         return LangSmithSyncError(f"{what}: still rate limited (HTTP 429) after all retries", retryable=True, status=429)
@@ -203,6 +238,16 @@ def describe_error(exc: BaseException, redact: Redactor, what: str) -> LangSmith
     return LangSmithSyncError(f"{what}: {type(exc).__name__}: {_first_line(redact(exc))[:300]}", status=status)
 
 
+def _redirect_cause(exc: BaseException) -> RedirectRefused | None:
+    """``exc`` or the exception it was raised from (the client wraps what the session raised)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None or isinstance(seen, RedirectRefused):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _status_of(exc: BaseException) -> int | None:
     """The HTTP status the client quoted in its message (it raises no status attribute)."""
     response = getattr(exc, "response", None)
@@ -215,9 +260,3 @@ def _status_of(exc: BaseException) -> int | None:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
-
-
-def _key_env() -> str:
-    from agents_pipeline.langsmith.settings import API_KEY
-
-    return API_KEY

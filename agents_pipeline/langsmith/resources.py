@@ -5,6 +5,11 @@ it in their metadata instead of failing. Dagster refuses to start a run when an 
 points at an unset variable, so ``langsmith_resource()`` passes the EnvVar only when the
 variable is set when the code location loads (it checks presence, never reads the value);
 set the key, then reload the code location.
+
+The key and the endpoint in use are read from the environment when used (``credentials``);
+the sync can be launched from the Launchpad, and an ``endpoint`` set there while the key still
+comes from ``{env: LANGSMITH_API_KEY}`` would hand the key to that host, so a value that
+differs from the environment is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from agents_pipeline.langsmith import settings as ls_settings
 from agents_pipeline.langsmith.client import Redactor, RetryStats, close_client, make_client, redacted_logs
 from agents_pipeline.langsmith.settings import SyncSettings
 from agents_pipeline.langsmith.source import ListRunsSource, RunSource
+from agents_pipeline.resources import refuse_override
 
 
 class LangSmithResource(dg.ConfigurableResource):
@@ -41,9 +47,18 @@ class LangSmithResource(dg.ConfigurableResource):
     retry_after_max_s: int = Field(default=120, ge=0, description="cap on a Retry-After the server asks for")
     timeout_s: float = Field(default=60.0, gt=0, description="read timeout per request")
 
+    def credentials(self) -> tuple[str | None, str]:
+        """The environment's key and endpoint; ConfigurationError if a field here says otherwise."""
+        key = os.environ.get(ls_settings.API_KEY) or None
+        endpoint = os.environ.get(ls_settings.ENDPOINT) or ls_settings.DEFAULT_ENDPOINT
+        refuse_override("langsmith", "api_key", self.api_key, key, ls_settings.API_KEY)
+        refuse_override("langsmith", "endpoint", self.endpoint, endpoint, ls_settings.ENDPOINT,
+                        default=ls_settings.DEFAULT_ENDPOINT)
+        return key, endpoint
+
     @property
     def configured(self) -> bool:
-        return bool(self.api_key)
+        return bool(self.credentials()[0])
 
     def sync_settings(self) -> SyncSettings:
         return SyncSettings(
@@ -56,16 +71,17 @@ class LangSmithResource(dg.ConfigurableResource):
         )
 
     def redactor(self) -> Redactor:
-        return Redactor(self.api_key)
+        return Redactor(self.credentials()[0])
 
     @contextmanager
     def session(self, ingest_errors: list[BaseException] | None = None) -> Iterator[tuple[Client, RetryStats]]:
         """A client for one step, with the langsmith loggers scrubbed while it is in use."""
-        if not self.api_key:
+        api_key, endpoint = self.credentials()
+        if not api_key:
             raise RuntimeError(f"{ls_settings.API_KEY} is not set")
-        with redacted_logs(self.redactor()):
+        with redacted_logs(Redactor(api_key)):
             client, stats = make_client(
-                api_key=self.api_key, endpoint=self.endpoint, max_retries=self.max_retries,
+                api_key=api_key, endpoint=endpoint, max_retries=self.max_retries,
                 backoff_factor=self.backoff_factor, retry_after_max=self.retry_after_max_s,
                 timeout_s=self.timeout_s,
                 on_ingest_error=ingest_errors.append if ingest_errors is not None else None)

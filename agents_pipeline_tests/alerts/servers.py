@@ -30,7 +30,9 @@ class WebhookReceiver:
     received: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     fail_next: int = 0           # answer 500 to this many requests first
+    redirect: tuple[int, str] | None = None   # answer (status, Location) to every POST
     attempts: int = 0
+    requests: list[tuple[str, str]] = field(default_factory=list)   # (method, path) of every request
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -43,13 +45,29 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             with state.lock:
                 state.attempts += 1
+                state.requests.append(("POST", self.path))
                 failing = state.fail_next > 0
                 if failing:
                     state.fail_next -= 1
-                else:
+                elif state.redirect is None:
                     state.received.append(json.loads(body))
                     state.headers.append(dict(self.headers))
+            if state.redirect is not None and not failing:
+                self.send_response(state.redirect[0])
+                self.send_header("Location", state.redirect[1])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(500 if failing else 200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def do_GET(self) -> None:  # noqa: N802 - where urllib sends a POST it followed a 301-303 with
+            with state.lock:
+                state.requests.append(("GET", self.path))
+                state.headers.append(dict(self.headers))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"{}")
 
@@ -70,6 +88,7 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 class MailSink:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []
+        self.logins: list[str] = []      # every AUTH attempt's user name, successful or not
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
@@ -87,20 +106,24 @@ def self_signed_cert(folder: Path) -> tuple[Path, Path]:
 
 @contextmanager
 def smtp_server(*, user: str | None = None, password: str | None = None,
-                tls: tuple[Path, Path] | None = None) -> Iterator[tuple[int, MailSink]]:
-    """aiosmtpd on a free port; with ``tls`` it requires STARTTLS (and AUTH only over TLS)."""
+                tls: tuple[Path, Path] | None = None,
+                implicit_tls: tuple[Path, Path] | None = None) -> Iterator[tuple[int, MailSink]]:
+    """aiosmtpd on a free port; with ``tls`` it requires STARTTLS (and AUTH only over TLS); with
+    ``implicit_tls`` it speaks TLS from the first byte, as SMTPS on port 465 does."""
     sink = MailSink()
     kwargs: dict[str, Any] = {}
     if user is not None:
         def authenticator(server, session, envelope, mechanism, auth_data):
+            sink.logins.append(auth_data.login.decode() if isinstance(auth_data, LoginPassword) else "?")
             ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user \
                 and auth_data.password.decode() == password
             return AuthResult(success=ok, handled=False)  # unhandled: the server answers 535
+        # aiosmtpd counts only STARTTLS as TLS; under implicit TLS the whole session is encrypted.
         kwargs = {"authenticator": authenticator, "auth_require_tls": tls is not None}
     if tls is not None:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(str(tls[0]), str(tls[1]))
-        kwargs.update(tls_context=context, require_starttls=True)
+        kwargs.update(tls_context=_server_context(tls), require_starttls=True)
+    if implicit_tls is not None:
+        kwargs.update(ssl_context=_server_context(implicit_tls))
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
@@ -108,3 +131,9 @@ def smtp_server(*, user: str | None = None, password: str | None = None,
         yield port, sink
     finally:
         controller.stop()
+
+
+def _server_context(pair: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(pair[0]), str(pair[1]))
+    return context

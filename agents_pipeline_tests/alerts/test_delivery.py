@@ -40,8 +40,10 @@ def test_webhook_and_smtp_receive_each_notification_once(engine, all_channels, c
     with engine.begin() as conn:
         resolve_alert(conn, key="agent_down:demo", message="back")
     with webhook_receiver() as hook, smtp_server(user="alerts", password="pw") as (port, mail):
+        # A plain test server: login without TLS allowed on purpose (the TLS paths are tested below).
         settings = ChannelSettings(webhook_url=hook.url, smtp_host="127.0.0.1", smtp_port=port,
-                                   smtp_user="alerts", smtp_password="pw", email_to=("ops@example.org",))
+                                   smtp_user="alerts", smtp_password="pw", email_to=("ops@example.org",),
+                                   smtp_allow_plain_auth=True)
         with caplog.at_level(logging.WARNING, logger="agents_pipeline.alerts"):
             report = sender.send_pending(engine, settings, worker="t", policy=FAST)
             again = sender.send_pending(engine, settings, worker="t", policy=FAST)
@@ -65,7 +67,8 @@ def test_smtp_login_refused_is_recorded_without_the_password(engine, all_channel
     raise_alert(engine)
     with smtp_server(user="alerts", password="right") as (port, mail):
         settings = ChannelSettings(smtp_host="127.0.0.1", smtp_port=port, smtp_user="alerts",
-                                   smtp_password="wrong-secret", email_to=("ops@example.org",))
+                                   smtp_password="wrong-secret", email_to=("ops@example.org",),
+                                   smtp_allow_plain_auth=True)
         report = sender.send_pending(engine, settings, worker="t", policy=FAST)
     assert mail.messages == []
     (row,) = [n for n in notifications(engine) if n.channel == "email"]
@@ -84,7 +87,7 @@ def test_smtp_with_starttls_and_login(engine, tmp_path, monkeypatch):
         plain = ChannelSettings(smtp_host="127.0.0.1", smtp_port=port, email_to=("ops@example.org",))
         with pytest.raises(channels.DeliveryError, match="SMTP server answered 530"):
             channels.deliver_email({"subject": "x"}, plain)                  # the server insists on TLS
-        settings = ChannelSettings(smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=True,
+        settings = ChannelSettings(smtp_host="127.0.0.1", smtp_port=port, smtp_tls="starttls",
                                    smtp_user="alerts", smtp_password="pw", email_to=("ops@example.org",))
         report = sender.send_pending(engine, settings, worker="t", policy=FAST)
     assert report.failed == 0 and len(mail.messages) == 1

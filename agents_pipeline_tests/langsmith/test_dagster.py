@@ -19,6 +19,18 @@ from agents_pipeline_tests.langsmith.conftest import PROJECT
 SECRET = "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"
 
 
+@pytest.fixture(autouse=True)
+def langsmith_env(request, monkeypatch) -> None:
+    """The key and endpoint come from the environment only (a resource field that differs is
+    refused): a test with the fake sets them to the fake's, any other clears the shell's."""
+    for name in ("LANGSMITH_API_KEY", "LANGSMITH_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    if "fake" in request.fixturenames:
+        fake = request.getfixturevalue("fake")
+        monkeypatch.setenv("LANGSMITH_API_KEY", fake.api_key)
+        monkeypatch.setenv("LANGSMITH_ENDPOINT", fake.url)
+
+
 def _resources(db_url: str, fake=None, **overrides) -> dict:
     fields = {"projects": f"{PROJECT},agents-pipeline", "max_retries": 1, "backoff_factor": 0.01, **overrides}
     langsmith = LangSmithResource(api_key=fake.api_key, endpoint=fake.url, **fields) if fake else LangSmithResource()
@@ -121,8 +133,10 @@ def test_backfill_job_reads_the_range_and_refreshes_usage(fake, db_url, now):
 
 
 @pytest.mark.parametrize("scenario", ["server_errors", "unreachable", "ingest_refused"])
-def test_api_key_never_appears_in_logs_metadata_or_errors(scenario, fake, db_url, database, state, caplog, capfd, now):
+def test_api_key_never_appears_in_logs_metadata_or_errors(scenario, fake, db_url, database, state, caplog, capfd, now,
+                                                          monkeypatch):
     fake.api_key = SECRET
+    monkeypatch.setenv("LANGSMITH_API_KEY", SECRET)
     fake.add_run(PROJECT, start_time=now - timedelta(minutes=5), end_time=now)
     register_agent(database, "writer")
     state.record_conversation("secret-free prompt", "ok", agent="writer")
@@ -131,6 +145,7 @@ def test_api_key_never_appears_in_logs_metadata_or_errors(scenario, fake, db_url
         fake.fail("POST", "/runs/query", 500, times=100)
     elif scenario == "unreachable":
         overrides["endpoint"] = "http://127.0.0.1:9"
+        monkeypatch.setenv("LANGSMITH_ENDPOINT", overrides["endpoint"])
     else:
         fake.fail("POST", "/runs/multipart", 400, times=100, body=json.dumps({"detail": f"bad header x-api-key: {SECRET}"}).encode())
         fake.fail("POST", "/runs", 400, times=100, body=json.dumps({"detail": f"echo {SECRET}"}).encode())
@@ -158,8 +173,10 @@ def test_api_key_never_appears_in_logs_metadata_or_errors(scenario, fake, db_url
         assert needle not in haystack
 
 
-def test_sync_current_check_passes_after_a_sync_and_fails_for_a_project_never_synced(fake, syncer, db_url, now):
+def test_sync_current_check_passes_after_a_sync_and_fails_for_a_project_never_synced(fake, syncer, db_url, now,
+                                                                                    monkeypatch):
     langsmith_sync_current = checks.langsmith_sync_current
+    monkeypatch.setenv("LANGSMITH_API_KEY", "k")
     postgres = PostgresResource(url=db_url)
     fake.add_run(PROJECT, start_time=now - timedelta(minutes=1), end_time=now)
     assert syncer(now).ok
@@ -167,6 +184,7 @@ def test_sync_current_check_passes_after_a_sync_and_fails_for_a_project_never_sy
     assert ok.passed and ok.metadata["projects_behind"].value == 0
     behind = langsmith_sync_current(postgres=postgres, langsmith=LangSmithResource(api_key="k", projects=f"{PROJECT},never-synced"))
     assert not behind.passed and "never-synced" in behind.description and PROJECT not in behind.description
+    monkeypatch.delenv("LANGSMITH_API_KEY")
     off = langsmith_sync_current(postgres=postgres, langsmith=LangSmithResource())
     assert off.passed and "not configured" in off.description
 
