@@ -23,8 +23,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agents_pipeline.platform import outbound
 from agents_pipeline.core.errors import ConfigurationError
+from agents_pipeline.platform import outbound
 
 URL_ENV = "AGENTS_PIPELINE_HELP_LLM_URL"
 KEY_ENV = "AGENTS_PIPELINE_HELP_LLM_API_KEY"

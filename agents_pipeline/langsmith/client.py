@@ -36,8 +36,8 @@ from langsmith import Client
 from langsmith import utils as ls_utils
 from urllib3.exceptions import MaxRetryError
 
-from agents_pipeline.platform import outbound
 from agents_pipeline.langsmith.settings import API_KEY, ENDPOINT
+from agents_pipeline.platform import outbound
 
 log = logging.getLogger(__name__)
 
