@@ -10,11 +10,11 @@ from datetime import timedelta
 import dagster as dg
 import pytest
 
-from agents_pipeline.platform.outbound import ALLOW_PLAIN_HTTP, InsecureEndpointError
 from agents_pipeline.core.registry import register_agent
 from agents_pipeline.langsmith import assets
 from agents_pipeline.langsmith.client import close_client, make_client
 from agents_pipeline.langsmith.resources import LangSmithResource, langsmith_resource
+from agents_pipeline.platform.outbound import ALLOW_PLAIN_HTTP, InsecureEndpointError
 from agents_pipeline.resources import PostgresResource
 from agents_pipeline_tests.langsmith.conftest import PROJECT
 from agents_pipeline_tests.langsmith.fake_langsmith import FakeLangSmith
