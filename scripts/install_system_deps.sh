@@ -2,6 +2,9 @@
 # System packages the tests and `make run` need beyond the Python venv:
 #   - PostgreSQL server binaries (initdb, pg_ctl): the project-local cluster and the test clusters
 #   - Chromium: the browser test drives Debian's /usr/bin/chromium (Playwright downloads nothing)
+#   - nginx: the authenticating proxy of deploy/nginx/ runs in front of `dagster dev` in a test
+#     (the test starts its own nginx on a free port; on a host with systemd, installing the
+#     package also starts Debian's default site on port 80: `systemctl disable --now nginx`)
 # As root with apt-get, installs what is missing; otherwise prints what to install and exits 1.
 set -euo pipefail
 
@@ -11,6 +14,9 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null && ! command -v pg
 fi
 if [ ! -x /usr/bin/chromium ]; then
     missing+=(chromium)
+fi
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    missing+=(nginx)
 fi
 if ! command -v openssl >/dev/null; then
     missing+=(openssl)   # the TLS tests make their own certificates
@@ -29,5 +35,5 @@ fi
 
 echo "missing system packages: ${missing[*]}" >&2
 echo "install them (Debian: sudo apt-get install -y ${missing[*]}), or set AGENTS_PIPELINE_PG_BIN" \
-     "for PostgreSQL; the browser test needs /usr/bin/chromium" >&2
+     "for PostgreSQL; the browser test needs /usr/bin/chromium, the proxy test nginx" >&2
 exit 1

@@ -11,6 +11,7 @@ from datetime import UTC
 import dagster as dg
 
 from agents_pipeline.heartbeats.health import FleetSummary
+from agents_pipeline.platform.markdown import escape_md
 
 ASSET_KEY = dg.AssetKey("agent_health")
 CHECK_NAME = "no_unsilenced_agents_down"
@@ -18,11 +19,10 @@ NAMED_IN_DESCRIPTION = 20
 
 
 def _cell(value: object) -> str:
-    if value is None:
-        return ""
+    """A table cell; names and messages come from agents, so they are escaped (no links, no images)."""
     if hasattr(value, "astimezone"):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return str(value).replace("|", "\\|").replace("\n", " ")[:200]
+    return escape_md(value, limit=200)
 
 
 def not_up_table(summary: FleetSummary) -> str:
@@ -74,7 +74,9 @@ def check_outcome(summary: FleetSummary, error_share: float) -> tuple[bool, dg.A
     share = summary.down_share
     severity = dg.AssetCheckSeverity.ERROR if down and share > error_share else dg.AssetCheckSeverity.WARN
     if down:
-        named = ", ".join(down[:NAMED_IN_DESCRIPTION]) + (" …" if len(down) > NAMED_IN_DESCRIPTION else "")
+        # The UI renders a check's description as markdown, and agents choose their names.
+        named = ", ".join(escape_md(name) for name in down[:NAMED_IN_DESCRIPTION])
+        named += " …" if len(down) > NAMED_IN_DESCRIPTION else ""
         description = f"{len(down)} agent(s) down ({share:.0%} of the fleet): {named}"
     else:
         description = "no unsilenced agent is down"

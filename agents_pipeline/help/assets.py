@@ -5,6 +5,7 @@ import dagster as dg
 from agents_pipeline.core.connection import Database
 from agents_pipeline.help import knowledge, request_store, service
 from agents_pipeline.help.resources import HelpLLMResource
+from agents_pipeline.platform.markdown import escape_md
 from agents_pipeline.resources import PostgresResource
 
 GROUP = "help"
@@ -12,8 +13,8 @@ OWNERS = ["team:agents-platform"]
 
 
 def _cell(text: object, limit: int) -> str:
-    flat = " ".join(str(text or "").split()).replace("|", "\\|")
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """Questions and answers are agent (and LLM) text: escaped so they cannot add links or images."""
+    return escape_md(text or "", limit=limit)
 
 
 def knowledge_metadata(report: knowledge.SyncReport | None, db: Database) -> dict:

@@ -10,6 +10,7 @@ import dagster as dg
 from agents_pipeline.langsmith import push, stats, sync
 from agents_pipeline.langsmith.resources import LangSmithResource
 from agents_pipeline.langsmith.settings import API_KEY, PROJECTS
+from agents_pipeline.platform.markdown import escape_md
 from agents_pipeline.resources import PostgresResource
 
 GROUP = "langsmith"
@@ -59,8 +60,9 @@ def not_configured(what: str) -> dg.MaterializeResult:
 def _project_row(r: sync.ProjectResult) -> str:
     window = (f"{r.window_start:%Y-%m-%d %H:%M} | {r.window_end:%Y-%m-%d %H:%M}"
               if r.window_start and r.window_end else "- | -")
-    note = "no such project in LangSmith" if r.missing else (r.error or "").replace("|", "/")[:200]
-    return (f"| {r.project} | {'yes' if r.ok else 'NO'} | {window} | {r.runs_fetched} | {r.inserted} | "
+    # Error text quotes LangSmith's answers: escaped, like every string from outside.
+    note = "no such project in LangSmith" if r.missing else escape_md(r.error, limit=200)
+    return (f"| {escape_md(r.project)} | {'yes' if r.ok else 'NO'} | {window} | {r.runs_fetched} | {r.inserted} | "
             f"{r.updated} | {r.unchanged} | {r.pending_refetched} | {note} |")
 
 

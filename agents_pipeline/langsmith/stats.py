@@ -16,6 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from agents_pipeline.platform.markdown import escape_md
+
 USAGE = sa.text("""
 WITH calls AS (
     SELECT coalesce(a.name, r.agent_name, '(unattributed)') AS agent, coalesce(r.model, '(unknown)') AS model,
@@ -91,7 +93,8 @@ class DayUsage:
 
 
 def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")[:80]
+    """Agent and model names come from the runs agents log: escaped, so they cannot add links."""
+    return escape_md(text, limit=80)
 
 
 def _ms(value: float | None) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from agents_pipeline.platform.markdown import escape_md
+
 
 @dataclass
 class TableReport:
@@ -55,7 +57,8 @@ class RunReport:
 
     def to_markdown(self) -> str:
         mode = "dry run (nothing written)" if self.dry_run else ("verified" if self.ok else "FAILED verification")
-        lines = [f"**{self.source}** ({self.path}): {mode}, {self.seconds:.1f} s, "
+        # Table names, reasons and notes come from the legacy file: escaped, so it cannot add links.
+        lines = [f"**{_md(self.source)}** ({_md(self.path)}): {mode}, {self.seconds:.1f} s, "
                  f"{self.placeholders_created} placeholder agents created", "",
                  "| table | target | status | source rows | read | written | rejected | new | seconds | checksum | verified |",
                  "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
@@ -73,5 +76,5 @@ class RunReport:
         return "\n".join(lines)
 
 
-def _md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _md(text: object) -> str:
+    return escape_md(text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from agents_pipeline.performance.rollups import RollupResult
 from agents_pipeline.performance.sampler import AgentSummary, SampleResult
+from agents_pipeline.platform.markdown import escape_md
 
 # Every sample's metadata lands in Dagster's event log (about 4 KB an event, 1,440 a day at
 # the default cadence), so the tables stay short: the database holds the full picture.
@@ -28,7 +29,8 @@ def _pct(value: float | None) -> str:
 
 
 def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Agent names and process problems are agent-controlled text: no links, images or cell breaks."""
+    return escape_md(text)
 
 
 def top_agents_table(agents: list[AgentSummary]) -> str:

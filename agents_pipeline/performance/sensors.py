@@ -7,6 +7,7 @@ from agents_pipeline.performance import report
 from agents_pipeline.performance.assets import SAMPLES_KEY
 from agents_pipeline.performance.sampler import sample_once
 from agents_pipeline.performance.settings import sample_interval_s
+from agents_pipeline.platform.markdown import escape_md
 from agents_pipeline.resources import PostgresResource
 
 
@@ -39,7 +40,7 @@ def performance_sampler_sensor(context: dg.SensorEvaluationContext, postgres: Po
         context.log.info("alert opened: %s", key)
     return dg.SensorResult(asset_events=[dg.AssetMaterialization(
         asset_key=SAMPLES_KEY,
-        description=f"sample of {result.host} at {result.sampled_at.isoformat()}",
+        description=f"sample of {escape_md(result.host)} at {result.sampled_at.isoformat()}",
         metadata={
             **report.sample_metadata(result),
             "top_agents": dg.MetadataValue.md(report.top_agents_table(result.agents)),

@@ -3,6 +3,7 @@ opens a function to PUBLIC or a table to the agent login shows red in the Dagste
 
 import dagster as dg
 
+from agents_pipeline.platform.markdown import escape_md
 from agents_pipeline.resources import PostgresResource
 from agents_pipeline.security.audit import audit
 
@@ -20,7 +21,7 @@ def database_roles_least_privilege(postgres: PostgresResource) -> dg.AssetCheckR
         findings = audit(db)
     finally:
         db.close()
-    rows = "\n".join(f"| {f.role} | {f.problem.replace('|', '/')} |" for f in findings)
+    rows = "\n".join(f"| {escape_md(f.role)} | {escape_md(f.problem)} |" for f in findings)
     return dg.AssetCheckResult(
         passed=not findings,
         severity=dg.AssetCheckSeverity.ERROR,

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from agents_pipeline.platform.markdown import escape_md
 from agents_pipeline.resources import PostgresResource
 from agents_pipeline.ui.instigators import LOCATION_NAME, dagster_checks, summarise
 from agents_pipeline.ui.readiness import Check, database_checks
@@ -54,7 +55,9 @@ def _metadata(checks: list[Check], agents: dict[str, int]) -> dict:
         metadata.update({k: v for k, v in check.metadata.items() if isinstance(v, int | float)})
     for status in ("up", "late", "down", "paused", "new"):
         metadata[f"agents_{status}"] = agents.get(status, 0)
-    rows = "\n".join(f"| {c.name} | {'pass' if c.passed else '**FAIL**'} | {c.detail.replace('|', '/')} |" for c in checks)
+    # Details quote error messages (of sensors, of the database): escaped for the markdown table.
+    rows = "\n".join(f"| {escape_md(c.name)} | {'pass' if c.passed else '**FAIL**'} | {escape_md(c.detail)} |"
+                     for c in checks)
     metadata["report"] = dg.MetadataValue.md("| check | result | detail |\n|---|---|---|\n" + rows)
     return metadata
 
@@ -63,7 +66,8 @@ def _evaluations(checks: list[Check]) -> list[dg.AssetCheckEvaluation]:
     return [
         dg.AssetCheckEvaluation(
             asset_key=ASSET_KEY, check_name=c.name, passed=c.passed, severity=dg.AssetCheckSeverity.ERROR,
-            description=c.detail[:2000], metadata={k: v for k, v in c.metadata.items() if isinstance(v, int | float)},
+            description=escape_md(c.detail, limit=2000),  # rendered as markdown; quotes error messages
+            metadata={k: v for k, v in c.metadata.items() if isinstance(v, int | float)},
         )
         for c in checks
         if c.name in CHECKS

@@ -21,9 +21,11 @@ from agents_pipeline.heartbeats.sensors import (
     run_success_sensor,
 )
 from agents_pipeline.heartbeats.settings import EVALUATOR_AGENT, SENDER_AGENT
+from agents_pipeline.platform.markdown import ZERO_WIDTH_SPACE
 from agents_pipeline.resources import PostgresResource
 from agents_pipeline_tests.alerts.servers import webhook_receiver
 from agents_pipeline_tests.heartbeats.helpers import add_agent, agent_row, beat
+from agents_pipeline_tests.markdown_oracle import live_markup, table_rows
 
 
 @pytest.fixture
@@ -181,3 +183,19 @@ def test_alert_channels_resource_reads_secrets_from_the_environment(monkeypatch)
     monkeypatch.delenv(channels.SMTP_PORT)
     with dg.build_resources({"alert_channels": alert_channels_resource()}) as built:
         assert built.alert_channels.settings().smtp_password is None
+
+
+def test_agent_text_in_the_health_report_cannot_add_links_or_images(postgres, engine, t0):
+    """Regression (issue #16): an agent's name and failure message were pasted into the markdown
+    table and the check description as they were, so an agent could show operators a link or
+    load an image from any server in their browser."""
+    name = "evil [docs](http://evil.example)"
+    message = "![x](http://evil.example/t.png) <img src=x> see www.evil.example | forged\n# cell"
+    add_agent(engine, name, period_s=60, grace_s=30, created_at=t0 - timedelta(minutes=5))
+    beat(engine, name, t0, kind="fail", message=message)
+    materialization, check = _evaluate_with_sensor(postgres)
+    table = materialization.metadata["agents_not_up"].value
+    assert live_markup(table) == [] and live_markup(check.description) == []
+    (row,) = [r for r in table_rows(table) if r[0].replace(ZERO_WIDTH_SPACE, "") == name]
+    assert row[1] == "down" and row[-1].replace(ZERO_WIDTH_SPACE, "") == " ".join(message.split())
+    assert name in check.description.replace("\\", "").replace(ZERO_WIDTH_SPACE, "")

@@ -11,8 +11,10 @@ from agents_pipeline.help import definitions, request_store
 from agents_pipeline.help.assets import help_answers, knowledge_base
 from agents_pipeline.help.resources import HelpLLMResource, help_llm_resource
 from agents_pipeline.help.sensors import help_requests_sensor, knowledge_base_sensor
+from agents_pipeline.platform.markdown import ZERO_WIDTH_SPACE
 from agents_pipeline.resources import PostgresResource
 from agents_pipeline_tests.help.conftest import add_agent, run_sql
+from agents_pipeline_tests.markdown_oracle import live_markup, table_rows
 
 
 def resources(db_url: str) -> dict:
@@ -130,3 +132,18 @@ def test_cli_ask_without_docs_uses_the_stored_knowledge(db_env, database, capsys
     captured = capsys.readouterr()
     assert "How an agent's status is decided" in captured.out
     assert "warning: help documentation folder /nonexistent/docs does not exist" in captured.err
+
+
+def test_questions_and_agent_names_cannot_add_links_or_images(db_env, database):
+    """Regression (issue #16): questions, agent names and answers quoting them were pasted into the
+    latest_answers table as they were, so an agent could show operators a link or an image."""
+    name = "[x](http://evil.example) a|b"    # within the asker column's 30 characters
+    add_agent(database, name, "down", message="![x](http://evil.example/t.png) ops@evil.example")
+    question = "why is <img src=x> down? see www.evil.example | forged cell\n# heading"
+    request_store.submit(database, question, agent=name, requested_by="[me](http://evil.example)")
+    result = dg.materialize([help_answers], resources=resources(db_env), instance=dg.DagsterInstance.ephemeral())
+    table = result.asset_materializations_for_node("help_answers")[0].metadata["latest_answers"].value
+    assert live_markup(table) == []
+    (row,) = table_rows(table)
+    assert row[2].replace(ZERO_WIDTH_SPACE, "") == name
+    assert row[3].replace(ZERO_WIDTH_SPACE, "") == " ".join(question.split())

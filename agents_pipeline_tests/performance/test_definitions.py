@@ -10,11 +10,13 @@ import pytest
 import sqlalchemy as sa
 
 from agents_pipeline.core.errors import ConfigurationError
-from agents_pipeline.performance import definitions, settings
+from agents_pipeline.performance import definitions, report, settings
 from agents_pipeline.performance.assets import performance_rollups
-from agents_pipeline.performance.sampler import sample_once
+from agents_pipeline.performance.sampler import AgentSummary, sample_once
 from agents_pipeline.performance.sensors import performance_sampler_sensor
+from agents_pipeline.platform.markdown import ZERO_WIDTH_SPACE
 from agents_pipeline.resources import PostgresResource
+from agents_pipeline_tests.markdown_oracle import live_markup, table_rows
 
 
 def test_definitions_shape():
@@ -107,3 +109,24 @@ def test_sensor_names_a_missing_migration(db_url, engine):
             instance=instance, resources={"postgres": PostgresResource(url=db_url)}) as context:
         with pytest.raises(dg.DagsterError, match="run `agents-pipeline db migrate`"):
             performance_sampler_sensor(context)
+
+
+def test_agent_names_in_the_tables_cannot_add_links_or_images(db_url, engine, register):
+    """Regression (issue #16): agent names (any text but control characters) and process problems
+    went into the markdown tables as they were, so an agent could show operators links and images."""
+    name = "![x](http://evil.example/t.png) [docs](www.evil.example) a|b"
+    agent = register(name)
+    hour = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT fleet.ensure_partitions('perf_samples', DATE '2026-03-02', DATE '2026-03-02')"))
+        conn.execute(sa.text("INSERT INTO fleet.perf_samples (sampled_at, host, agent_id, metric, value) "
+                             "VALUES (:h, 'perfhost', :a, 'cpu_percent', 5)"), {"h": hour, "a": agent})
+    result = dg.materialize([performance_rollups], partition_key="2026-03-02-07:00",
+                            resources={"postgres": PostgresResource(url=db_url)})
+    table = result.asset_materializations_for_node("performance_rollups")[0].metadata["p95_per_agent"].value
+    assert live_markup(table) == [] and [r[0].replace(ZERO_WIDTH_SPACE, "") for r in table_rows(table)] == [name]
+    gone = AgentSummary(agent, name, found=False, processes=0, cpu_percent=None, rss_bytes=None,
+                        problem="pidfile says <img src=x>, see ops@evil.example")
+    top = report.top_agents_table([gone])
+    assert live_markup(top) == []
+    assert [[c.replace(ZERO_WIDTH_SPACE, "") for c in r] for r in table_rows(top)] == [[name, gone.problem]]

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import dagster as dg
 
+from agents_pipeline.platform.markdown import ZERO_WIDTH_SPACE
 from agents_pipeline.resources import PostgresResource
 from agents_pipeline.ui import definitions as ui_definitions
-from agents_pipeline.ui.assets import ASSET_KEY, CHECKS, platform_readiness, platform_readiness_sensor
+from agents_pipeline.ui.assets import (
+    ASSET_KEY,
+    CHECKS,
+    _evaluations,
+    _metadata,
+    platform_readiness,
+    platform_readiness_sensor,
+)
+from agents_pipeline.ui.readiness import Check
+from agents_pipeline_tests.markdown_oracle import live_markup, table_rows
 
 
 def test_materialization_reports_each_check_and_a_missing_daemon(db_url, pg_instance):
@@ -50,3 +60,15 @@ def test_ui_definitions_load_beside_the_platform():
     assert repo.assets_defs_by_key[ASSET_KEY].group_names_by_key[ASSET_KEY] == "platform"
     policy = repo.asset_graph.get(ASSET_KEY).freshness_policy
     assert policy is not None and policy.fail_window.to_timedelta().total_seconds() == 20 * 60
+
+
+def test_error_text_in_the_report_and_checks_cannot_add_links_or_images():
+    """Regression (issue #16): a failing sensor's message (which can quote agent text) went into
+    the report table and the check description as it was: links, images, broken cells."""
+    detail = "latest tick failed: ValueError: agent [x](http://evil.example) sent <img src=x> | a\nb"
+    checks = [Check("schedules_and_sensors", False, detail), Check("database", True, "PostgreSQL 16")]
+    report = _metadata(checks, {})["report"].value
+    (evaluation,) = [e for e in _evaluations(checks) if e.check_name == "schedules_and_sensors"]
+    assert live_markup(report) == [] and live_markup(evaluation.description) == []
+    rows = [[c.replace(ZERO_WIDTH_SPACE, "") for c in r] for r in table_rows(report)]
+    assert rows == [["schedules_and_sensors", "FAIL", " ".join(detail.split())], ["database", "pass", "PostgreSQL 16"]]
