@@ -17,11 +17,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Starts a project-local PostgreSQL unless AGENTS_PIPELINE_DATABASE_URL is set, applies the
-# schema, and runs `dagster dev` on http://127.0.0.1:3000 until Ctrl-C.
+# schema, and runs `dagster dev` on http://127.0.0.1:3000 until Ctrl-C. sqlite_migration_job
+# reads legacy files only from AGENTS_PIPELINE_IMPORT_DIR: <project>/import unless it is set.
 run: $(STAMP)
 	$(BIN)/agents-pipeline db up
 	$(BIN)/agents-pipeline db migrate
-	exec $(BIN)/agents-pipeline dev
+	export AGENTS_PIPELINE_IMPORT_DIR="$${AGENTS_PIPELINE_IMPORT_DIR:-$(CURDIR)/import}" \
+	    && mkdir -p -m 700 "$$AGENTS_PIPELINE_IMPORT_DIR" && exec $(BIN)/agents-pipeline dev
 
 # PostgreSQL and Chromium (for the browser test) come from Debian: installed when missing and
 # running as root, otherwise the script says what to install.

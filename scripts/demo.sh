@@ -21,9 +21,11 @@ if ! "$AP" demo-kickoff --wait "${DEMO_KICKOFF_WAIT:-180}"; then
     echo "demo: could not queue the first runs (is \`make run\` up?); the fleet runs anyway" >&2
 else
     # A small legacy SQLite file through the migration job, so its group has a report too.
+    # The job reads only inside the import folder `make run` gave the webserver.
     py="$(dirname "$AP")/python"
-    mkdir -p .local/demo
-    "$py" -m agents_pipeline.ui.demo_legacy .local/demo/background_agents.db > .local/demo/migration.yaml
+    import_dir="${AGENTS_PIPELINE_IMPORT_DIR:-$PWD/import}"
+    mkdir -p .local/demo && mkdir -p -m 700 "$import_dir"
+    "$py" -m agents_pipeline.ui.demo_legacy "$import_dir/background_agents.db" > .local/demo/migration.yaml
     "$AP" launch sqlite_migration_job --config .local/demo/migration.yaml --no-wait \
         || echo "demo: could not launch sqlite_migration_job" >&2
 fi

@@ -56,8 +56,10 @@ CREATE TABLE fleet.kv_grants (
     PRIMARY KEY (agent_id, prefix)
 );
 
+-- No foreign key to fleet.agents: its check would take a key-share lock on the held row and
+-- turn the holder's transaction id in xmax into a multixact.
 CREATE TABLE fleet.agent_row_locks (
-    agent_id      bigint PRIMARY KEY REFERENCES fleet.agents ON DELETE CASCADE,
+    agent_id      bigint PRIMARY KEY,
     holder_pid    integer NOT NULL,
     holder_xid    text NOT NULL,                    -- the same holder is the same transaction
     holder_login  text,

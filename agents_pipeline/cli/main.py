@@ -27,7 +27,7 @@ def _build() -> argparse.ArgumentParser:
     backup.add_argument("path", nargs="?", default=None)
     restore = db.add_parser("restore", help="pg_restore a backup into the shared-state database")
     restore.add_argument("path")
-    restore.add_argument("--into", default=None, help="URL of the database to restore into")
+    restore.add_argument("--into", default=None, help="refused: the target URL comes from AGENTS_PIPELINE_RESTORE_DATABASE_URL (argv shows in ps)")
     grant = db.add_parser("grant-agent", help="print the connection settings an agent host needs")
     grant.add_argument("--json", action="store_true")
     grant.add_argument("--new-password", action="store_true", help="set a new password for the agent login")

@@ -62,7 +62,8 @@ def translate(exc: psycopg2.Error) -> errors.AgentsPipelineError:
 class ConnectionPool:
     """At most ``maxconn`` connections; callers wait for a free one."""
 
-    def __init__(self, url: str, *, maxconn: int = 8, application_name: str = "agents_pipeline") -> None:
+    def __init__(self, url: str, *, maxconn: int = 8, application_name: str = "agents_pipeline",
+                 session_settings: dict[str, str] | None = None) -> None:
         self.url = url
         self.display_url = mask_url(url)
         self._kwargs = connect_kwargs(url)
@@ -71,6 +72,10 @@ class ConnectionPool:
         # Times come back in UTC whatever the server's zone, so what agents and the CLI print
         # compares across hosts.
         self._kwargs["options"] = f"{self._kwargs.get('options', '')} -c TimeZone=UTC".strip()
+        # Settings sent in the startup packet, not as statements: no log_statement, no
+        # pg_stat_activity ever shows them (the agent's token proof travels this way).
+        for key, value in (session_settings or {}).items():
+            self._kwargs["options"] += f" -c {key}={value}"
         self._idle: list[psycopg2.extensions.connection] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(maxconn)
@@ -122,8 +127,9 @@ class Database:
     """Runs units of work in transactions, retrying transient failures within a window."""
 
     def __init__(self, url: str, *, maxconn: int = 8, retry_window: float | None = None,
-                 application_name: str = "agents_pipeline") -> None:
-        self.pool = ConnectionPool(url, maxconn=maxconn, application_name=application_name)
+                 application_name: str = "agents_pipeline", session_settings: dict[str, str] | None = None) -> None:
+        self.pool = ConnectionPool(url, maxconn=maxconn, application_name=application_name,
+                                   session_settings=session_settings)
         self.retry_window = retry_window_s() if retry_window is None else retry_window
 
     def close(self) -> None:

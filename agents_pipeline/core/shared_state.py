@@ -2,7 +2,8 @@
 
 Every call goes through a ``fleet.*`` function that checks the agent's token, so the same
 code works under the narrow agent login and under the operator's. The token never leaves the
-process: calls carry its SHA-256 (the proof), and the server stores a hash of that. A call the
+process: connections carry its SHA-256 (the proof) as a session setting, never in statement
+text, and the server stores a hash of that. A call the
 server refuses under the agent's rate limit raises RateLimitedError with when to retry.
 Imports psycopg2 only.
 """
@@ -24,6 +25,7 @@ from agents_pipeline.core.heartbeat_writer import HeartbeatItem, HeartbeatWriter
 from agents_pipeline.core.registry import token_proof
 
 KINDS = ("ok", "start", "fail", "log")
+PROOF_SETTING = "agents_pipeline.proof"   # read by fleet.session_proof()
 RUN_ID_NAMESPACE = uuid.UUID("6f1c2a52-7d1e-4c55-9a0e-3c1f4f0a9b11")
 
 
@@ -82,9 +84,13 @@ class SharedState:
     ) -> None:
         self.agent = validation.name(agent) if agent is not None else None
         secret = token if token is not None else os.environ.get(settings.AGENT_TOKEN) or None
-        self._proof = token_proof(secret) if secret else None
+        # The proof rides in each connection's startup packet (a session setting the agent
+        # functions read), so it is in no statement text, log line or pg_stat_activity row;
+        # the calls below pass NULL in its place.
+        proof = {PROOF_SETTING: token_proof(secret).hex()} if secret else None
         self.db = Database(resolve_url(url), maxconn=maxconn, retry_window=retry_window,
-                           application_name=f"agent:{self.agent}" if self.agent else "agents_pipeline")
+                           application_name=f"agent:{self.agent}" if self.agent else "agents_pipeline",
+                           session_settings=proof)
         self._writer = HeartbeatWriter(self.db)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -98,11 +104,11 @@ class SharedState:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _who(self, agent: str | None) -> tuple[str, bytes | None]:
+    def _who(self, agent: str | None) -> str:
         name = agent if agent is not None else self.agent
         if name is None:
             raise ValidationError("no agent named: pass agent= or create SharedState(agent=...)")
-        return validation.name(name), self._proof
+        return validation.name(name)
 
     @staticmethod
     def _refused(what: str, retry_after_s: float | None) -> RateLimitedError:
@@ -111,11 +117,11 @@ class SharedState:
 
     # -- heartbeats ------------------------------------------------------------------------------
     def _item(self, agent: str | None, kind: str, message: Any, payload: Any, sent_at: datetime | None) -> HeartbeatItem:
-        name, proof = self._who(agent)
+        name = self._who(agent)
         if kind not in KINDS:
             raise ValidationError(f"heartbeat kind must be one of {', '.join(KINDS)}, got {kind!r}")
         return HeartbeatItem(
-            agent=name, proof=proof, kind=kind,
+            agent=name, proof=None, kind=kind,
             sent_at=sent_at or datetime.now(UTC),
             message=validation.text(message, "heartbeat message", max_len=validation.MAX_MESSAGE),
             payload=validation.document(payload, "heartbeat payload"),
@@ -153,8 +159,8 @@ class SharedState:
         name = validation.name(name) if name is not None else None
 
         def work(cur):
-            cur.execute("SELECT value, version, updated_by, updated_at FROM fleet.kv_get(%s, %s, %s)",
-                        (name, self._proof, key))
+            cur.execute("SELECT value, version, updated_by, updated_at FROM fleet.kv_get(%s, NULL, %s)",
+                        (name, key))
             return cur.fetchone()
 
         row = self.db.transaction(work)
@@ -172,8 +178,8 @@ class SharedState:
 
         def work(cur):
             cur.execute(
-                "SELECT ok, version, retry_after_s FROM fleet.kv_set(%s, %s, %s, %s::jsonb, %s, %s::uuid)",
-                (name, self._proof, key, doc, expected_version, str(write_id)),
+                "SELECT ok, version, retry_after_s FROM fleet.kv_set(%s, NULL, %s, %s::jsonb, %s, %s::uuid)",
+                (name, key, doc, expected_version, str(write_id)),
             )
             return cur.fetchone()
 
@@ -192,15 +198,15 @@ class SharedState:
     # -- messages ----------------------------------------------------------------------------------
     def send_message(self, to: str | None, message_type: str, payload: Any = None, *, agent: str | None = None) -> int:
         """Queues a message for agent ``to`` (None: whichever agent claims it first)."""
-        name, proof = self._who(agent)
+        name = self._who(agent)
         to = validation.name(to, "recipient") if to is not None else None
         mtype = validation.text(message_type, "message type", max_len=200, required=True)
         doc = validation.document(payload if payload is not None else {}, "message payload", max_bytes=256 * 1024)
         client_id = str(uuid.uuid4())
 
         def work(cur):
-            cur.execute("SELECT message_id, retry_after_s FROM fleet.send_message(%s, %s, %s, %s, %s::jsonb, %s::uuid)",
-                        (name, proof, to, mtype, doc, client_id))
+            cur.execute("SELECT message_id, retry_after_s FROM fleet.send_message(%s, NULL, %s, %s, %s::jsonb, %s::uuid)",
+                        (name, to, mtype, doc, client_id))
             return cur.fetchone()
 
         message_id, retry = self.db.transaction(work)
@@ -211,25 +217,25 @@ class SharedState:
     def claim_messages(self, limit: int = 10, *, lease_s: float = 60.0, agent: str | None = None) -> list[Message]:
         """Claims up to ``limit`` messages; another consumer never gets the same one while the
         lease runs. Acknowledge each with ack_message, or it is offered again after the lease."""
-        name, proof = self._who(agent)
+        name = self._who(agent)
         if not 0 < lease_s <= 3600 or not 1 <= limit <= 1000:
             raise ValidationError(f"a claim takes 1 to 1000 messages for at most 3600 s, got {limit} for {lease_s} s")
 
         def work(cur):
             cur.execute(
                 "SELECT message_id, from_agent, message_type, payload, created_at "
-                "FROM fleet.claim_messages(%s, %s, %s, make_interval(secs => %s))",
-                (name, proof, int(limit), float(lease_s)),
+                "FROM fleet.claim_messages(%s, NULL, %s, make_interval(secs => %s))",
+                (name, int(limit), float(lease_s)),
             )
             return cur.fetchall()
 
         return [Message(*row) for row in self.db.transaction(work)]
 
     def ack_message(self, message_id: int, *, agent: str | None = None) -> None:
-        name, proof = self._who(agent)
+        name = self._who(agent)
 
         def work(cur):
-            cur.execute("SELECT fleet.ack_message(%s, %s, %s)", (name, proof, int(message_id)))
+            cur.execute("SELECT fleet.ack_message(%s, NULL, %s)", (name, int(message_id)))
             return cur.fetchone()[0]
 
         if not self.db.transaction(work):
@@ -245,13 +251,13 @@ class SharedState:
         run_id: uuid.UUID | str | None = None, agent: str | None = None,
     ) -> uuid.UUID:
         """Logs one LLM call; returns its (deterministic) run id. Recording it twice stores it once."""
-        name, proof = self._who(agent)
+        name = self._who(agent)
         created = created_at or datetime.now(UTC)
         prompt = validation.text(prompt, "prompt", required=True)
         response = validation.text(response, "response")
         rid = uuid.UUID(str(run_id)) if run_id else conversation_run_id(name, conversation_id, created, prompt)
         args = (
-            name, proof, str(rid), validation.text(conversation_id, "conversation id", max_len=500),
+            name, str(rid), validation.text(conversation_id, "conversation id", max_len=500),
             validation.text(model, "model", max_len=200), prompt, response, prompt_tokens,
             completion_tokens, cost, latency_ms, validation.text(error, "error", max_len=validation.MAX_MESSAGE),
             validation.document(dict(metadata or {}), "conversation metadata"), created,
@@ -260,7 +266,7 @@ class SharedState:
         def work(cur):
             cur.execute(
                 "SELECT conversation_pk, retry_after_s FROM fleet.record_conversation("
-                "%s, %s, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
+                "%s, NULL, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
                 args,
             )
             return cur.fetchone()
@@ -273,7 +279,7 @@ class SharedState:
     # -- metrics from agents on other hosts ----------------------------------------------------------
     def report_metrics(self, metrics: Mapping[str, float], *, host: str | None = None,
                        sampled_at: datetime | None = None, agent: str | None = None) -> int:
-        name, proof = self._who(agent)
+        name = self._who(agent)
         import socket
 
         host_name = validation.text(host or socket.gethostname(), "host", max_len=255, required=True)
@@ -287,8 +293,8 @@ class SharedState:
             raise ValidationError(f"at most 100 metrics per call, got {len(metrics)}")
 
         def work(cur):
-            cur.execute("SELECT stored, retry_after_s FROM fleet.report_metrics(%s, %s, %s, %s::jsonb, %s)",
-                        (name, proof, host_name, doc, sampled_at))
+            cur.execute("SELECT stored, retry_after_s FROM fleet.report_metrics(%s, NULL, %s, %s::jsonb, %s)",
+                        (name, host_name, doc, sampled_at))
             return cur.fetchone()
 
         stored, retry = self.db.transaction(work)
@@ -299,13 +305,13 @@ class SharedState:
     # -- help ----------------------------------------------------------------------------------------
     def submit_help_request(self, question: str, context: Mapping[str, Any] | None = None,
                             *, agent: str | None = None) -> int:
-        name, proof = self._who(agent)
+        name = self._who(agent)
         q = validation.text(question, "question", max_len=8192, required=True)
         doc = validation.document(dict(context or {}), "help request context", max_bytes=16 * 1024)
 
         def work(cur):
-            cur.execute("SELECT request_id, retry_after_s FROM fleet.submit_help_request(%s, %s, %s, %s::jsonb)",
-                        (name, proof, q, doc))
+            cur.execute("SELECT request_id, retry_after_s FROM fleet.submit_help_request(%s, NULL, %s, %s::jsonb)",
+                        (name, q, doc))
             return cur.fetchone()
 
         request_id, retry = self.db.transaction(work)
@@ -314,12 +320,12 @@ class SharedState:
         return request_id
 
     def get_help_request(self, request_id: int, *, agent: str | None = None) -> dict | None:
-        name, proof = self._who(agent)
+        name = self._who(agent)
 
         def work(cur):
             cur.execute(
                 "SELECT request_id, status, question, answer, sources, answered_at "
-                "FROM fleet.get_help_request(%s, %s, %s)", (name, proof, int(request_id)))
+                "FROM fleet.get_help_request(%s, NULL, %s)", (name, int(request_id)))
             return cur.fetchone()
 
         row = self.db.transaction(work)

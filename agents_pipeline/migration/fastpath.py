@@ -8,7 +8,9 @@ over. Python then only hashes those rows. Every row that is not plainly clean (a
 time form, an unknown agent, text in a number column, invalid UTF-8, ...) goes through the
 per-value converters of ``tables.py`` exactly as before, so what a row becomes and why a row
 is rejected is decided in one place; ``test_fastpath.py`` checks that both paths store the
-same rows, digests and rejects.
+same rows, digests and rejects. A row is never rendered when one of the values it would render
+is larger than ``MAX_VALUE_BYTES`` (the rendering is NULL): it goes to the converters, whose
+read leaves that value in the file and rejects the row.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from datetime import date
 
 from agents_pipeline.migration.copydata import Batch
 from agents_pipeline.migration.digest import md5_60
-from agents_pipeline.migration.source import LegacySource, qident
-from agents_pipeline.migration.tables import HEARTBEAT_KIND, Context, TableSpec
+from agents_pipeline.migration.source import LegacySource, qident, value_bytes
+from agents_pipeline.migration.tables import HEARTBEAT_KIND, METRIC_NAME_MAX, Context, TableSpec
+from agents_pipeline.migration.values import MAX_VALUE_BYTES
 
 ENV = "AGENTS_PIPELINE_MIGRATION_FAST_PATH"   # "0" turns it off (every row through Python)
 AGENT_MAP = "ap_agent_ids"
@@ -57,6 +60,13 @@ def _text_ok(col: str) -> str:
 def _csv(col: str) -> str:
     """A CSV field; printf's %w doubles the double quotes in one pass."""
     return f"""CASE WHEN {col} IS NULL THEN '\\N' ELSE printf('"%w"', {col}) END"""
+
+
+def _unless_oversize(render: str, *cols: str) -> str:
+    """``render``, or NULL when a value of ``cols`` is over the size limit: neither SQLite nor
+    Python then builds a rendering of a huge value."""
+    over = " OR ".join(f"{value_bytes(c)} > {MAX_VALUE_BYTES}" for c in cols)
+    return f"CASE WHEN {over} THEN NULL ELSE {render} END"
 
 
 def _printf(template: str, *args: str) -> str:
@@ -129,9 +139,10 @@ def _heartbeats(t: dict[str, str], source_id: int) -> Plan:
     clean = (f"a.id IS NOT NULL AND {_ts_ok(ts)} AND {_text_ok(status)} "
              f"AND {_unpadded(status)} AND {_json_ok(meta)}")
     kind = _heartbeat_kind(status)
-    line = _printf(f'%d,"%s+00",%s,%s,%s,{source_id},%d\n', "a.id", ts, kind, _csv(status), _csv(meta), "s.rowid")
-    digest = _printf(US.join(["%d", "%d", "%d", "%s", "%s", "%s"]), "s.rowid", "a.id", _ts_micros(ts), kind,
-                     _digest_text(status), _json_digest(meta))
+    line = _unless_oversize(_printf(f'%d,"%s+00",%s,%s,%s,{source_id},%d\n', "a.id", ts, kind, _csv(status),
+                                    _csv(meta), "s.rowid"), ts, status, meta)
+    digest = _unless_oversize(_printf(US.join(["%d", "%d", "%d", "%s", "%s", "%s"]), "s.rowid", "a.id",
+                                      _ts_micros(ts), kind, _digest_text(status), _json_digest(meta)), ts, status)
     return Plan(_select(clean, ts, line, "NULL", "''", digest, "''", "agent_heartbeats", agent), float_col=False)
 
 
@@ -139,13 +150,17 @@ def _metrics(t: dict[str, str], source_id: int) -> Plan:
     ts, agent, name, value, unit, tags = (t[c] for c in ("timestamp", "agent_id", "metric_name", "metric_value",
                                                          "unit", "tags"))
     clean = (f"({agent} IS NULL OR a.id IS NOT NULL) AND {_ts_ok(ts)} AND {name} IS NOT NULL AND {_text_ok(name)} "
+             f"AND length({name}) <= {METRIC_NAME_MAX} "
              f"AND typeof({value}) IN ('real', 'integer', 'null') AND {_text_ok(unit)} AND {_json_ok(tags)}")
     agent_csv = "coalesce(a.id, '\\N')"
-    head = _printf('"%s+00","legacy",%s,"%w",', ts, agent_csv, name)
-    tail = _printf(f',"imported",%s,%s,{source_id},%d\n', _csv(unit), _csv(tags), "s.rowid")
-    digest_head = _printf(US.join(["%d", "%d", "%s", "%s", ""]), "s.rowid", _ts_micros(ts), agent_csv, name)
-    digest_tail = _printf(US.join(["", "%s", "%s"]), _digest_text(unit), _json_digest(tags))
-    return Plan(_select(clean, ts, head, value, tail, digest_head, digest_tail, "performance_metrics", agent),
+    head = _unless_oversize(_printf('"%s+00","legacy",%s,"%w",', ts, agent_csv, name), ts, name)
+    tail = _unless_oversize(_printf(f',"imported",%s,%s,{source_id},%d\n', _csv(unit), _csv(tags), "s.rowid"),
+                            unit, tags)
+    digest_head = _unless_oversize(_printf(US.join(["%d", "%d", "%s", "%s", ""]), "s.rowid", _ts_micros(ts),
+                                           agent_csv, name), ts, name)
+    digest_tail = _unless_oversize(_printf(US.join(["", "%s", "%s"]), _digest_text(unit), _json_digest(tags)), unit)
+    number = f"CASE WHEN typeof({value}) IN ('real', 'integer') THEN {value} END"   # never a long text
+    return Plan(_select(clean, ts, head, number, tail, digest_head, digest_tail, "performance_metrics", agent),
                 float_col=True)
 
 
@@ -201,8 +216,6 @@ class FastReader:
         if spec.staged or spec.unique is not None:   # batches here carry no per-row digests
             raise ValueError(f"{spec.legacy}: the set-based path is only for direct COPY without conflicts")
         self.source, self.spec, self.plan, self.convert_slow = source, spec, plan, convert_slow
-        names = ", ".join(qident(c) for c in spec.columns)
-        self._raw_sql = f"SELECT rowid, {names} FROM {qident(spec.legacy)} WHERE rowid IN (%s) ORDER BY rowid"  # noqa: S608
         load_agent_map(source, ctx.agents)
 
     def batches(self, after_rowid: int, size: int) -> Iterator[Batch]:
@@ -213,8 +226,12 @@ class FastReader:
     def _batch(self, rows: list[tuple]) -> Batch:
         if len({r[0] for r in rows}) != len(rows):   # the join must never repeat a row
             raise RuntimeError(f"{self.spec.legacy}: a legacy row came back twice from the agent lookup")
-        clean = [r for r in rows if r[1]]
-        slow = [r[0] for r in rows if not r[1]]
+        clean, slow = [], []
+        for r in rows:   # clean and rendered (a NULL rendering: a value over the size limit)
+            if r[1] and None not in (r[3], r[5], r[6], r[7]):
+                clean.append(r)
+            else:
+                slow.append(r[0])
         if self.plan.float_col:
             lines = [h + (b"\\N" if v is None else repr(float(v)).encode()) + t for _, _, _, h, v, t, _, _ in clean]
         else:
@@ -244,9 +261,10 @@ class FastReader:
         return batch
 
     def _raw_rows(self, rowids: list[int]) -> list[tuple]:
+        """The rows as the converters read them (``LegacySource.select_capped``)."""
         out: list[tuple] = []
         for i in range(0, len(rowids), _SLOW_CHUNK):
-            chunk = rowids[i:i + _SLOW_CHUNK]
-            cursor = self.source.execute(self._raw_sql % ", ".join("?" * len(chunk)), tuple(chunk))
-            out += cursor.fetchall()
+            cursor = self.source.select_capped(self.spec.legacy, list(self.spec.columns),
+                                               rowids=rowids[i:i + _SLOW_CHUNK])
+            out += self.source.fetch(cursor, _SLOW_CHUNK)
         return out

@@ -8,6 +8,7 @@ the per-table markdown table for people) and as the op's output metadata.
 import dagster as dg
 from pydantic import Field
 
+from agents_pipeline.platform.markdown import escape_md
 from agents_pipeline.resources import PostgresResource
 
 LEGACY_IMPORT = dg.AssetSpec(
@@ -23,8 +24,9 @@ LEGACY_IMPORT = dg.AssetSpec(
 class SqliteMigrationConfig(dg.Config):
     """What the Launchpad asks for."""
 
-    path: str = Field(description="the legacy SQLite file on the host running the code location "
-                                  "(a -wal file beside it is read too)")
+    path: str = Field(description="the legacy SQLite file, inside the folder AGENTS_PIPELINE_IMPORT_DIR of the "
+                                  "host running the code location (absolute, or relative to that folder; a -wal "
+                                  "file beside it is read too)")
     dry_run: bool = Field(default=False, description="read and convert everything, write nothing")
     batch_size: int = Field(default=20_000, ge=1, le=1_000_000, description="rows per committed batch")
     source_name: str | None = Field(default=None, description="name of this file across runs (default: its base name)")
@@ -53,14 +55,20 @@ def report_metadata(report) -> dict:
                    "do not add up.", tags={"domain": "migration"})
 def migrate_sqlite_file(context: dg.OpExecutionContext, config: SqliteMigrationConfig,
                         postgres: PostgresResource) -> dg.Output:
+    from agents_pipeline.core.errors import ConfigurationError, ValidationError
+    from agents_pipeline.migration.import_dir import import_path
     from agents_pipeline.migration.runner import migrate_sqlite
 
-    report = migrate_sqlite(config.path, None if config.dry_run else postgres.url, dry_run=config.dry_run,
+    try:
+        path = import_path(config.path)   # only inside AGENTS_PIPELINE_IMPORT_DIR (import_dir.py)
+    except (ConfigurationError, ValidationError) as exc:
+        raise dg.Failure(description=str(exc)) from None
+    report = migrate_sqlite(path, None if config.dry_run else postgres.url, dry_run=config.dry_run,
                             batch_size=config.batch_size, source_name=config.source_name, log=context.log.info)
     metadata = report_metadata(report)
     if not config.dry_run:
         context.log_event(dg.AssetMaterialization(asset_key=LEGACY_IMPORT.key, metadata=metadata,
-                                                  description=f"import of {report.source}"))
+                                                  description=f"import of {escape_md(report.source)}"))
     if not report.ok:
         raise dg.Failure(description="the migration did not verify: " + "; ".join(
             report.problems or [f"{t.table}: {'; '.join(t.notes)}" for t in report.tables if t.verified is False]),

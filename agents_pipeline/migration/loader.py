@@ -27,7 +27,7 @@ from agents_pipeline.migration.copydata import COPY_OPTIONS, Batch, csv_bytes
 from agents_pipeline.migration.digest import digester
 from agents_pipeline.migration.source import LegacySource
 from agents_pipeline.migration.tables import Context, TableSpec
-from agents_pipeline.migration.values import Reject, escape_original
+from agents_pipeline.migration.values import Reject, escape_original, oversize_reason, parse_oversize
 
 KILL_ENV = "AGENTS_PIPELINE_MIGRATION_KILL_AT"  # test hook: "<point>:<table>:<batch>"
 MAX_BATCH_BYTES = 32 * 1024 * 1024
@@ -110,8 +110,8 @@ class TableLoader:
 
     def _python_batches(self, after_rowid: int) -> Iterator[Batch]:
         info = self.source.tables[self.spec.legacy]
-        columns = ["rowid", *(c if c in info.columns else None for c in self.spec.columns)]
-        cursor = self.source.select(self.spec.legacy, columns, after_rowid=after_rowid)
+        columns = [c if c in info.columns else None for c in self.spec.columns]
+        cursor = self.source.select_capped(self.spec.legacy, columns, after_rowid=after_rowid)
         while rows := self.source.fetch(cursor, self.batch_size):
             yield self._convert(rows)
 
@@ -160,23 +160,32 @@ class TableLoader:
         return self.counts
 
     def _convert(self, rows: list[tuple]) -> Batch:
-        """The per-value converters over raw legacy rows (rowid first)."""
+        """The per-value converters over raw legacy rows as ``select_capped`` reads them (rowid,
+        oversize note, values): a row with a value over the size limit is rejected unread."""
         spec, ctx, digest, digest_at = self.spec, self.ctx, self._digest, self._digest_at
         good: list[tuple] = []
         digests: dict[int, int] = {}
         rejects: list[tuple[int, str, tuple]] = []
         days: set[date] = set()
         seen: set = set()
+        originals: dict[int, tuple] = {}
         for row in rows:
-            rowid = row[0]
+            rowid, note, values = row[0], row[1], row[2:]
+            if note:
+                found = parse_oversize(note)
+                values = tuple(found.get(i, v) for i, v in enumerate(values))
+                originals[rowid] = values
+                rejects.append((rowid, oversize_reason(spec.columns, found), values))
+                continue
+            originals[rowid] = values
             try:
-                out = spec.convert(rowid, row[1:], ctx)
+                out = spec.convert(rowid, values, ctx)
             except Reject as exc:
-                rejects.append((rowid, str(exc), row[1:]))
+                rejects.append((rowid, str(exc), values))
                 continue
             if self._unique_at is not None:
                 if out[self._unique_at] in seen:
-                    rejects.append((rowid, spec.conflict_reason, row[1:]))
+                    rejects.append((rowid, spec.conflict_reason, values))
                     continue
                 seen.add(out[self._unique_at])
             digests[rowid] = digest((rowid, *[out[i] for i in digest_at]))
@@ -185,7 +194,7 @@ class TableLoader:
             good.append(out + (ctx.source_id, rowid))
         return Batch(read=len(rows), last_rowid=rows[-1][0] if rows else 0, ids=[r[-1] for r in good],
                      payload=b"" if self.dry_run else csv_bytes(good), digest_total=sum(digests.values()),
-                     rejects=rejects, days=days, digests=digests, originals={r[0]: r[1:] for r in rows},
+                     rejects=rejects, days=days, digests=digests, originals=originals,
                      good=good if self._unique_at is not None else [])
 
     def _write(self, batch: Batch) -> None:
@@ -254,20 +263,25 @@ class TableLoader:
         return {r[0] for r in cur.fetchall()}
 
     def _store_rejects(self, cur, rejects: list[tuple[int, str, tuple]]) -> None:
-        if not rejects:
-            return
-        rows = []
-        for rowid, reason, original in rejects:
-            escaped = [escape_original(v) for v in original]
-            names = self.spec.columns
-            rows.append((self.ctx.source_id, self.spec.legacy, rowid, reason,
-                         json.dumps({n: e[0] for n, e in zip(names, escaped, strict=True)}, ensure_ascii=False),
-                         json.dumps({n: e[1] for n, e in zip(names, escaped, strict=True)})))
-        execute_values(cur, """INSERT INTO fleet.legacy_rejects (source_id, table_name, legacy_id, reason, original, types)
-                               VALUES %s ON CONFLICT (source_id, table_name, legacy_id)
-                               DO UPDATE SET reason = excluded.reason, original = excluded.original,
-                                             types = excluded.types, rejected_at = now()""",
-                       rows, template="(%s, %s, %s, %s, %s::jsonb, %s::jsonb)")
+        store_rejects(cur, self.ctx.source_id, self.spec.legacy, self.spec.columns, rejects)
+
+
+def store_rejects(cur, source_id: int, table: str, columns: tuple[str, ...] | list[str],
+                  rejects: list[tuple[int, str, tuple]]) -> None:
+    """Keeps rejected rows in fleet.legacy_rejects: (legacy id, reason, original values)."""
+    if not rejects:
+        return
+    rows = []
+    for rowid, reason, original in rejects:
+        escaped = [escape_original(v) for v in original]
+        rows.append((source_id, table, rowid, reason,
+                     json.dumps({n: e[0] for n, e in zip(columns, escaped, strict=True)}, ensure_ascii=False),
+                     json.dumps({n: e[1] for n, e in zip(columns, escaped, strict=True)})))
+    execute_values(cur, """INSERT INTO fleet.legacy_rejects (source_id, table_name, legacy_id, reason, original, types)
+                           VALUES %s ON CONFLICT (source_id, table_name, legacy_id)
+                           DO UPDATE SET reason = excluded.reason, original = excluded.original,
+                                         types = excluded.types, rejected_at = now()""",
+                   rows, template="(%s, %s, %s, %s, %s::jsonb, %s::jsonb)")
 
 
 def _reason_kind(reason: str) -> str:

@@ -79,7 +79,7 @@ def _referenced_agents(source: LegacySource) -> set[str]:
         for col in spec.agent_refs:
             if info is None or col not in info.columns:
                 continue
-            cursor = source.select(spec.legacy, [col], distinct=True)
+            cursor = source.select(spec.legacy, [col], distinct=True, capped=True)
             while rows := source.fetch(cursor, 10_000):
                 for (value,) in rows:
                     try:
@@ -226,17 +226,20 @@ def _copy_user_tables(conn, source: LegacySource, tables: list, source_id: int, 
         say(f"copying user table {info.name!r} -> legacy.{pg_name}")
         result = copy_user_table(conn, source, info, source_id, batch_size, dry_run, pg_name)
         row = TableReport(info.name, f"legacy.{result.pg_name}", status="dry run" if dry_run else "user table",
-                          read=result.read, written=result.written, new_this_run=result.read,
-                          seconds=result.seconds, notes=result.notes)
+                          read=result.read, written=result.written, rejected=result.rejected,
+                          new_this_run=result.read, seconds=result.seconds, notes=result.notes)
+        if result.rejected:
+            row.reasons = {"value over the size limit (in fleet.legacy_rejects as "
+                           f"{result.rejects_name})": result.rejected}
         if conn is not None:
             row.source_rows = source.count(info.name)
-            count, digest = verify_user_table(conn, result)
-            row.written = count
+            count, digest, rejected = verify_user_table(conn, result, source_id)
+            row.written, row.rejected = count, rejected
             row.checksum_ok = digest == result.expected_digest
-            row.verified = row.checksum_ok and row.source_rows == row.read == count
+            row.verified = row.checksum_ok and row.source_rows == row.read == count + rejected
             if not row.verified:
                 report.problems.append(f"user table {info.name!r}: {row.source_rows} rows in SQLite, "
-                                       f"{row.read} read, {count} in PostgreSQL, checksum "
+                                       f"{row.read} read, {count} in PostgreSQL + {rejected} rejected, checksum "
                                        f"{'ok' if row.checksum_ok else 'differs'}")
         report.tables.append(row)
 

@@ -4,6 +4,11 @@
 rows) and one read transaction held from the first count to the last row, so a file that an
 old agent is still writing migrates as of one instant and the counts verified at the end are
 the counts of exactly what was read.
+
+The file is not trusted: ``trusted_schema=OFF`` keeps its schema (generated columns, views,
+triggers, indexes) from calling any function that is not harmless, and every row is read
+through ``select_capped``, which leaves a value larger than ``MAX_VALUE_BYTES`` in the file
+and names it, so that its row is rejected without the value ever reaching Python.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from agents_pipeline.migration.values import BadText, decode_text
+from agents_pipeline.migration.values import MAX_VALUE_BYTES, BadText, decode_text
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -25,6 +30,17 @@ class LegacyFileError(Exception):
 def qident(name: str) -> str:
     """An identifier quoted for SQLite; names come from the file and may be hostile."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def value_bytes(expr: str) -> str:
+    """SQL for the size of ``expr``'s value in bytes (a text's UTF-8 bytes, not its characters:
+    constant time, where counting characters reads the whole text once more)."""
+    return f"length(CAST({expr} AS BLOB))"
+
+
+def capped_value(expr: str) -> str:
+    """``expr``, or NULL when its value is larger than MAX_VALUE_BYTES (never read into Python)."""
+    return f"CASE WHEN {value_bytes(expr)} > {MAX_VALUE_BYTES} THEN NULL ELSE {expr} END"
 
 
 @dataclass
@@ -76,6 +92,7 @@ class LegacySource:
         except sqlite3.Error as exc:
             raise LegacyFileError(f"{self.path}: cannot be opened read-only: {exc}") from None
         self.conn.text_factory = decode_text
+        self._distrust_schema()
         try:
             self.conn.execute("BEGIN")
             # The first read fixes the snapshot (and reads the -wal file, if any).
@@ -83,13 +100,25 @@ class LegacySource:
                 "SELECT type, name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
-            raise LegacyFileError(f"{self.path}: not a usable SQLite database: {exc}") from None
+            hint = (" (its schema calls SQL functions, in a generated column, view, trigger or index, "
+                    "that are not run on a file from elsewhere)") if "unsafe use of" in str(exc) else ""
+            raise LegacyFileError(f"{self.path}: not a usable SQLite database: {exc}{hint}") from None
         self._tables: dict[str, TableInfo] = {}
         for _type, name, create_sql in rows:
             if isinstance(name, BadText) or name.startswith("sqlite_"):
                 continue
             self._tables[name] = self._describe(name, create_sql)
         self.journal_mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+    def _distrust_schema(self) -> None:
+        """``PRAGMA trusted_schema = OFF`` before the schema is first read: SQL in the file's
+        schema may then only call functions SQLite marks innocuous. A SQLite older than 3.31
+        has no such switch and would run them: refused rather than read."""
+        self.conn.execute("PRAGMA trusted_schema = OFF")
+        if self.conn.execute("PRAGMA trusted_schema").fetchone() != (0,):
+            self.conn.close()
+            raise LegacyFileError(f"{self.path}: the SQLite library ({sqlite3.sqlite_version}) cannot turn "
+                                  "trusted_schema off (3.31 or newer is needed to read a file safely)")
 
     def _describe(self, name: str, create_sql: object) -> TableInfo:
         info = TableInfo(name=name, columns=[])
@@ -117,14 +146,35 @@ class LegacySource:
         return self.select(table, ["count(*)"]).fetchone()[0]
 
     def select(self, table: str, columns: list[str | None], *, distinct: bool = False,
-               after_rowid: int | None = None) -> sqlite3.Cursor:
+               after_rowid: int | None = None, capped: bool = False) -> sqlite3.Cursor:
         """SELECT over one table. ``columns`` are file column names (quoted here), None for a
-        column the file lacks (read as NULL), or the literal 'count(*)' / 'rowid'."""
-        exprs = [c if c in ("count(*)", "rowid") else "NULL" if c is None else qident(c) for c in columns]
+        column the file lacks (read as NULL), or the literal 'count(*)' / 'rowid'. ``capped``:
+        a value larger than MAX_VALUE_BYTES is read as NULL (see ``select_capped``)."""
+        exprs = [c if c in ("count(*)", "rowid") else "NULL" if c is None
+                 else capped_value(qident(c)) if capped else qident(c) for c in columns]
         query = f"SELECT {'DISTINCT ' if distinct else ''}{', '.join(exprs)} FROM {qident(table)}"  # noqa: S608 - quoted
         if after_rowid is None:
             return self.execute(query)
         return self.execute(query + " WHERE rowid > ? ORDER BY rowid", (after_rowid,))
+
+    def select_capped(self, table: str, columns: list[str | None], *, after_rowid: int | None = None,
+                      rowids: list[int] | None = None, key: str = "rowid") -> sqlite3.Cursor:
+        """Rows as (``key``, note, values...): a value larger than MAX_VALUE_BYTES is read as
+        NULL and described in the note (``values.parse_oversize``), '' for a row within the
+        limit. The check is in the query, not SQLITE_LIMIT_LENGTH, which would abort the whole
+        read at the first such value instead of rejecting its row. ``key`` is 'rowid', or an
+        expression such as ``row_number() OVER ()`` for a table without one (full reads only)."""
+        exprs = ["NULL" if c is None else capped_value(qident(c)) for c in columns]
+        notes = [f"CASE WHEN {value_bytes(qident(c))} > {MAX_VALUE_BYTES} THEN '{i}:' || typeof({qident(c)}) "
+                 f"|| ':' || {value_bytes(qident(c))} || ' ' ELSE '' END" for i, c in enumerate(columns) if c is not None]
+        note = " || ".join(notes) or "''"
+        query = f"SELECT {key}, {note}, {', '.join(exprs)} FROM {qident(table)}"  # noqa: S608 - quoted
+        if rowids is not None:
+            return self.execute(f"{query} WHERE rowid IN ({', '.join('?' * len(rowids))}) ORDER BY rowid",
+                                tuple(rowids))
+        if after_rowid is not None:
+            return self.execute(f"{query} WHERE rowid > ? ORDER BY rowid", (after_rowid,))
+        return self.execute(query)
 
     def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
         """Runs a read in the snapshot; corruption found while reading becomes a clear error."""

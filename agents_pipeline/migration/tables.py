@@ -19,6 +19,9 @@ from agents_pipeline.core.shared_state import conversation_run_id
 from agents_pipeline.migration import values as V
 from agents_pipeline.migration.values import Reject
 
+# The live API's limit on a metric name (SharedState.report_metrics); a much longer one would
+# also not fit in an entry of the perf_samples index and fail the whole batch's COPY.
+METRIC_NAME_MAX = 200
 HEARTBEAT_KIND = {"error": "fail", "failed": "fail", "fail": "fail", "starting": "start", "start": "start",
                   "stopping": "log", "stopped": "log", "log": "log"}
 _SEVERITY = {"info": "info", "warning": "warning", "warn": "warning", "critical": "critical",
@@ -97,7 +100,7 @@ def _metric(rowid: int, row: tuple, ctx: Context) -> tuple:
     if unit_text is None and type(metric_value) is str and metric_value.strip().endswith("%"):
         unit_text = "%"
     return (V.required_timestamp(ts, "timestamp"), "legacy", ctx.agent(agent_id, "agent_id"),
-            V.required_text(metric_name, "metric_name"), V.real(metric_value, "metric_value"), "imported",
+            V.required_text(metric_name, "metric_name", METRIC_NAME_MAX), V.real(metric_value, "metric_value"), "imported",
             unit_text, V.json_document(tags, "tags"))
 
 

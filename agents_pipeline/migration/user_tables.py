@@ -5,7 +5,9 @@ enforces none): only integers -> bigint, integers and reals -> double precision,
 text, blobs or text that is not UTF-8 (or holds NUL) -> bytea, and a mix of numbers and text
 -> text holding each number's SQLite text form. NOT NULL and the primary key are kept when the
 data satisfies them. Each table is replaced atomically, so a re-run or a resumed run ends with
-the same table; names from the file are only ever passed as quoted identifiers.
+the same table; names from the file are only ever passed as quoted identifiers. A row holding a
+value over the size limit (``values.MAX_VALUE_BYTES``) is rejected like a known table's, under
+the name ``legacy.<table>``, with the value left in the file.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from psycopg2 import sql
 
 from agents_pipeline.migration.copydata import COPY_OPTIONS, csv_bytes
 from agents_pipeline.migration.digest import row_digest, sum_sql
-from agents_pipeline.migration.loader import kill_point
+from agents_pipeline.migration.loader import kill_point, store_rejects
 from agents_pipeline.migration.source import LegacySource, TableInfo
-from agents_pipeline.migration.values import BadText
+from agents_pipeline.migration.values import BadText, oversize_reason, parse_oversize
 
 SCHEMA = "legacy"
 
@@ -34,9 +36,16 @@ class UserTableResult:
     columns: dict[str, str]
     read: int = 0
     written: int = 0
+    rejected: int = 0
     seconds: float = 0.0
     expected_digest: int = 0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def rejects_name(self) -> str:
+        """Its rows' name in fleet.legacy_rejects: where the table went, so that a known table
+        also copied whole here (extra columns) never mixes its rejects with these."""
+        return f"{SCHEMA}.{self.pg_name}"
 
 
 def pg_identifier(name: str, taken: set[str], salt: str = "") -> str:
@@ -112,6 +121,14 @@ class _Chunks(io.RawIOBase):
         return out
 
 
+def _row_key(info: TableInfo) -> str:
+    """What identifies a row in the rejects: its rowid, or its position where there is no
+    rowid to name (WITHOUT ROWID, or a column called rowid hiding it)."""
+    if info.has_rowid and "rowid" not in {c.lower() for c in info.columns}:
+        return "rowid"
+    return "row_number() OVER ()"
+
+
 def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int, batch_size: int,
                     dry_run: bool, pg_name: str) -> UserTableResult:
     started = time.monotonic()
@@ -119,9 +136,12 @@ def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int,
     binary = [False] * len(info.columns)
     nulls = [False] * len(info.columns)
     big = [False] * len(info.columns)
-    cursor = source.select(info.name, list(info.columns))
+    key = _row_key(info)
+    cursor = source.select_capped(info.name, list(info.columns), key=key)
     while rows := source.fetch(cursor, batch_size):
-        for row in rows:
+        for _key, note, *row in rows:
+            if note:          # rejected below, unread
+                continue
             for i, value in enumerate(row):
                 cls = _classify(value)
                 classes[i].add(cls)
@@ -139,12 +159,18 @@ def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int,
         if len(cls - {"null"}) > 1:
             result.notes.append(f"column {col!r} holds {'/'.join(sorted(cls - {'null'}))} values: stored as {pg_type}")
     kinds = tuple(k for _, k in types)
+    rejects: list[tuple[int, str, tuple]] = []
 
     def chunks() -> Iterator[bytes]:
-        cur = source.select(info.name, list(info.columns))
+        cur = source.select_capped(info.name, list(info.columns), key=key)
         while batch := source.fetch(cur, batch_size):
             rows = []
-            for row in batch:
+            for row_id, note, *row in batch:
+                if note:
+                    found = parse_oversize(note)
+                    rejects.append((row_id, oversize_reason(info.columns, found),
+                                    tuple(found.get(i, v) for i, v in enumerate(row))))
+                    continue
                 converted = tuple(_as(k, v) for k, v in zip(kinds, row, strict=True))
                 result.expected_digest += row_digest(kinds, converted)
                 rows.append(converted)
@@ -154,6 +180,7 @@ def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int,
     if dry_run:
         for _ in chunks():
             pass
+        result.rejected = len(rejects)
         result.seconds = time.monotonic() - started
         return result
     table = sql.Identifier(SCHEMA, result.pg_name)
@@ -179,18 +206,26 @@ def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int,
         cur.execute("""INSERT INTO fleet.legacy_user_tables (source_id, sqlite_name, pg_name) VALUES (%s, %s, %s)
                        ON CONFLICT (source_id, sqlite_name) DO UPDATE SET pg_name = excluded.pg_name""",
                     (source_id, info.name, result.pg_name))
-    result.written = result.read
+        # Replaced with the table: the rejects of this run only.
+        cur.execute("DELETE FROM fleet.legacy_rejects WHERE source_id = %s AND table_name = %s",
+                    (source_id, result.rejects_name))
+        store_rejects(cur, source_id, result.rejects_name, info.columns, rejects)
+    result.rejected = len(rejects)
+    result.written = result.read - result.rejected
     result.seconds = time.monotonic() - started
     return result
 
 
-def verify_user_table(conn, result: UserTableResult) -> tuple[int, int]:
-    """(rows, digest) recomputed by SQL over the committed legacy table."""
+def verify_user_table(conn, result: UserTableResult, source_id: int) -> tuple[int, int, int]:
+    """(rows, digest, rejects) recomputed by SQL over the committed legacy table and rejects."""
     digest = sum_sql(tuple((c, _kind(t)) for c, t in result.columns.items()))
     with conn, conn.cursor() as cur:
         cur.execute(sql.SQL("SELECT count(*), {} FROM {}").format(digest, sql.Identifier(SCHEMA, result.pg_name)))
         count, total = cur.fetchone()
-    return count, int(total)
+        cur.execute("SELECT count(*) FROM fleet.legacy_rejects WHERE source_id = %s AND table_name = %s",
+                    (source_id, result.rejects_name))
+        rejected = cur.fetchone()[0]
+    return count, int(total), rejected
 
 
 def _kind(pg_type: str) -> str:

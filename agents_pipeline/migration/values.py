@@ -15,6 +15,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from agents_pipeline.core.validation import MAX_VALUE
+
 # Times outside this window are not history but damage (epoch 0, 2106 = 2**32 seconds).
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -24,10 +26,40 @@ _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 _BAD_JSON_CHARS = re.compile("[\x00\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The largest value read from a legacy file, in bytes (UTF-8 text or blob): 1 MiB, the live
+# API's largest limit (a key-value value; a conversation's prompt or response is capped at as
+# many characters). A file holding a larger value (SQLite allows 1 GB) would otherwise cost that
+# much memory several times over, or abort the read with "string or blob too big".
+MAX_VALUE_BYTES = MAX_VALUE
 
 
 class Reject(Exception):
     """A value that cannot be converted; the message is the reason stored with the row."""
+
+
+class Oversize:
+    """Stands in for a value larger than MAX_VALUE_BYTES, which stayed in the file."""
+
+    __slots__ = ("kind", "size")
+
+    def __init__(self, kind: str, size: int) -> None:
+        self.kind, self.size = kind, size
+
+
+def parse_oversize(note: str) -> dict[int, Oversize]:
+    """The note of ``LegacySource.select_capped`` ('<index>:<type>:<bytes> ...') by column index."""
+    found = {}
+    for item in note.split():
+        index, kind, size = item.split(":")
+        found[int(index)] = Oversize(kind, int(size))
+    return found
+
+
+def oversize_reason(columns: tuple[str, ...] | list[str], found: dict[int, Oversize]) -> str:
+    """The reject reason: each oversize column with its type and size, and the limit."""
+    parts = [f"{columns[i]}: {o.kind} of '{o.size:,}' bytes" for i, o in sorted(found.items())]
+    return (f"{'; '.join(parts)}, over the limit of {MAX_VALUE_BYTES:,} bytes for one legacy value: "
+            "left in the file, not read")
 
 
 class BadText(bytes):
@@ -59,10 +91,12 @@ def text(value: object, col: str) -> str | None:
     return str(value)
 
 
-def required_text(value: object, col: str) -> str:
+def required_text(value: object, col: str, max_len: int | None = None) -> str:
     out = text(value, col)
     if out is None:
         raise Reject(f"{col}: missing (NULL) but required")
+    if max_len is not None and len(out) > max_len:
+        raise Reject(f"{col}: text of '{len(out):,}' characters is longer than the {max_len} the live API accepts")
     return out
 
 
@@ -288,6 +322,8 @@ def escape_original(value: object) -> tuple[str | None, str]:
     NUL and invalid bytes as \\xNN, blobs as \\x + hex (PostgreSQL's bytea form)."""
     if value is None:
         return None, "null"
+    if isinstance(value, Oversize):      # the reason gives its size; the value stayed in the file
+        return None, value.kind
     if isinstance(value, BadText):
         raw = bytes(value).replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
         return raw.replace("\x00", "\\x00"), "text"

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from psycopg2 import sql
 
-from agents_pipeline.core.errors import ConflictError
 from agents_pipeline.retention import parquet_io, store
+from agents_pipeline.retention.locks import LOCK_WAIT_S, lock_unit
 from agents_pipeline.retention.parquet_io import ArchiveFileError
 from agents_pipeline.retention.partitions import (
     detach_concurrently,
@@ -39,13 +39,13 @@ from agents_pipeline.retention.partitions import (
     partition_state,
 )
 from agents_pipeline.retention.policy import ensure_past_retention, table_spec
+from agents_pipeline.retention.priority import yield_cpu_to_writers
 from agents_pipeline.retention.units import connect, create_temp_like, day_filter
 
 # Test seam: a callable run at each named step ("after_write", "after_verify", "after_detach",
 # "during_delete"); the crash tests SIGKILL the process there. None in production.
 checkpoint: Callable[[str], None] | None = None
 DELETE_BATCH = 5000
-NICENESS_ENV = "AGENTS_PIPELINE_ARCHIVE_NICENESS"
 PACE_ENV = "AGENTS_PIPELINE_ARCHIVE_PACE"
 DEFAULT_PACE = 25
 
@@ -68,16 +68,6 @@ class DayResult:
     paused_s: float = 0.0        # slept between chunks of the export and verify (the pace)
     manifest: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def _lock_unit(conn, table: str, day: date) -> None:
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(hashtext('fleet.archive'), hashtext(%s))",
-                    (f"{table}:{day.isoformat()}",))
-        got = cur.fetchone()[0]
-    conn.commit()
-    if not got:
-        raise ConflictError(f"{table} {day} is being archived or restored by another process", 0)
 
 
 def _valid_manifest(root: Path, table: str, day: date) -> store.Manifest | None:
@@ -147,6 +137,7 @@ def _write_unit(conn, root: Path, table: str, day: date, days: int,
             exported[member] = (columns, rows, parquet_io.fingerprint(cur, source, pacer))
     conn.commit()
     _step("after_export")
+    store.make_unit_dir(root, table, day)
     generation = previous.generation + 1 if previous is not None else 1
     for member, (columns, rows, fp) in exported.items():
         name = store.data_file_name(table, day, member, generation)
@@ -173,87 +164,10 @@ def _write_unit(conn, root: Path, table: str, day: date, days: int,
     return manifest
 
 
-def _niceness() -> int:
-    try:
-        target = int(os.environ.get(NICENESS_ENV, "19"))
-    except ValueError:
-        raise ValueError(f"{NICENESS_ENV} must be an integer from 0 to 19") from None
-    return min(max(target, 0), 19)
-
-
-def _renice(pid: int, target: int) -> bool:
-    """Niceness ``target``; at 19 also Linux's SCHED_IDLE class, which runs only on a core
-    nothing else wants and is preempted at once by any waking writer (nice 19 alone still
-    takes its time slices: the writers' p99 went from 2.7x to 2.0x with it)."""
-    try:
-        if os.getpriority(os.PRIO_PROCESS, pid) < target:
-            os.setpriority(os.PRIO_PROCESS, pid, target)
-        if target >= 19 and hasattr(os, "SCHED_IDLE"):
-            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
-        return True
-    except OSError:         # not ours to renice (another user, no CAP_SYS_NICE): run as is
-        return False
-
-
-def _local_backend_pid(conn) -> int | None:
-    """The pid of ``conn``'s backend when it is a process on this host that this process can
-    see: a Unix-socket or loopback connection whose pid carries PostgreSQL's process title for
-    this user and database (a remote server's pid would name some unrelated local process)."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_backend_pid(), coalesce(host(inet_server_addr()), ''), current_user, "
-                    "current_database()")
-        pid, address, user, database = cur.fetchone()
-    conn.commit()
-    if address not in ("", "127.0.0.1", "::1"):
-        return None
-    try:
-        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return None
-    # "postgres: [cluster_name: ]user database host activity"
-    return pid if title.startswith("postgres: ") and f" {user} {database} " in title else None
-
-
-def yield_cpu_to_writers(conn=None) -> dict[str, bool]:
-    """Lowers the CPU priority of this thread (and of the threads it starts, pyarrow's pool
-    among them) and, when PostgreSQL runs on this host and we may, of ``conn``'s backend, to
-    ``AGENTS_PIPELINE_ARCHIVE_NICENESS`` (default 19), as backups run under ``nice -n 19``.
-
-    Why: a day's export and read-back keep a core busy for about a second (the archiver's
-    backend and its Python), and on a small machine the agents' heartbeat backends then wait
-    for a CPU: measured on 2 cores, the writers' p99 tripled, with 17 % of writes during the
-    export slower than the idle p99 (docs/BENCHMARKS.md). PostgreSQL has no per-session CPU
-    priority, so the backend is reniced from outside as the pg_prioritize extension does.
-    Never raises a priority (that needs privileges); returns what it could lower.
-
-    At any niceness above 0 the session also runs its queries without parallel workers
-    (``max_parallel_workers_per_gather = 0``): they are processes of their own, started per
-    query at the server's normal priority, so the day's fingerprint scan ran on both cores
-    beside a reniced leader (1.4 archiver processes on a CPU on average during the export,
-    measured) and took the writers' CPU whatever the leader's priority."""
-    target = _niceness()
-    done = {"archiver": _renice(0, target)}
-    if conn is not None:
-        pid = _local_backend_pid(conn)
-        done["backend"] = pid is not None and _renice(pid, target)
-        if target > 0:
-            done["serial"] = _no_parallel_workers(conn)
-    return done
-
-
-def _no_parallel_workers(conn) -> bool:
-    """Session-wide: no parallel workers for ``conn``'s queries."""
-    with conn.cursor() as cur:
-        cur.execute("SET max_parallel_workers_per_gather = 0")
-        cur.execute("SHOW max_parallel_workers_per_gather")
-        serial = cur.fetchone()[0] == "0"
-    conn.commit()
-    return serial
-
-
 def archive_day(url: str, root: Path, table: str, day: date, days: int,
-                today: date | None = None) -> DayResult:
-    """Archives ``table``'s UTC ``day`` (past its ``days`` of retention) into ``root``."""
+                today: date | None = None, lock_wait_s: float = LOCK_WAIT_S) -> DayResult:
+    """Archives ``table``'s UTC ``day`` (past its ``days`` of retention) into ``root``; waits up
+    to ``lock_wait_s`` for another archival or restore of the same day to finish."""
     spec = table_spec(table)
     ensure_past_retention(table, day, days, today)
     pacer = pace()
@@ -261,7 +175,7 @@ def archive_day(url: str, root: Path, table: str, day: date, days: int,
     store.remove_stale_temporaries(root, table, day)
     with connect(url) as conn, connect(url, autocommit=True) as ddl:
         lowered = yield_cpu_to_writers(conn)
-        _lock_unit(conn, table, day)
+        lock_unit(conn, table, day, lock_wait_s)
         with conn.cursor() as cur:
             held = store.active_hold(cur, table, day)
         conn.commit()

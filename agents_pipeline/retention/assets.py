@@ -11,6 +11,7 @@ from datetime import date
 
 import dagster as dg
 
+from agents_pipeline.platform.markdown import escape_md
 from agents_pipeline.resources import PostgresResource
 from agents_pipeline.retention import archiver, maintenance, policy
 
@@ -27,7 +28,8 @@ def archive_partitions(retention_class: str) -> dg.DailyPartitionsDefinition:
 def _md_table(results: list[archiver.DayResult]) -> str:
     lines = ["| table | outcome | rows | bytes | remove ms | notes |", "|---|---|---:|---:|---:|---|"]
     for r in results:
-        lines.append(f"| {r.table} | {r.outcome} | {r.rows} | {r.file_bytes} | {r.remove_ms:.1f} | {'; '.join(r.notes)} |")
+        lines.append(f"| {escape_md(r.table)} | {escape_md(r.outcome)} | {r.rows} | {r.file_bytes} | "
+                     f"{r.remove_ms:.1f} | {escape_md('; '.join(r.notes))} |")
     return "\n".join(lines)
 
 
@@ -99,7 +101,7 @@ def maintenance_metadata(report: maintenance.MaintenanceReport) -> dict:
         meta[f"{t.table}_bytes"] = t.total_bytes
         meta[f"{t.table}_dead_ratio"] = round(t.dead_ratio, 4)
         meta[f"{t.table}_oldest_day_age_days"] = (today - t.oldest_day).days if t.oldest_day else 0
-        lines.append(f"| {t.table} | {t.total_bytes} | {t.dead_ratio:.3f} | {t.oldest_day or '-'} | {t.overdue_days} |")
+        lines.append(f"| {escape_md(t.table)} | {t.total_bytes} | {t.dead_ratio:.3f} | {t.oldest_day or '-'} | {t.overdue_days} |")
     meta["tables"] = dg.MetadataValue.md("\n".join(lines))
     return meta
 

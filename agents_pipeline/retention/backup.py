@@ -1,11 +1,14 @@
-"""``agents-pipeline db backup [PATH]`` and ``db restore PATH [--into URL]``.
+"""``agents-pipeline db backup [PATH]`` and ``db restore PATH`` (target from the environment).
 
 An archive is not a backup: this is the backup. pg_dump's custom format from the binaries of
 the server's own major version (an older pg_dump refuses a newer server; a newer one writes
 files an older pg_restore cannot read). The dump runs on a snapshot exported from a
 transaction that also counts and fingerprints every table, and those figures are written
 beside the dump (``.json``), so a restore proves that it brought back the same rows. The
-password reaches pg_dump/pg_restore through PGPASSWORD in their environment, never argv.
+password reaches pg_dump/pg_restore through PGPASSWORD in their environment, never argv, and
+for the same reason a restore's target URL comes from ``AGENTS_PIPELINE_RESTORE_DATABASE_URL``,
+never from the command line (``ps`` shows every user the arguments of every process). The dump
+and its sidecar hold every row of the fleet: they are written 0600 in a 0700 folder.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from psycopg2 import sql
 from agents_pipeline.core.dsn import connect_kwargs, mask_url
 from agents_pipeline.core.errors import ConfigurationError, ValidationError
 from agents_pipeline.retention.parquet_io import fingerprint
+from agents_pipeline.retention.private import open_private, private_dir
 from agents_pipeline.retention.units import connect
 
+RESTORE_URL_ENV = "AGENTS_PIPELINE_RESTORE_DATABASE_URL"
 _LIBPQ_ENV = {
     "host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "dbname": "PGDATABASE",
     "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY",
@@ -77,7 +82,8 @@ def table_fingerprints(cur) -> dict[str, str]:
 
 
 def _run(args: list[str], env: dict[str, str], what: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    # umask 077: whatever a tool creates (pg_dump's file, if it re-creates it) is its owner's only.
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False, umask=0o077)
     if proc.returncode != 0:
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
         raise ValidationError(f"{what} failed: {mask_url(tail)}")
@@ -90,12 +96,26 @@ def default_backup_path() -> Path:
     return PROJECT_DIR / "backups" / f"agents_pipeline-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.dump"
 
 
+def _write_private(path: Path, text: str) -> None:
+    """``path`` replaced atomically by ``text``, mode 0600 from its first byte."""
+    tmp = path.with_name(path.name + ".partial")
+    with os.fdopen(open_private(tmp), "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 def backup(url: str, path: Path | None = None) -> tuple[Path, dict]:
-    """Dumps the database to ``path``; returns the path and the sidecar's contents."""
-    path = Path(path) if path else default_backup_path()
+    """Dumps the database to ``path``; returns the path and the sidecar's contents.
+
+    The folder is created 0700 when missing (the default ``<project>/backups`` is set to 0700
+    even when it exists: the product made it); the dump and its sidecar are 0600."""
+    default = default_backup_path()
+    path = Path(path) if path else default
     if path.is_dir():
-        path = path / default_backup_path().name
-    path.parent.mkdir(parents=True, exist_ok=True)
+        path = path / default.name
+    private_dir(path.parent, path.parent, own_base=path.parent == default.parent)
     major = server_major(url)
     pg_dump = pg_tool("pg_dump", major)
     tmp = path.with_name(path.name + ".partial")
@@ -104,6 +124,7 @@ def backup(url: str, path: Path | None = None) -> tuple[Path, dict]:
         cur.execute("SELECT pg_export_snapshot(), current_database(), version()")
         snapshot, dbname, version = cur.fetchone()
         try:
+            os.close(open_private(tmp))   # pg_dump truncates it, keeping the 0600 (a stale one's too)
             # pg_dump reads the same snapshot while this transaction stays open.
             _run([str(pg_dump), "--format=custom", "--compress=6", f"--snapshot={snapshot}", f"--file={tmp}"],
                  libpq_env(url), "pg_dump")
@@ -116,7 +137,7 @@ def backup(url: str, path: Path | None = None) -> tuple[Path, dict]:
     os.replace(tmp, path)
     info = {"created_at": datetime.now(UTC).isoformat(), "database": dbname,
             "server_version": version, "bytes": path.stat().st_size, "tables": tables}
-    path.with_name(path.name + ".json").write_text(json.dumps(info, indent=2))
+    _write_private(path.with_name(path.name + ".json"), json.dumps(info, indent=2))
     return path, info
 
 
@@ -134,7 +155,7 @@ def restore(path: Path, url: str) -> dict:
         if cur.fetchone()[0]:
             raise ValidationError(
                 f"database {mask_url(url)} already holds the product's schema; restore into an empty "
-                "database (createdb a new one and pass --into its URL) — nothing was changed")
+                f"database (createdb a new one and set {RESTORE_URL_ENV} to its URL) — nothing was changed")
     dbname = str(connect_kwargs(url)["dbname"])
     _run([str(pg_restore), "--single-transaction", "--exit-on-error", "--no-owner", f"--dbname={dbname}",
           str(path)], env, "pg_restore")
@@ -159,10 +180,22 @@ def backup_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def restore_command(args: argparse.Namespace) -> int:
+def restore_target(into: str | None) -> str:
+    """The URL to restore into: ``AGENTS_PIPELINE_RESTORE_DATABASE_URL``, else the shared-state
+    database. A URL given on the command line (the old ``--into URL``) is refused before
+    anything is read: its password would be in ``ps`` and the shell's history."""
     from agents_pipeline.core.shared_state import resolve_url
 
-    url = args.into or resolve_url()
+    if into is not None:
+        raise ConfigurationError(
+            f"db restore --into URL is refused: a URL on the command line shows its password to every "
+            f"user of this host (ps) and stays in the shell's history; set {RESTORE_URL_ENV} to the URL of "
+            f"the database to restore into and run `agents-pipeline db restore PATH` — nothing was restored")
+    return os.environ.get(RESTORE_URL_ENV, "").strip() or resolve_url()
+
+
+def restore_command(args: argparse.Namespace) -> int:
+    url = restore_target(getattr(args, "into", None))
     result = restore(Path(args.path), url)
     rows = sum(int(v.split(":")[0]) for v in result["tables"].values())
     check = "row counts and checksums match the backup" if result["verified"] else "no .json beside it: not compared"

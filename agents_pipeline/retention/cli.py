@@ -5,6 +5,7 @@
     agents-pipeline archive list [--table T]     what the ledger says was archived or restored
     agents-pipeline archive run TABLE DAY        archive one day now (what the asset does)
     agents-pipeline archive restore TABLE DAY    put an archived day back and hold it
+    (run and restore wait --lock-wait seconds for another run of the same day, then name its pid)
     agents-pipeline archive maintain             partitions ahead, ANALYZE, VACUUM, sizes
 """
 
@@ -30,16 +31,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = actions.add_parser("run", help="archive one table's UTC day now (refused inside retention)")
     p.add_argument("table")
     p.add_argument("day", help="UTC day, e.g. 2025-01-31")
+    _lock_wait_option(p)
     p.set_defaults(handler=run_command)
     p = actions.add_parser("restore", help="put an archived day back into PostgreSQL and hold it")
     p.add_argument("table")
     p.add_argument("day", help="UTC day, e.g. 2025-01-31")
     p.add_argument("--hold-days", type=float, default=7.0,
                    help="days the restored day stays before archival may remove it again (default 7)")
+    _lock_wait_option(p)
     p.set_defaults(handler=restore_command)
     p = actions.add_parser("maintain", help="partitions ahead, ANALYZE parents, VACUUM where needed")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=maintain_command)
+
+
+def _lock_wait_option(parser: argparse.ArgumentParser) -> None:
+    from agents_pipeline.retention.locks import LOCK_WAIT_S  # a light module: no psycopg2, no pyarrow
+
+    parser.add_argument("--lock-wait", type=float, default=LOCK_WAIT_S, metavar="SECONDS",
+                        help="how long to wait for another archival or restore of the same day before "
+                             f"failing with the pid that holds it (default {LOCK_WAIT_S:g})")
 
 
 def _url_and_root(require_root: bool = True):
@@ -123,7 +134,8 @@ def run_command(args: argparse.Namespace) -> int:
     url, root, _ = _url_and_root()
     day = policy.parse_day(args.day)
     policy.table_spec(args.table)
-    result = archiver.archive_day(url, root, args.table, day, policy.retention_days()[args.table])
+    result = archiver.archive_day(url, root, args.table, day, policy.retention_days()[args.table],
+                                  lock_wait_s=args.lock_wait)
     print(f"{args.table} {day}: {result.outcome}, {result.rows} rows, {result.file_bytes} bytes, "
           f"removed in {result.remove_ms:.1f} ms, {result.seconds:.2f} s in all"
           + (f" ({'; '.join(result.notes)})" if result.notes else ""))
@@ -139,7 +151,7 @@ def restore_command(args: argparse.Namespace) -> int:
     url, root, _ = _url_and_root()
     day = policy.parse_day(args.day)
     policy.table_spec(args.table)
-    result = restore.restore_day(url, root, args.table, day, args.hold_days)
+    result = restore.restore_day(url, root, args.table, day, args.hold_days, lock_wait_s=args.lock_wait)
     print(f"{args.table} {day}: {result.rows_inserted} rows restored ({result.rows_in_archive} in the archive); "
           f"{'identical to the archive' if result.exact else 'DIFFERS from the archive (rows present besides it)'}; "
           f"held until {result.held_until:%Y-%m-%d %H:%M}Z")

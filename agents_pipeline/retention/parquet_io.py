@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from psycopg2 import sql
 
 from agents_pipeline.core.errors import ValidationError
+from agents_pipeline.retention.private import open_private
 
 _ARROW_TYPES = {
     "bigint": pa.int64(), "integer": pa.int32(), "smallint": pa.int16(),
@@ -231,16 +232,17 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_parquet(table: pa.Table, path: Path) -> tuple[str, int]:
-    """Writes ``path`` atomically (temporary name, fsync, rename); returns (sha256, bytes).
+    """Writes ``path`` atomically (temporary name, fsync, rename) in an existing folder, mode
+    0600 from the start (``private.open_private``); returns (sha256, bytes).
 
     The columns are made contiguous first: the writer cuts pages where the arrays' chunks end,
     so the same rows read in different chunks (a paced export, a different CSV block) would
     otherwise make files that differ in layout; this way equal rows make equal bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    pq.write_table(table.combine_chunks(), tmp, compression="zstd", compression_level=3, write_page_checksum=True,
-                   row_group_size=256 * 1024)
-    with open(tmp, "rb+") as fh:
+    with os.fdopen(open_private(tmp), "wb") as fh:
+        pq.write_table(table.combine_chunks(), fh, compression="zstd", compression_level=3,
+                       write_page_checksum=True, row_group_size=256 * 1024)
+        fh.flush()
         os.fsync(fh.fileno())
     digest, size = sha256_file(tmp), tmp.stat().st_size
     os.replace(tmp, path)

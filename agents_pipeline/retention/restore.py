@@ -17,7 +17,7 @@ from pathlib import Path
 from psycopg2 import sql
 
 from agents_pipeline.retention import parquet_io, store
-from agents_pipeline.retention.archiver import _lock_unit
+from agents_pipeline.retention.locks import LOCK_WAIT_S, lock_unit
 from agents_pipeline.retention.parquet_io import ArchiveFileError
 from agents_pipeline.retention.partitions import (
     attach_standalone,
@@ -45,7 +45,10 @@ class RestoreResult:
 
 
 def read_unit(root: Path, table: str, day: date):
-    """(manifest, {member: arrow table}) with every file verified; raises ArchiveFileError."""
+    """(manifest, {member: arrow table}) with every file verified; raises ArchiveFileError.
+
+    ``store.read_manifest`` has already refused a manifest of another day or one naming
+    anything but the day's own files in its folder, so nothing outside it is ever read."""
     manifest = store.read_manifest(root, table, day)
     if manifest is None:
         raise ArchiveFileError(
@@ -69,11 +72,13 @@ def _insert_missing(cur, member: str, rows, target: sql.Composable, present: sql
     return inserted
 
 
-def restore_day(url: str, root: Path, table: str, day: date, hold_days: float = DEFAULT_HOLD_DAYS) -> RestoreResult:
+def restore_day(url: str, root: Path, table: str, day: date, hold_days: float = DEFAULT_HOLD_DAYS,
+                lock_wait_s: float = LOCK_WAIT_S) -> RestoreResult:
+    """Restores the archived day; waits up to ``lock_wait_s`` for an archival of it to finish."""
     spec = table_spec(table)
     manifest, data = read_unit(root, table, day)
     with connect(url) as conn, connect(url, autocommit=True) as ddl:
-        _lock_unit(conn, table, day)
+        lock_unit(conn, table, day, lock_wait_s)
         if spec.partitioned:
             with conn.cursor() as cur:
                 state = partition_state(cur, table, day)

@@ -14,10 +14,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from agents_pipeline.retention.parquet_io import FORMAT_VERSION, ArchiveFileError, fsync_dir
+from agents_pipeline.retention.policy import table_spec
+from agents_pipeline.retention.private import open_private, private_dir
 
 
 def unit_dir(root: Path, table: str, day: date) -> Path:
     return root / table / f"{day:%Y}" / f"{day:%m}"
+
+
+def make_unit_dir(root: Path, table: str, day: date) -> Path:
+    """The day's folder, created (or tightened) to 0700 from ``root`` down (``private.py``)."""
+    return private_dir(unit_dir(root, table, day), root)
 
 
 def manifest_path(root: Path, table: str, day: date) -> Path:
@@ -81,10 +88,10 @@ class Manifest:
 
 def write_manifest(root: Path, manifest: Manifest) -> Path:
     path = manifest_path(root, manifest.table, manifest.day)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_unit_dir(root, manifest.table, manifest.day)
     manifest.created_at = datetime.now(UTC).isoformat()
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with os.fdopen(open_private(tmp), "w", encoding="utf-8") as fh:
         fh.write(manifest.to_json())
         fh.flush()
         os.fsync(fh.fileno())
@@ -94,19 +101,62 @@ def write_manifest(root: Path, manifest: Manifest) -> Path:
 
 
 def read_manifest(root: Path, table: str, day: date) -> Manifest | None:
-    """The day's manifest, None when there is none; a damaged one is refused."""
+    """The day's manifest, None when there is none; a damaged one is refused, and so is one
+    that is not this day's or names a file other than the day's own (``check_manifest``)."""
     path = manifest_path(root, table, day)
     if not path.is_file():
         return None
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return Manifest(
+        manifest = Manifest(
             table=doc["table"], day=date.fromisoformat(doc["day"]),
             retention_days=int(doc["retention_days"]), created_at=doc.get("created_at", ""),
             generation=int(doc.get("generation", 1)),
             files=[FileEntry(**f) for f in doc["files"]])
     except (ValueError, KeyError, TypeError) as exc:
         raise ArchiveFileError(f"archive manifest {path} is damaged: {exc}") from None
+    problem = check_manifest(manifest, table, day)
+    if problem:
+        raise ArchiveFileError(f"archive manifest {path} is refused: {problem}; nothing was read or restored")
+    return manifest
+
+
+def _path_problem(name: object) -> str | None:
+    """Why ``name`` is not a bare file name, or None."""
+    if not isinstance(name, str) or not name:
+        return f"file {name!r} is not a file name"
+    if "\x00" in name:
+        return f"file {name!r} contains a NUL character"
+    if name.startswith("/"):
+        return f"file {name!r} is an absolute path, not a file name in the day's folder"
+    if ".." in name.split("/"):
+        return f"file {name!r} climbs out of the day's folder ('..')"
+    if "/" in name:
+        return f"file {name!r} is a path, not a bare file name in the day's folder"
+    return None
+
+
+def check_manifest(manifest: Manifest, table: str, day: date) -> str | None:
+    """Why a manifest must not be used for ``table``'s ``day``, or None.
+
+    A manifest is data read from disk: whoever can write into the archive folder could make it
+    name ``../../x``, an absolute path or another day's file, and a restore would then load rows
+    from anywhere into the table. Only the archiver's own names are accepted: the day's folder,
+    ``<table>_<YYYYMMDD>[.<dependent table>][.g<generation>].parquet`` (``data_file_name``)."""
+    if manifest.table != table or manifest.day != day:
+        return f"it is the manifest of {manifest.table} {manifest.day}, not of {table} {day}"
+    members = {table, *(c.table for c in table_spec(table).children)}
+    for entry in manifest.files:
+        problem = _path_problem(entry.file)
+        if problem:
+            return problem
+        if entry.table not in members:
+            return f"file {entry.file!r} is said to hold {entry.table!r}, which is not part of the archive of {table}"
+        expected = data_file_name(table, day, entry.table, manifest.generation)
+        if entry.file != expected:
+            return (f"file {entry.file!r} is not this day's file of {entry.table} (the archiver names it "
+                    f"{expected!r})")
+    return None
 
 
 def remove_stale_temporaries(root: Path, table: str, day: date) -> None:

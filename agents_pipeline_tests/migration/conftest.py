@@ -14,6 +14,13 @@ from agents_pipeline_tests.migration.legacy_files import make_legacy_file
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
+@pytest.fixture(autouse=True)
+def import_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """sqlite_migration_job reads only inside AGENTS_PIPELINE_IMPORT_DIR: the tests' files are in tmp_path."""
+    monkeypatch.setenv("AGENTS_PIPELINE_IMPORT_DIR", str(tmp_path))
+    return tmp_path
+
+
 @pytest.fixture
 def legacy_file(tmp_path: Path) -> Path:
     return make_legacy_file(tmp_path / "background_agents.db")

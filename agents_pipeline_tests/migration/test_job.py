@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import dagster as dg
 import pytest
 
 from agents_pipeline.migration.jobs import LEGACY_IMPORT, SqliteMigrationConfig, sqlite_migration_job
+from agents_pipeline.platform.markdown import ZERO_WIDTH_SPACE
 from agents_pipeline.resources import PostgresResource
+from agents_pipeline_tests.markdown_oracle import live_markup, table_rows
 
 
 def _run(path, db_url, **config):
@@ -49,3 +53,20 @@ def test_definitions_expose_the_job_and_its_asset():
 
     assert defs.get_job_def("sqlite_migration_job").name == "sqlite_migration_job"
     assert LEGACY_IMPORT.group_name == "migration" and LEGACY_IMPORT.owners == ["team:agents-platform"]
+
+
+def test_legacy_names_in_the_report_cannot_add_links_or_images(legacy_file, tmp_path, db_url):
+    """Regression (issue #16): table names and the source name come from the legacy file and were
+    pasted into the report's markdown as they were: a file could show operators a link or an image."""
+    table = "![t](http://evil.example/t.png) [fix](http://evil.example) <img src=x> a|b"
+    with sqlite3.connect(legacy_file) as conn:
+        conn.execute(f'CREATE TABLE "{table}" (id INTEGER PRIMARY KEY, note TEXT)')
+        conn.execute(f'INSERT INTO "{table}" VALUES (1, \'x\')')  # noqa: S608 - a fixed test name
+    renamed = legacy_file.rename(tmp_path / "[ops](www.evil.example).db")
+    result, materializations = _run(renamed, db_url)
+    assert result.success
+    report, description = materializations[0].metadata["report"].value, materializations[0].description
+    assert live_markup(report) == [] and live_markup(description) == []
+    cells = [row[0].replace(ZERO_WIDTH_SPACE, "") for row in table_rows(report)]
+    assert table in cells
+    assert "[ops](www.evil.example)" in description.replace("\\", "").replace(ZERO_WIDTH_SPACE, "")

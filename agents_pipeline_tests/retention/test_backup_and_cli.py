@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import uuid
 from pathlib import Path
 
@@ -27,15 +29,18 @@ def empty_db_url(pg_cluster):
     pg.drop_database(pg_cluster, name)
 
 
-def test_backup_restored_into_a_fresh_database_has_the_same_counts_and_checksums(db_env, empty_db_url, tmp_path, capsys):
+def test_backup_restored_into_a_fresh_database_has_the_same_counts_and_checksums(db_env, empty_db_url, tmp_path,
+                                                                                 capsys, monkeypatch):
     seed_heartbeats(db_env, OLD_DAY, 400)
     seed_history(db_env, OLD_DAY)
     assert main(["db", "backup", str(tmp_path / "b.dump")]) == 0
     assert "backup written to" in capsys.readouterr().out
     sidecar = json.loads((tmp_path / "b.dump.json").read_text())
     assert sidecar["tables"]["fleet.heartbeats"].startswith("400:")
-    assert main(["db", "restore", str(tmp_path / "b.dump"), "--into", empty_db_url]) == 0
-    assert "row counts and checksums match" in capsys.readouterr().out
+    monkeypatch.setenv(backup.RESTORE_URL_ENV, empty_db_url)
+    assert main(["db", "restore", str(tmp_path / "b.dump")]) == 0
+    out = capsys.readouterr().out
+    assert "row counts and checksums match" in out and empty_db_url.split("?")[0].rsplit("/", 1)[1] in out
     src = backup.table_fingerprints_for(db_env)
     dst = backup.table_fingerprints_for(empty_db_url)
     assert src == dst and src["fleet.status_changes"].startswith("100:")
@@ -43,6 +48,53 @@ def test_backup_restored_into_a_fresh_database_has_the_same_counts_and_checksums
     # The password never reaches argv: the tools get it through the environment only.
     env = backup.libpq_env("postgresql+psycopg2://u:s3cret@db.example:5433/prod")
     assert env["PGPASSWORD"] == "s3cret" and env["PGHOST"] == "db.example" and env["PGDATABASE"] == "prod"
+
+
+def test_restore_target_on_the_command_line_is_refused(db_env, empty_db_url, tmp_path, capsys, monkeypatch):
+    """Regression: `db restore --into URL` put the target's password in argv, where `ps` shows it
+    to every user of the host; the URL now comes from AGENTS_PIPELINE_RESTORE_DATABASE_URL, and
+    the old form is refused before anything is read, naming the variable, without echoing the URL."""
+    path, _ = backup.backup(db_env, tmp_path)
+    secret_url = empty_db_url.replace("postgres@", "postgres:s3cr3t-pw@")
+    monkeypatch.setenv(backup.RESTORE_URL_ENV, empty_db_url)
+    assert main(["db", "restore", str(path), "--into", secret_url]) == 1
+    err = capsys.readouterr().err
+    assert "--into URL is refused" in err and backup.RESTORE_URL_ENV in err and "nothing was restored" in err
+    assert "s3cr3t-pw" not in err
+    assert backup.table_fingerprints_for(empty_db_url) == {}     # nothing restored
+    monkeypatch.delenv(backup.RESTORE_URL_ENV)
+    assert main(["db", "restore", str(path), "--into", ""]) == 1   # any value, even empty, is the old form
+    assert backup.RESTORE_URL_ENV in capsys.readouterr().err
+
+
+def test_backup_and_its_sidecar_are_private(db_env, tmp_path, monkeypatch):
+    """Regression: the dump and its .json were written with the umask's mode (0644 under the usual
+    022) in a folder anyone could enter, so every local user could read the fleet's whole history.
+    Now 0600 files in a 0700 folder, also under a permissive umask and over a stale 0644 file."""
+    old_umask = os.umask(0o000)
+    try:
+        folder = tmp_path / "made" / "by" / "backup"
+        dump, _ = backup.backup(db_env, folder / "fleet.dump")
+        operators = tmp_path / "operators"          # a folder the operator made: left as it is
+        operators.mkdir(mode=0o755)
+        stale = operators / "stale.dump.partial"
+        stale.write_bytes(b"left by a killed run")
+        os.chmod(stale, 0o644)
+        again, _ = backup.backup(db_env, operators / "stale.dump")
+    finally:
+        os.umask(old_umask)
+    for path in (dump, dump.with_name("fleet.dump.json"), again, again.with_name("stale.dump.json")):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+    for made in (folder, folder.parent, folder.parent.parent):
+        assert stat.S_IMODE(os.stat(made).st_mode) == 0o700, made
+    assert stat.S_IMODE(os.stat(operators).st_mode) == 0o755
+    assert not list(folder.glob("*.partial")) and not list(operators.glob("*.partial"))
+    default = tmp_path / "project" / "backups"
+    default.mkdir(parents=True, mode=0o755)
+    os.chmod(default, 0o755)             # the product's own folder, made by an earlier version
+    monkeypatch.setattr(backup, "default_backup_path", lambda: default / "agents_pipeline-x.dump")
+    path, _ = backup.backup(db_env)
+    assert stat.S_IMODE(os.stat(default).st_mode) == 0o700 and stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
 def test_restore_into_a_database_that_holds_the_schema_is_refused(db_env, tmp_path, capsys):

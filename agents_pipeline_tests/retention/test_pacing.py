@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from psycopg2 import sql
 
-from agents_pipeline.retention import archiver, parquet_io, store
+from agents_pipeline.retention import archiver, parquet_io, priority, store
 from agents_pipeline.retention.partitions import partition_ident
 from agents_pipeline.retention.restore import restore_day
 from agents_pipeline.retention.units import connect, create_temp_like
@@ -162,13 +162,13 @@ def test_a_reniced_session_gives_up_parallel_workers(db_url, monkeypatch, nicene
     yields the CPU plans no Gather, even on a table forced to parallel scans."""
     seed_heartbeats(db_url, OLD_DAY, 2000)
     rel = partition_ident("heartbeats", OLD_DAY)
-    monkeypatch.setenv(archiver.NICENESS_ENV, niceness)
+    monkeypatch.setenv(priority.NICENESS_ENV, niceness)
     with connect(db_url) as conn:
         with conn.cursor() as cur:
             cur.execute(sql.SQL("ALTER TABLE {} SET (parallel_workers = 2)").format(rel))
         conn.commit()
         done = []
-        worker = threading.Thread(target=lambda: done.append(archiver.yield_cpu_to_writers(conn)))
+        worker = threading.Thread(target=lambda: done.append(priority.yield_cpu_to_writers(conn)))
         worker.start()
         worker.join()
         assert done[0].get("serial", False) == (niceness != "0")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agents_pipeline.retention import archiver
+from agents_pipeline.retention import priority
 from agents_pipeline.retention.units import connect
 
 
@@ -24,14 +24,14 @@ def _in_a_thread(fn):
 
 @pytest.mark.parametrize("niceness, policy", [("7", os.SCHED_OTHER), ("19", os.SCHED_IDLE)])
 def test_the_archiver_and_its_backend_yield_the_cpu(db_url, monkeypatch, niceness, policy):
-    monkeypatch.setenv(archiver.NICENESS_ENV, niceness)
+    monkeypatch.setenv(priority.NICENESS_ENV, niceness)
     with connect(db_url) as conn:
-        pid = archiver._local_backend_pid(conn)
+        pid = priority._local_backend_pid(conn)
         assert pid is not None and pid != os.getpid()
         assert os.getpriority(os.PRIO_PROCESS, pid) < 7 and os.sched_getscheduler(pid) == os.SCHED_OTHER
 
         def lower():
-            done = archiver.yield_cpu_to_writers(conn)
+            done = priority.yield_cpu_to_writers(conn)
             return done, os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0)
 
         done, own_niceness, own_policy = _in_a_thread(lower)
@@ -47,14 +47,14 @@ def test_the_archiver_and_its_backend_yield_the_cpu(db_url, monkeypatch, nicenes
 def test_another_process_is_never_taken_for_the_backend(db_url, monkeypatch):
     """A pid whose process title is not this session's (as a remote server's pid would be) is left alone."""
     with connect(db_url) as conn:
-        real = archiver._local_backend_pid(conn)
+        real = priority._local_backend_pid(conn)
         own_title = Path(f"/proc/{os.getpid()}/cmdline")      # this Python process, not a backend
-        monkeypatch.setattr(archiver, "Path", lambda _: own_title)
-        assert archiver._local_backend_pid(conn) is None
+        monkeypatch.setattr(priority, "Path", lambda _: own_title)
+        assert priority._local_backend_pid(conn) is None
         assert real is not None
 
 
 def test_a_bad_niceness_setting_is_named(db_url, monkeypatch):
-    monkeypatch.setenv(archiver.NICENESS_ENV, "low")
-    with pytest.raises(ValueError, match=archiver.NICENESS_ENV):
-        archiver.yield_cpu_to_writers()    # refused before any priority changes
+    monkeypatch.setenv(priority.NICENESS_ENV, "low")
+    with pytest.raises(ValueError, match=priority.NICENESS_ENV):
+        priority.yield_cpu_to_writers()    # refused before any priority changes

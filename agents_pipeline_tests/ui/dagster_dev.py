@@ -81,6 +81,9 @@ def running_dagster_dev(app_url: str, dagster_url: str, home: Path, timeout: flo
         env = {**os.environ, **dagster_env(app_url)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(settings.PROJECT_DIR), env.get("PYTHONPATH")]))
     env.pop("AGENTS_PIPELINE_AGENT_TOKEN", None)
+    # The only folder sqlite_migration_job may read legacy files from (test_browser puts its file there).
+    env["AGENTS_PIPELINE_IMPORT_DIR"] = str(home / "import")
+    (home / "import").mkdir(exist_ok=True)
     port = free_port()
     log = home / "dagster-dev.log"
     with open(log, "wb") as out:

@@ -154,13 +154,14 @@ def _migration_run_config(job: dg.JobDefinition, sqlite_path: Path) -> dict:
     pytest.fail(f"{job.name} has no op config field naming the SQLite file (looked for path/file/sqlite)")
 
 
-def test_migration_job_launches_from_the_launchpad_and_succeeds(browser_page, dagster_dev, tmp_path):
+def test_migration_job_launches_from_the_launchpad_and_succeeds(browser_page, dagster_dev):
     repo = _repo()
     if not repo.has_job(MIGRATION_JOB):
         pytest.fail(f"job {MIGRATION_JOB} is not in the code location (the migration domain is not merged yet)")
     import yaml
 
-    config = _migration_run_config(repo.get_job(MIGRATION_JOB), _legacy_file(tmp_path / "background_agents.db"))
+    import_dir = Path(dagster_dev.env["AGENTS_PIPELINE_IMPORT_DIR"])   # the only folder the job reads
+    config = _migration_run_config(repo.get_job(MIGRATION_JOB), _legacy_file(import_dir / "background_agents.db"))
     _open(browser_page, f"/locations/agents_pipeline/jobs/{MIGRATION_JOB}/playground", "launchpad", "Launch Run")
     browser_page.evaluate("(text) => document.querySelector('.CodeMirror').CodeMirror.setValue(text)",
                           yaml.safe_dump(config))
@@ -175,3 +176,41 @@ def test_migration_job_launches_from_the_launchpad_and_succeeds(browser_page, da
     browser_page.screenshot(path=str(ARTIFACTS / "migration-run.png"), full_page=True)
     assert status == "SUCCESS", f"{MIGRATION_JOB} run {run_id} ended {status}; see {ARTIFACTS / 'migration-run.png'}"
     assert MIGRATION_JOB in browser_page.inner_text("body")
+
+
+# Live markup an agent could have planted: links, images, mail links to the test's hostile domain.
+_PLANTED = """() => [...document.querySelectorAll(
+  'a[href*="evil.example"], img[src*="evil.example"], img[src="x"], a[href^="mailto:"]')].map(e => e.outerHTML)"""
+_CELL_TEXTS = "() => [...document.querySelectorAll('.dagster-markdown td')].map(td => td.textContent)"
+
+
+def test_agent_text_in_markdown_metadata_shows_as_text(browser_page, dagster_dev):
+    """Issue #16, in the real renderer (react-markdown with remark-gfm), not the tests' stand-in:
+    an agent's name and failure message in agent_health's table are text, with no link or image."""
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from agents_pipeline_tests.heartbeats.helpers import add_agent, beat
+
+    name = "[x](http://evil.example) www.evil.example"
+    message = "![t](http://evil.example/t.png) <img src=x> ops@evil.example | forged"
+    engine = sa.create_engine(dagster_dev.env[settings.DATABASE_URL])
+    try:
+        with engine.begin() as conn:
+            now = conn.execute(sa.text("SELECT now()")).scalar_one()
+        add_agent(engine, name, period_s=60, grace_s=30, created_at=now - timedelta(minutes=5))
+        beat(engine, name, now, kind="fail", message=message)
+    finally:
+        engine.dispose()
+    client = client_for(dagster_dev.url)
+    assert wait(client, submit(client, "__ASSET_JOB", asset_keys=["agent_health"]), timeout_s=150) == "SUCCESS"
+    _open(browser_page, "/assets/agent_health", "agent-health-markdown", "agents_not_up")
+    show = browser_page.get_by_text("[Show Markdown]")
+    if show.count():                       # long tables open in a dialog
+        show.first.click()
+    browser_page.locator(".dagster-markdown td").first.wait_for()
+    browser_page.screenshot(path=str(ARTIFACTS / "agent-health-markdown.png"), full_page=True)
+    cells = [text.replace("\u200b", "") for text in browser_page.evaluate(_CELL_TEXTS)]
+    assert name in cells and message in cells, cells
+    assert browser_page.evaluate(_PLANTED) == []

@@ -87,6 +87,9 @@ BEGIN
 
     -- Agents may not end sessions, even their own kind's: only the pipeline runs the check.
     IF to_regprocedure('fleet.end_agent_session(integer)') IS NOT NULL THEN
+        IF to_regrole(v_signaller) IS NOT NULL THEN
+            EXECUTE format('ALTER FUNCTION fleet.end_agent_session(integer) OWNER TO %I', v_signaller);
+        END IF;
         EXECUTE format('REVOKE ALL ON FUNCTION fleet.end_agent_session(integer) FROM PUBLIC, %I', v_agent);
         EXECUTE format('GRANT EXECUTE ON FUNCTION fleet.end_agent_session(integer) TO %I', v_pipeline);
         IF to_regrole(v_signaller) IS NOT NULL THEN

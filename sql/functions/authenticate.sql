@@ -1,4 +1,5 @@
--- Returns the agent_id of p_agent when the caller may act for it; raises otherwise. Takes no
+-- Returns the agent_id of p_agent when the caller may act for it; raises otherwise. The proof
+-- is p_proof, else the session's (fleet.session_proof). Takes no
 -- lock: callers lock only what belongs to the agent it returned. An agent login gets the same
 -- answer for an unknown name and a wrong token, so names cannot be probed; an operator (who can
 -- read the registry anyway) is told which it was.
@@ -11,15 +12,16 @@ DECLARE
     v_id bigint;
     v_hash bytea;
     v_operator boolean := fleet.caller_is_operator();
+    v_proof bytea := coalesce(p_proof, fleet.session_proof());
 BEGIN
     SELECT agent_id, token_hash INTO v_id, v_hash FROM agents WHERE name = p_agent;
-    IF v_operator AND p_proof IS NULL THEN
+    IF v_operator AND v_proof IS NULL THEN
         IF v_id IS NULL THEN
             RAISE EXCEPTION 'unknown agent %', quote_literal(coalesce(p_agent, '')) USING ERRCODE = 'no_data_found';
         END IF;
         RETURN v_id;
     END IF;
-    IF v_id IS NULL OR p_proof IS NULL OR v_hash IS NULL OR v_hash <> fleet.token_hash(p_proof) THEN
+    IF v_id IS NULL OR v_proof IS NULL OR v_hash IS NULL OR v_hash <> fleet.token_hash(v_proof) THEN
         IF v_operator AND v_id IS NULL THEN
             RAISE EXCEPTION 'unknown agent %', quote_literal(coalesce(p_agent, '')) USING ERRCODE = 'no_data_found';
         END IF;

@@ -6,52 +6,65 @@
 -- The agent login runs with track_activities off, so pg_stat_activity shows no transaction
 -- for it. The holder is found from the row itself: a locked row's xmax is the locking
 -- transaction's id (or a multixact of several), matched to the transaction id lock that every
--- running transaction holds in pg_locks. Only rows the evaluation still needs are examined,
--- so the cost follows the stuck rows, not the fleet.
--- Finds the holders of the agent rows an evaluation skipped and keeps when each hold was first
--- seen; a row no longer skipped is forgotten. Called by fleet.evaluate_health.
+-- running transaction holds in pg_locks.
+
+-- Finds every agent row some other transaction holds, and its holder; keeps when each hold was
+-- first seen, and forgets a hold that ended. A lone locker leaves its transaction id in the
+-- row's xmax, matched here in one pass over the registry; several lockers (say the holder and
+-- a message's foreign key to the agent) leave a multixact, resolved for the rows the evaluation
+-- had to skip (p_ids) and those already held. Called by evaluate_health.
 CREATE OR REPLACE FUNCTION fleet.note_held_rows(p_ids bigint[], p_now timestamptz) RETURNS void
 LANGUAGE plpgsql SET search_path = fleet, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
     r record;
-    v_held bigint[] := '{}';
-    v_pids integer[] := '{}';
-    v_xids text[] := '{}';
+    v_held bigint[];
+    v_pids integer[];
+    v_xids text[];
     v_members xid[];
     v_pid integer;
     v_xid text;
 BEGIN
-    IF cardinality(p_ids) > 0 THEN
-        FOR r IN
-            WITH locks AS MATERIALIZED (
-                SELECT l.pid, l.transactionid FROM pg_locks l
-                WHERE l.locktype = 'transactionid' AND l.granted AND l.pid <> pg_backend_pid())
-            SELECT a.agent_id, a.xmax,
-                   (SELECT min(k.pid) FROM locks k WHERE k.transactionid = a.xmax) AS pid
-            FROM agents a WHERE a.agent_id = ANY (p_ids) AND a.xmax <> '0'::xid
-        LOOP
-            v_pid := r.pid;
-            v_xid := r.xmax::text;
-            IF v_pid IS NULL THEN
-                BEGIN                                  -- several lockers: a multixact
-                    SELECT array_agg(m.xid) INTO v_members FROM pg_get_multixact_members(r.xmax) m
-                    WHERE m.mode IN ('nokeyupd', 'upd', 'forupd', 'fornokeyupd', 'sh');
-                EXCEPTION WHEN OTHERS THEN
-                    v_members := NULL;
-                END;
-                SELECT min(l.pid), min(l.transactionid::text) INTO v_pid, v_xid FROM pg_locks l
-                WHERE l.locktype = 'transactionid' AND l.granted AND l.transactionid = ANY (v_members)
-                  AND l.pid <> pg_backend_pid();
-            END IF;
-            IF v_pid IS NOT NULL THEN
-                v_held := v_held || r.agent_id;
-                v_pids := v_pids || v_pid;
-                v_xids := v_xids || v_xid;
-            END IF;
-        END LOOP;
+    WITH locks AS MATERIALIZED (
+        SELECT l.pid, l.transactionid FROM pg_locks l
+        WHERE l.locktype = 'transactionid' AND l.granted AND l.pid <> pg_backend_pid())
+    SELECT coalesce(array_agg(a.agent_id ORDER BY a.agent_id), '{}'),
+           coalesce(array_agg(k.pid ORDER BY a.agent_id), '{}'),
+           coalesce(array_agg(a.xmax::text ORDER BY a.agent_id), '{}')
+    INTO v_held, v_pids, v_xids
+    FROM agents a JOIN locks k ON k.transactionid = a.xmax
+    WHERE a.xmax <> '0'::xid;
+
+    -- A key-share locker (a foreign key to the agent, from a transaction still running) blocks
+    -- no evaluation: keep only the rows this session cannot lock itself.
+    IF cardinality(v_held) > 0 THEN
+        SELECT coalesce(array_agg(h.agent_id ORDER BY h.agent_id), '{}'),
+               coalesce(array_agg(h.pid ORDER BY h.agent_id), '{}'),
+               coalesce(array_agg(h.xid ORDER BY h.agent_id), '{}')
+        INTO v_held, v_pids, v_xids
+        FROM unnest(v_held, v_pids, v_xids) h(agent_id, pid, xid)
+        WHERE NOT EXISTS (SELECT 1 FROM agents f WHERE f.agent_id = h.agent_id FOR NO KEY UPDATE SKIP LOCKED);
     END IF;
+
+    FOR r IN SELECT a.agent_id, a.xmax FROM agents a
+             WHERE (a.agent_id = ANY (p_ids) OR a.agent_id IN (SELECT k.agent_id FROM agent_row_locks k))
+               AND a.xmax <> '0'::xid AND NOT (a.agent_id = ANY (v_held))
+    LOOP
+        BEGIN                                          -- several lockers: a multixact
+            SELECT array_agg(m.xid) INTO v_members FROM pg_get_multixact_members(r.xmax) m
+            WHERE m.mode IN ('nokeyupd', 'upd', 'forupd', 'fornokeyupd', 'sh');
+        EXCEPTION WHEN OTHERS THEN
+            v_members := NULL;
+        END;
+        SELECT min(l.pid), min(l.transactionid::text) INTO v_pid, v_xid FROM pg_locks l
+        WHERE l.locktype = 'transactionid' AND l.granted AND l.transactionid = ANY (v_members)
+          AND l.pid <> pg_backend_pid();
+        IF v_pid IS NOT NULL THEN
+            v_held := v_held || r.agent_id;
+            v_pids := v_pids || v_pid;
+            v_xids := v_xids || v_xid;
+        END IF;
+    END LOOP;
 
     DELETE FROM agent_row_locks k
     WHERE NOT EXISTS (SELECT 1 FROM unnest(v_held, v_xids) h(agent_id, xid)

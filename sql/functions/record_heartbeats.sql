@@ -1,7 +1,7 @@
 -- Heartbeats: one statement for a whole batch; a single heartbeat is a batch of one, so the
 -- agent library, the CLI and pgbench all run this same SQL. Returns one row per input item, in
 -- input order, with an error text (and, for a rate refusal, when to retry) for items that were
--- refused; nothing is stored for those.
+-- refused; nothing is stored for those. An item's NULL proof stands for the session's proof.
 --
 -- Authenticate before locking: the batch is checked against the registry without a lock, and
 -- only the rows of agents whose proof matched are locked, so a caller naming every agent with
@@ -33,6 +33,7 @@ DECLARE
     v_deadline timestamptz;
     v_left interval;
     v_limit jsonb;
+    v_session bytea := fleet.session_proof();
 BEGIN
     IF v_n > 5000 THEN
         RAISE EXCEPTION 'a heartbeat batch holds at most 5000 items, got %', v_n USING ERRCODE = 'program_limit_exceeded';
@@ -45,7 +46,8 @@ BEGIN
 
     -- 1. Who is authenticated (no lock), then lock those rows in id order, skipping busy ones.
     SELECT array_agg(DISTINCT a.agent_id ORDER BY a.agent_id) INTO v_wanted
-    FROM unnest(p_agents, p_proofs) AS i(name, proof)
+    FROM (SELECT u.name, coalesce(u.proof, v_session) AS proof
+          FROM unnest(p_agents, p_proofs) AS u(name, proof)) i
     JOIN agents a ON a.name = i.name
     WHERE (v_operator AND i.proof IS NULL)
        OR (i.proof IS NOT NULL AND a.token_hash = fleet.token_hash(i.proof));
