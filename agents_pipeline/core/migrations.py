@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +93,20 @@ def applied(conn) -> dict[int, str]:
         return dict(cur.fetchall())
 
 
+@contextmanager
+def _transaction(conn) -> Iterator[None]:
+    """One transaction on an autocommit connection: committed whole, or rolled back whole."""
+    conn.autocommit = False
+    try:
+        yield
+        conn.commit()
+    except Exception:
+        conn.rollback()
+        raise
+    finally:
+        conn.autocommit = True
+
+
 def migrate(conn, sql_dir: Path = SQL_DIR) -> list[str]:
     """Applies the pending migrations over a psycopg2 connection; returns their names."""
     conn.autocommit = True
@@ -110,20 +126,13 @@ def migrate(conn, sql_dir: Path = SQL_DIR) -> list[str]:
                         "add a new numbered file instead of editing an applied one"
                     )
                 continue
-            conn.autocommit = False
-            try:
+            with _transaction(conn):
                 cur.execute(mig.sql)
                 cur.execute(
                     "INSERT INTO public.agents_pipeline_migrations (version, name, checksum) "
                     "VALUES (%s, %s, %s)",
                     (mig.version, mig.name, mig.checksum),
                 )
-                conn.commit()
-            except Exception:
-                conn.rollback()
-                raise
-            finally:
-                conn.autocommit = True
             done.append(mig.path.name)
         done += _apply_functions(conn, cur, sql_dir / "functions")
     return done
@@ -157,8 +166,7 @@ def _apply_functions(conn, cur, functions_dir: Path) -> list[str]:
                if known.get(name) != hashlib.sha256(path.read_bytes()).hexdigest()}
     if not changed:
         return []
-    conn.autocommit = False
-    try:
+    with _transaction(conn):
         for name, path in changed.items():
             cur.execute(_with_prefix(path.read_text(encoding="utf-8")))
             cur.execute(
@@ -167,12 +175,6 @@ def _apply_functions(conn, cur, functions_dir: Path) -> list[str]:
                 (name, hashlib.sha256(path.read_bytes()).hexdigest()),
             )
         cur.execute("SELECT fleet.apply_security()")
-        conn.commit()
-    except Exception:
-        conn.rollback()
-        raise
-    finally:
-        conn.autocommit = True
     return [f"functions/{name}" for name in changed]
 
 
