@@ -152,3 +152,36 @@ def test_failure_followed_by_success_between_evaluations_still_alerts(engine, t0
     beat(engine, "blip", t0 + s(40), kind="fail", message="crashed again")    # a plain fail: its message
     (t,) = run(engine, t0 + s(41))
     assert (t.to_status, t.changed_at, t.reason, t.message) == ("down", t0 + s(40), "fail", "crashed again")
+
+
+def test_a_down_agent_that_bounces_between_evaluations_is_recorded_twice(engine, t0):
+    """Regression: a down agent that sent one heartbeat and went quiet again before the next
+    evaluation stayed 'down' with its old since and message, so its recovery and its new
+    outage were both lost. Both are recorded at their own times, the first alert is resolved at
+    the heartbeat and a new one opens at the new deadline."""
+    add_agent(engine, "bouncer", period_s=10, grace_s=5, created_at=t0)
+    beat(engine, "bouncer", t0 + s(1))
+    run(engine, t0 + s(2), ["webhook"])
+    run(engine, t0 + s(30), ["webhook"])                                       # down at 1 + 15
+    beat(engine, "bouncer", t0 + s(40), message="back briefly")
+    seen = run(engine, t0 + s(70), ["webhook"])                                # quiet again since 40
+    assert sorted((t.from_status, t.to_status, t.changed_at, t.reason) for t in seen) == sorted([
+        ("down", "up", t0 + s(40), "heartbeat"), ("up", "late", t0 + s(50), "late"),
+        ("late", "down", t0 + s(55), "missed")])
+    assert changes(engine, "bouncer")[-4:] == [
+        ("up", "down", t0 + s(16), "missed"), ("down", "up", t0 + s(40), "heartbeat"),
+        ("up", "late", t0 + s(50), "late"), ("late", "down", t0 + s(55), "missed")]
+    row = agent_row(engine, "bouncer")
+    assert (row.status, row.status_since) == ("down", t0 + s(55))
+    assert "no heartbeat since" in row.status_message and "back briefly" not in row.status_message
+    with engine.begin() as conn:
+        alerts = conn.execute(sa.text("""SELECT opened_at, resolved_at FROM fleet.alerts
+                                         WHERE kind = 'agent_down' ORDER BY alert_id""")).all()
+        resolved = conn.execute(sa.text("""SELECT payload FROM fleet.notifications
+                                           WHERE event = 'resolved' AND channel = 'webhook'""")).scalars().all()
+        opened = conn.execute(sa.text("""SELECT count(*) FROM fleet.notifications
+                                         WHERE event = 'opened' AND channel = 'webhook'""")).scalar_one()
+    assert [tuple(a) for a in alerts] == [(t0 + s(16), t0 + s(40)), (t0 + s(55), None)]
+    assert len(resolved) == 1 and resolved[0]["duration_s"] == 24.0
+    assert opened == 2
+    assert run(engine, t0 + s(80), ["webhook"]) == []                         # nothing recorded twice
