@@ -63,7 +63,15 @@ def fresh_database(cluster: LocalCluster, template: str) -> str:
 
 
 def drop_database(cluster: LocalCluster, name: str) -> None:
+    """Drops the database and the agents' own logins made in it (roles outlive databases)."""
     conn = admin_connect(cluster)
+    conn.autocommit = True
     with conn.cursor() as cur:
+        cur.execute("SELECT oid FROM pg_database WHERE datname = %s", (name,))
+        row = cur.fetchone()
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if row is not None:
+            cur.execute("SELECT rolname FROM pg_roles WHERE rolname ~ %s", (rf"_a{row[0]}_\d+$",))
+            for (role,) in cur.fetchall():
+                cur.execute(f'DROP ROLE IF EXISTS "{role}"')
     conn.close()

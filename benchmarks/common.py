@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import psycopg2
 
 from agents_pipeline.core import migrations, registry
@@ -22,3 +26,13 @@ def prepare_database(url: str, agent_names: list[str]) -> None:
             registry.register_agent(db, name)
     finally:
         db.close()
+
+
+def schema_before(version: int) -> Path:
+    """A copy of sql/ holding the numbered migrations up to ``version`` and no function files:
+    the schema as it was then, for a baseline measured in the same run as the current one."""
+    folder = Path(tempfile.mkdtemp(prefix="ap-bench-sql-"))
+    for path in migrations.available():
+        if path.version <= version:
+            shutil.copy(path.path, folder / path.path.name)
+    return folder

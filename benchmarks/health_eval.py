@@ -14,6 +14,11 @@ agent_health sensor calls it, client-side, including its commit:
 - the summary queries the sensor runs after the evaluation (counts, not-up table, skew).
 
 The goal is at most 200 ms for one evaluation at 10,000 agents over 10,000,000 heartbeats.
+
+With --before-boundary, a second database at the schema as it was before the agent boundary
+(migration 0011) gets the same fleet, and the steady evaluation is timed in both, alternating,
+in the same run; the current one also with the boundary checks the sensor runs after it (held
+rows, throttled agents). The goal is at most 1.2x the time before.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import time
 from pathlib import Path
 
 import psycopg2
+from common import schema_before
 
 from agents_pipeline.core import migrations
 from agents_pipeline.core.dsn import connect_kwargs
@@ -78,6 +84,39 @@ def load(conn, agents: int, per_agent: int) -> float:
     return time.perf_counter() - started
 
 
+BOUNDARY_CHECKS = """SELECT (SELECT count(*) FROM fleet.check_agent_row_locks(now(), interval '30 s', ARRAY['log']))
+                         + (SELECT count(*) FROM fleet.check_throttled_agents(now(), interval '5 min', ARRAY['log']))"""
+
+
+def compare_before_boundary(cluster: LocalCluster, conn, agents: int, per_agent: int, repeats: int) -> None:
+    """The steady evaluation at 0011 and now, alternating in one run (see the module docstring)."""
+    admin = psycopg2.connect(**connect_kwargs(cluster.url()))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("CREATE DATABASE before_boundary")
+    admin.close()
+    old = psycopg2.connect(**connect_kwargs(cluster.url("before_boundary")))
+    migrations.migrate(old, schema_before(11))
+    load(old, agents, per_agent)
+    for c in (conn, old):
+        timed(c, EVALUATE, (0,))
+    before, now, tick = [], [], []
+    for _ in range(repeats):
+        before.append(timed(old, EVALUATE, (1,))[0])
+        now.append(timed(conn, EVALUATE, (1,))[0])
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            cur.execute(EVALUATE, (1,))
+            cur.execute(BOUNDARY_CHECKS)
+        conn.commit()
+        tick.append((time.perf_counter() - started) * 1000)
+    old.close()
+    b, n, t = statistics.median(before), statistics.median(now), statistics.median(tick)
+    print(f"steady evaluation before the boundary (0011) x{repeats}: median {b:.1f} ms; now: median {n:.1f} ms "
+          f"(ratio {n / b:.2f}); now with the boundary checks: median {t:.1f} ms (ratio {t / b:.2f}); goal <= 1.2",
+          flush=True)
+
+
 def timed(conn, sql: str, params: tuple = ()) -> tuple[float, int]:
     started = time.perf_counter()
     with conn.cursor() as cur:
@@ -92,6 +131,8 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=10_000)
     parser.add_argument("--per-agent", type=int, default=1000, help="heartbeat rows per agent")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--before-boundary", action="store_true",
+                        help="also time the steady evaluation at the schema before the agent boundary")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="ap-bench-health-", dir="/tmp"))
@@ -120,6 +161,8 @@ def main() -> None:
         p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
         print(f"steady evaluation x{len(ms)}: median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, "
               f"max {ms[-1]:.1f} ms, min {ms[0]:.1f} ms", flush=True)
+        if args.before_boundary:
+            compare_before_boundary(cluster, conn, args.agents, args.per_agent, args.repeats)
 
         stop = "UPDATE fleet.agents SET last_seen = now() - %s * interval '1 s' WHERE agent_id %% 100 = 0"
         with conn.cursor() as cur:  # one agent in a hundred stops: last heard 70 s ago (late)

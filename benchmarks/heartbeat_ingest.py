@@ -6,6 +6,12 @@ at 50 clients calling the same SQL, all measured in one run on one fresh cluster
 Prints one line per measurement and the medians; the ratio is SharedState at 50 writers over
 pgbench at 50 clients. The cluster uses PostgreSQL's durable defaults (fsync, synchronous
 commit), as a production server would.
+
+The agent boundary's cost: in the same run, pgbench at 50 clients logs in as the agent role and
+sends each heartbeat with its agent's token, once into a database at the schema as it was before
+the boundary (0011: the token in the call, no caps or buckets) and once into the current one
+(the proof in the call, caps, a token bucket drawn on every heartbeat, with limits high enough
+that nothing is refused). The ratio current / before is the boundary's price per heartbeat.
 """
 
 from __future__ import annotations
@@ -22,16 +28,59 @@ import threading
 import time
 from pathlib import Path
 
-from common import prepare_database
+import psycopg2
+from common import prepare_database, schema_before
 
+from agents_pipeline.core import migrations
+from agents_pipeline.core.dsn import connect_kwargs
 from agents_pipeline.core.localdb import LocalCluster, find_pg_bin, scratch_home
 from agents_pipeline.core.shared_state import SharedState
+from agents_pipeline.security.roles import roles
 
 AGENTS = 50
 PGBENCH_SQL = """\\set n random(0, 49)
 SELECT * FROM fleet.record_heartbeats(ARRAY['agent-' || :n]::text[], ARRAY[NULL]::bytea[], ARRAY['ok']::text[],
     ARRAY[now()]::timestamptz[], ARRAY[NULL]::text[], ARRAY[NULL]::jsonb[]);
 """
+
+# The same heartbeat as the agent login with agent n's token ('apt_bench_<n>'): before the
+# boundary the token itself was the argument; now its proof (SHA-256) is, computed here in SQL so
+# that both scripts do the same work on the client side of the statement.
+AGENT_SQL_BEFORE = """\\set n random(0, 49)
+SELECT * FROM fleet.record_heartbeats(ARRAY['agent-' || :n]::text[], ARRAY['apt_bench_' || :n]::text[],
+    ARRAY['ok']::text[], ARRAY[now()]::timestamptz[], ARRAY[NULL]::text[], ARRAY[NULL]::jsonb[]);
+"""
+AGENT_SQL_NOW = """\\set n random(0, 49)
+SELECT * FROM fleet.record_heartbeats(ARRAY['agent-' || :n]::text[],
+    ARRAY[sha256(convert_to('apt_bench_' || :n, 'UTF8'))]::bytea[],
+    ARRAY['ok']::text[], ARRAY[now()]::timestamptz[], ARRAY[NULL]::text[], ARRAY[NULL]::jsonb[]);
+"""
+BEFORE_BOUNDARY = 11
+
+
+def prepare_agent_logins(cluster: LocalCluster) -> str:
+    """Gives agent-n the token 'apt_bench_<n>' in the current database (stored as the hash of its
+    proof, limits lifted so nothing is refused) and builds database 'before_boundary' at 0011 with
+    the same agents and tokens (stored as 0011 stored them). Returns that database's name."""
+    admin = psycopg2.connect(**connect_kwargs(cluster.url()))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("""UPDATE fleet.agents SET token_hash = sha256(sha256(convert_to(
+                           'apt_bench_' || substr(name, 7), 'UTF8'))) WHERE name LIKE 'agent-%'""")
+        cur.execute("""UPDATE fleet.system_config SET value = '{"rate_per_s": 1e9, "burst": 1e9}'
+                       WHERE key = 'rate_limit:heartbeats'""")
+        cur.execute("CREATE DATABASE before_boundary")
+    admin.close()
+    conn = psycopg2.connect(**connect_kwargs(cluster.url("before_boundary")))
+    try:
+        migrations.migrate(conn, schema_before(BEFORE_BOUNDARY))
+        with conn.cursor() as cur:
+            cur.execute("""INSERT INTO fleet.agents (name, token_hash)
+                           SELECT 'agent-' || n, sha256(convert_to('apt_bench_' || n, 'UTF8'))
+                           FROM generate_series(0, %s - 1) n""", (AGENTS,))
+    finally:
+        conn.close()
+    return "before_boundary"
 
 
 def timed_threads(url: str, writers: int, seconds: float) -> float:
@@ -72,16 +121,17 @@ def timed_batches(url: str, seconds: float, batch: int = 2000) -> float:
     return count / elapsed
 
 
-def pgbench(cluster: LocalCluster, dbname: str, seconds: float, clients: int = 50) -> float:
+def pgbench(cluster: LocalCluster, dbname: str, seconds: float, clients: int = 50, *,
+            sql: str = PGBENCH_SQL, user: str = "postgres") -> float:
     script = Path(tempfile.mkdtemp()) / "heartbeat.sql"
-    script.write_text(PGBENCH_SQL)
+    script.write_text(sql)
     os.chmod(script.parent, 0o755)
     os.chmod(script, 0o644)
     exe = find_pg_bin() / "pgbench"
     state = cluster.state()
     proc = subprocess.run(
         [str(exe), "-n", "-c", str(clients), "-j", "2", "-T", str(int(seconds)), "-f", str(script),
-         "-h", str(cluster.sockdir), "-p", str(state["port"]), "-U", "postgres", dbname],
+         "-h", str(cluster.sockdir), "-p", str(state["port"]), "-U", user, dbname],
         capture_output=True, text=True, check=True,
     )
     shutil.rmtree(script.parent, ignore_errors=True)
@@ -103,13 +153,20 @@ def main() -> None:
     try:
         url = cluster.url()
         prepare_database(url, [f"agent-{i}" for i in range(AGENTS)])
+        before = prepare_agent_logins(cluster)
+        agent = roles().agent
 
-        results: dict[str, list[float]] = {"sharedstate_1": [], "sharedstate_50": [], "batch": [], "pgbench_50": []}
+        results: dict[str, list[float]] = {"sharedstate_1": [], "sharedstate_50": [], "batch": [], "pgbench_50": [],
+                                           "agent_before_boundary": [], "agent_now": []}
         for r in range(args.repeats):
             results["sharedstate_1"].append(timed_threads(url, 1, args.seconds))
             results["sharedstate_50"].append(timed_threads(url, 50, args.seconds))
             results["batch"].append(timed_batches(url, args.seconds))
             results["pgbench_50"].append(pgbench(cluster, "agents_pipeline", args.seconds))
+            # the two agent-login runs back to back, their order alternating between rounds
+            pair = [("agent_before_boundary", before, AGENT_SQL_BEFORE), ("agent_now", "agents_pipeline", AGENT_SQL_NOW)]
+            for key, dbname, sql in pair if r % 2 == 0 else pair[::-1]:
+                results[key].append(pgbench(cluster, dbname, args.seconds, sql=sql, user=agent))
             print(f"round {r + 1}: " + ", ".join(f"{k}={v[-1]:,.0f}/s" for k, v in results.items()), flush=True)
         medians = {k: statistics.median(v) for k, v in results.items()}
         print(f"cores={os.cpu_count()} python={sys.version.split()[0]} seconds={args.seconds} repeats={args.repeats}")
@@ -117,6 +174,9 @@ def main() -> None:
             print(f"median {key}: {value:,.0f} heartbeats/s")
         print(f"ratio sharedstate_50 / pgbench_50: {medians['sharedstate_50'] / medians['pgbench_50']:.2f}")
         print(f"ratio sharedstate_1 / pgbench_50: {medians['sharedstate_1'] / medians['pgbench_50']:.2f}")
+        ratios = [now / old for now, old in zip(results["agent_now"], results["agent_before_boundary"], strict=True)]
+        print(f"ratio agent_now / agent_before_boundary: {medians['agent_now'] / medians['agent_before_boundary']:.2f} "
+              f"(per round {', '.join(f'{x:.2f}' for x in ratios)}; goal >= 0.8)")
     finally:
         cluster.destroy()
 

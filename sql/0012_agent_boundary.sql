@@ -10,6 +10,9 @@
 --   the refusal counts of every kind, sit in fleet.rate_buckets.
 -- * Key-value namespaces: an agent writes under '<its name>/' and under the prefixes an
 --   operator granted it, so no agent can hold the row lock of another agent's key.
+-- * Per-agent logins: each agent may get a database login of its own, a member of the agent
+--   role with its own CONNECTION LIMIT, so one agent cannot use up the connections of all; a
+--   session of such a login may act for its own agent only.
 -- * Agent rows held locked: the health evaluation skips a locked row, so a session holding one
 --   is tracked here, reported, and ended past a bound.
 
@@ -17,7 +20,8 @@ UPDATE fleet.agents SET token_hash = sha256(token_hash) WHERE token_hash IS NOT 
 
 ALTER TABLE fleet.agents
     ADD COLUMN hb_tokens double precision,          -- heartbeat bucket level (NULL: full)
-    ADD COLUMN hb_refill_at timestamptz;
+    ADD COLUMN hb_refill_at timestamptz,
+    ADD COLUMN db_login text UNIQUE;                -- the agent's own login (fleet.ensure_agent_login)
 
 CREATE TABLE fleet.rate_buckets (
     agent_id        bigint NOT NULL REFERENCES fleet.agents ON DELETE CASCADE,

@@ -47,10 +47,16 @@ def run(args: argparse.Namespace) -> int:
                 host=args.host, pid=args.pid, pidfile=args.pidfile, match=args.match,
             )
             if args.json:
-                print_json({"agent_id": reg.agent_id, "name": reg.name, "token": reg.token})
+                print_json({"agent_id": reg.agent_id, "name": reg.name, "token": reg.token, "login": reg.login})
             else:
                 print(f"registered {reg.name} (id {reg.agent_id})")
                 print(f"token (shown once; give it to the agent as AGENTS_PIPELINE_AGENT_TOKEN): {reg.token}")
+                if reg.login:
+                    print(f"database login: {reg.login} (its password is the token; "
+                          f"`agents-pipeline db grant-agent --agent {reg.name}` prints the agent's settings)")
+                else:
+                    print("no database login of its own (registering needs CREATEROLE): it shares the agent login",
+                          file=sys.stderr)
         elif action == "list":
             rows = _status_rows(registry.list_agents(db))
             if args.json:

@@ -33,6 +33,7 @@ def _build() -> argparse.ArgumentParser:
     grant.add_argument("--new-password", action="store_true", help="set a new password for the agent login")
     grant.add_argument("--host", help="host agents use to reach the database (default: from the URL)")
     grant.add_argument("--port", type=int, help="port agents use (default: from the URL)")
+    grant.add_argument("--agent", help="the settings of this agent's own login instead of the shared one")
 
     agents = sub.add_parser("agents", help="the agent registry").add_subparsers(dest="action", required=True)
     reg = agents.add_parser("register", help="register an agent and print its token once")

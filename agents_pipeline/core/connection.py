@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ T = TypeVar("T")
 _TRANSIENT_CODES = {"57P01", "57P02", "57P03", "40001", "40P01", "53300", "55P03"}
 _AUTH_CODES = {"28P01", "28000", "42501"}
 _NO_PARTITION = "no partition of relation"
+_AGENT_LOGIN = re.compile(r"[a-z_][a-z0-9_]*_a\d+_\d+")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -63,12 +65,17 @@ class ConnectionPool:
     """At most ``maxconn`` connections; callers wait for a free one."""
 
     def __init__(self, url: str, *, maxconn: int = 8, application_name: str = "agents_pipeline",
-                 session_settings: dict[str, str] | None = None) -> None:
+                 session_settings: dict[str, str] | None = None, password: str | None = None) -> None:
         self.url = url
         self.display_url = mask_url(url)
         self._kwargs = connect_kwargs(url)
         self._kwargs.setdefault("connect_timeout", 5)
         self._kwargs.setdefault("application_name", application_name)
+        # An agent's own login (fleet.ensure_agent_login names it <prefix>_a<db oid>_<agent id>)
+        # has the agent's token as its password, sent as SCRAM; any other login keeps the URL's,
+        # PGPASSWORD or .pgpass.
+        if password is not None and _AGENT_LOGIN.fullmatch(str(self._kwargs.get("user") or "")):
+            self._kwargs.setdefault("password", password)
         # Times come back in UTC whatever the server's zone, so what agents and the CLI print
         # compares across hosts.
         self._kwargs["options"] = f"{self._kwargs.get('options', '')} -c TimeZone=UTC".strip()
@@ -127,9 +134,10 @@ class Database:
     """Runs units of work in transactions, retrying transient failures within a window."""
 
     def __init__(self, url: str, *, maxconn: int = 8, retry_window: float | None = None,
-                 application_name: str = "agents_pipeline", session_settings: dict[str, str] | None = None) -> None:
+                 application_name: str = "agents_pipeline", session_settings: dict[str, str] | None = None,
+                 password: str | None = None) -> None:
         self.pool = ConnectionPool(url, maxconn=maxconn, application_name=application_name,
-                                   session_settings=session_settings)
+                                   session_settings=session_settings, password=password)
         self.retry_window = retry_window_s() if retry_window is None else retry_window
 
     def close(self) -> None:

@@ -7,15 +7,20 @@ agent login has no such right (see the roles migration).
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from dataclasses import dataclass
 from typing import Any
+
+import psycopg2.extensions
+from psycopg2 import sql
 
 from agents_pipeline.core import validation
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.errors import NotFoundError, ValidationError
 
 TOKEN_PREFIX = "apt_"
+CONNECTION_LIMIT = "AGENTS_PIPELINE_AGENT_CONNECTION_LIMIT"
 
 
 def new_token() -> str:
@@ -41,6 +46,30 @@ class Registration:
     agent_id: int
     name: str
     token: str
+    login: str | None = None   # the agent's own database login (password: its token), when made
+
+
+def connection_limit() -> int:
+    raw = os.environ.get(CONNECTION_LIMIT, "").strip()
+    try:
+        value = int(raw) if raw else 10
+    except ValueError:
+        raise ValidationError(f"{CONNECTION_LIMIT} must be a whole number, got {raw!r}") from None
+    if not 1 <= value <= 1000:
+        raise ValidationError(f"{CONNECTION_LIMIT} must be 1 to 1000, got {value}")
+    return value
+
+
+def ensure_login(cur, agent_id: int, token: str) -> str | None:
+    """The agent's own login (fleet.ensure_agent_login) with the token as its password, when the
+    operator may create roles; None otherwise (the agent then uses the shared agent login). The
+    password goes as a SCRAM verifier computed here, so the token is in no statement."""
+    cur.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")
+    if not cur.fetchone()[0]:
+        return None
+    verifier = psycopg2.extensions.encrypt_password(token, "agent", cur.connection, "scram-sha-256")
+    cur.execute("SELECT fleet.ensure_agent_login(%s, %s, %s)", (agent_id, verifier, connection_limit()))
+    return cur.fetchone()[0]
 
 
 def register_agent(
@@ -74,9 +103,11 @@ def register_agent(
              validation.text(pidfile, "pidfile", max_len=4096), validation.text(match, "match pattern", max_len=1000),
              token_hash(token), doc),
         )
-        return cur.fetchone()[0]
+        agent_id = cur.fetchone()[0]
+        return agent_id, ensure_login(cur, agent_id, token)
 
-    return Registration(db.transaction(work), name, token)
+    agent_id, login = db.transaction(work)
+    return Registration(agent_id, name, token, login)
 
 
 def list_agents(db: Database) -> list[dict[str, Any]]:
@@ -93,11 +124,11 @@ def list_agents(db: Database) -> list[dict[str, Any]]:
     return db.transaction(work)
 
 
-def _update_one(db: Database, name: str, sql: str, params: tuple = ()) -> None:
+def _update_one(db: Database, name: str, statement: str, params: tuple = ()) -> None:
     name = validation.name(name)
 
     def work(cur):
-        cur.execute(sql, (*params, name))
+        cur.execute(statement, (*params, name))
         if cur.rowcount == 0:
             raise NotFoundError(f"unknown agent {name!r}")
 
@@ -111,14 +142,37 @@ def set_paused(db: Database, name: str, paused: bool) -> None:
 
 
 def rotate_token(db: Database, name: str) -> str:
+    """A new token; the agent's own login, if it has one, takes it as its new password."""
     token = new_token()
-    _update_one(db, name, "UPDATE fleet.agents SET token_hash = %s, token_issued_at = now(), "
-                          "updated_at = now() WHERE name = %s", (token_hash(token),))
+    name = validation.name(name)
+
+    def work(cur):
+        cur.execute("""UPDATE fleet.agents SET token_hash = %s, token_issued_at = now(), updated_at = now()
+                       WHERE name = %s RETURNING agent_id, db_login""", (token_hash(token), name))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"unknown agent {name!r}")
+        if row[1] is not None:
+            ensure_login(cur, row[0], token)
+
+    db.transaction(work)
     return token
 
 
 def revoke_token(db: Database, name: str) -> None:
-    _update_one(db, name, "UPDATE fleet.agents SET token_hash = NULL, updated_at = now() WHERE name = %s")
+    """The agent can no longer act, nor log in with its own login."""
+    name = validation.name(name)
+
+    def work(cur):
+        cur.execute("UPDATE fleet.agents SET token_hash = NULL, updated_at = now() WHERE name = %s RETURNING db_login",
+                    (name,))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"unknown agent {name!r}")
+        if row[0] is not None:
+            cur.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(row[0])))
+
+    db.transaction(work)
 
 
 def grant_keys(db: Database, name: str, prefix: str, *, write: bool = False) -> None:

@@ -90,7 +90,7 @@ class SharedState:
         proof = {PROOF_SETTING: token_proof(secret).hex()} if secret else None
         self.db = Database(resolve_url(url), maxconn=maxconn, retry_window=retry_window,
                            application_name=f"agent:{self.agent}" if self.agent else "agents_pipeline",
-                           session_settings=proof)
+                           session_settings=proof, password=secret)
         self._writer = HeartbeatWriter(self.db)
 
     # -- lifecycle -------------------------------------------------------------------------------

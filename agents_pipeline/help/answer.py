@@ -4,12 +4,16 @@ Both paths number the same sources ([1], [2], ...) and end with the same source 
 operator can check every statement whichever path produced it. The LLM only ever improves the
 wording: when it is not configured, slow, down or talks nonsense, the extractive answer is
 given with a note saying why.
+
+An agent's own request (``only_agents``, from request_store.facts_scope) is answered from the
+docs and that agent's facts alone, LLM prompt included: the answer goes back to the agent.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +31,19 @@ SYSTEM_PROMPT = (
     "(status, times) first, then the steps to take. Cite every statement with its source number in "
     "square brackets, like [2]. If the context does not answer the question, say so plainly."
 )
+# The context of an agent's request holds no other agent's facts; the model is told so that it
+# does not fill the gap with guesses about the agent the question names.
+AGENT_SYSTEM_PROMPT = (
+    "You are the operations help of agents_pipeline, a monitor for a fleet of background AI agents. "
+    "One of the fleet's agents asks the question below. Answer using ONLY the numbered context below: "
+    "the asking agent's own live facts from the database and sections of the product's documentation. "
+    "You have no facts about any other agent: if the question is about another agent, say that facts "
+    "about other agents are for operators, and never guess them. Be brief and practical: state the facts "
+    "first, then the steps to take. Cite every statement with its source number in square brackets, "
+    "like [2]. If the context does not answer the question, say so plainly."
+)
+SCOPE_NOTE = ("This answer uses the documentation and your own live state only; "
+              "facts about other agents are for operators.")
 
 
 @dataclass
@@ -35,6 +52,7 @@ class Context:
     hits: list[retrieval.Hit]
     agents: list[live.AgentFacts]
     fleet: list[live.Fact]
+    scoped: bool = False           # an agent's own request: its facts only
     sources: list[dict[str, Any]] = field(default_factory=list)
     fact_refs: list[tuple[live.Fact, int]] = field(default_factory=list)
     hit_refs: list[tuple[retrieval.Hit, int]] = field(default_factory=list)
@@ -69,15 +87,22 @@ class Answer:
     llm_error: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    scoped: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"question": self.question, "answer": self.text, "sources": self.sources, "mode": self.mode,
                 "model": self.model, "agents": self.agents, "note": self.note, "latency_ms": round(self.latency_ms, 1)}
 
 
-def gather(db: Database, question: str, agent_names: list[str] | tuple[str, ...] = ()) -> Context:
-    """Retrieved passages plus the live facts of every agent named or carried."""
-    agents = live.agent_facts(db, live.named_agents(db, question, agent_names))
+def gather(db: Database, question: str, agent_names: list[str] | tuple[str, ...] = (),
+           only_agents: Collection[int] | None = None) -> Context:
+    """Retrieved passages plus the live facts of every agent named or carried; with
+    ``only_agents``, the facts of those agents alone and no fleet overview, whatever is named."""
+    if only_agents is None:
+        named = live.named_agents(db, question, agent_names)
+    else:
+        named = live.agents_by_id(db, only_agents)
+    agents = live.agent_facts(db, named)
     # An agent that is down makes "down" part of the question even when the operator wrote
     # "what is wrong with demo?": the status steers retrieval to the matching runbook.
     statuses = " ".join(sorted({a.status for a in agents if a.status != "up"}))
@@ -87,8 +112,10 @@ def gather(db: Database, question: str, agent_names: list[str] | tuple[str, ...]
     for a in agents:
         searched = re.sub(re.escape(a.name), " ", searched, flags=re.IGNORECASE)
     hits = retrieval.search(db, searched, limit=TOP_PASSAGES, extra_terms=statuses)
-    fleet = live.fleet_overview(db) if not agents and _FLEET_WORDS.search(question) else []
-    context = Context(question, hits, agents, fleet)
+    fleet: list[live.Fact] = []
+    if only_agents is None and not agents and _FLEET_WORDS.search(question):
+        fleet = live.fleet_overview(db)
+    context = Context(question, hits, agents, fleet, scoped=only_agents is not None)
     context.number()
     return context
 
@@ -142,17 +169,19 @@ def prompt_text(context: Context) -> str:
 
 
 def answer(db: Database, question: str, agent_names: list[str] | tuple[str, ...] = (),
-           llm: LLMSettings | None = None) -> Answer:
-    """Answers ``question``: through ``llm`` when given and it behaves, else extractively."""
+           llm: LLMSettings | None = None, *, only_agents: Collection[int] | None = None) -> Answer:
+    """Answers ``question``: through ``llm`` when given and it behaves, else extractively.
+    ``only_agents`` limits the live facts to those agents (an agent's own request)."""
     started = time.monotonic()
-    context = gather(db, question, agent_names)
+    context = gather(db, question, agent_names, only_agents)
+    system = AGENT_SYSTEM_PROMPT if context.scoped else SYSTEM_PROMPT
     user = prompt_text(context)
     sources = "\n".join(_source_lines(context)) if context.sources else ""
     names = [a.name for a in context.agents]
     mode, model, note, error, body, tokens = "extractive", "extractive", None, None, None, (None, None)
     if llm is not None:
         try:
-            reply = chat(llm, [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}])
+            reply = chat(llm, [{"role": "system", "content": system}, {"role": "user", "content": user}])
             body, model, mode, tokens = reply.text, reply.model, "llm", (reply.prompt_tokens, reply.completion_tokens)
         except LLMError as exc:
             error = str(exc)
@@ -160,8 +189,9 @@ def answer(db: Database, question: str, agent_names: list[str] | tuple[str, ...]
             note = f"Note: {error}; this answer was assembled from the documentation and the live state."
     if body is None:
         body = extractive(context)
-    text = "\n\n".join(part for part in (note, body, sources) if part)
+    scope_note = SCOPE_NOTE if context.scoped else None
+    text = "\n\n".join(part for part in (note, scope_note, body, sources) if part)
     return Answer(question=question, text=text, sources=context.sources, mode=mode,
-                  prompt=f"{SYSTEM_PROMPT}\n\n{user}" if llm is not None else user, model=model,
+                  prompt=f"{system}\n\n{user}" if llm is not None else user, model=model,
                   latency_ms=(time.monotonic() - started) * 1000, agents=names, note=note, llm_error=error,
-                  prompt_tokens=tokens[0], completion_tokens=tokens[1])
+                  prompt_tokens=tokens[0], completion_tokens=tokens[1], scoped=context.scoped)

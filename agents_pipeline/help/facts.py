@@ -1,9 +1,10 @@
 """Live facts about the agents a question names: the part of an answer the docs cannot give.
 
 Agents are found by name in the question text (whole words, longest name first) or carried by
-the request. For each: its status and since when, recent status changes, open alerts, the
-latest performance rollup and recent LLM errors, each fact tagged with the table and row it
-came from so that the answer can cite it. Every query is indexed and bounded.
+the request; an agent's own request gets its own facts only (request_store.facts_scope). For
+each: its status and since when, recent status changes, open alerts, the latest performance
+rollup and recent LLM errors, each fact tagged with the table and row it came from so that the
+answer can cite it. Every query is indexed and bounded.
 """
 
 from __future__ import annotations
@@ -72,6 +73,18 @@ def named_agents(db: Database, question: str, extra: Iterable[str] = ()) -> list
                 break
     found.sort(key=lambda a: lowered.find(a[1].lower()))
     return (carried + found)[:MAX_AGENTS]
+
+
+def agents_by_id(db: Database, ids: Iterable[int]) -> list[tuple[int, str]]:
+    """(agent_id, name) of the given agents, nothing else: an agent's request looks up no
+    other agent, not even to learn whether a name it wrote exists."""
+    wanted = sorted(set(ids))
+
+    def work(cur):
+        cur.execute("SELECT agent_id, name FROM fleet.agents WHERE agent_id = ANY(%s) ORDER BY agent_id", (wanted,))
+        return [(r[0], r[1]) for r in cur.fetchall()]
+
+    return db.transaction(work)[:MAX_AGENTS] if wanted else []
 
 
 def _utc(ts: datetime | None) -> str:

@@ -24,6 +24,11 @@ MAX_ATTEMPTS = 3
 RUN_ID_NAMESPACE = uuid.UUID("0c7a9f3e-52d4-4d3b-9b7e-6a1f2b8c4d10")
 
 
+# What the operator paths write in requested_by ("operator", "cli:<user>", "launchpad:<run>");
+# fleet.submit_help_request writes the asking agent's name instead.
+OPERATOR_CHANNELS = frozenset({"operator", "cli", "launchpad"})
+
+
 @dataclass(frozen=True)
 class HelpRequest:
     request_id: int
@@ -31,6 +36,8 @@ class HelpRequest:
     agent: str | None          # the agent that asked or is asked about
     context: dict[str, Any]
     attempts: int
+    agent_id: int | None = None
+    requested_by: str | None = None
 
     @property
     def agent_names(self) -> list[str]:
@@ -38,6 +45,27 @@ class HelpRequest:
         names = [self.agent] if self.agent else []
         extra = self.context.get("agents") or ([self.context["agent"]] if self.context.get("agent") else [])
         return names + [n for n in extra if isinstance(n, str) and n not in names]
+
+
+def facts_scope(request: HelpRequest) -> frozenset[int] | None:
+    """The agents whose live facts may go into the answer; None means fleet-wide.
+
+    The answer to an agent's request goes back to that agent (fleet.get_help_request), so it may
+    hold only that agent's own facts: agents read only their own data (issue #16), whatever other
+    agents the question or the context names. Operators' requests see the whole fleet.
+
+    fleet.submit_help_request, the agents' only way in, stores the asking agent's id and its
+    name in requested_by, neither of which the agent chooses. Operators and the pipeline store no
+    agent, or an operator channel (OPERATOR_CHANNELS) in requested_by. Anything else (a renamed
+    agent's old name, a row written by hand) gets the narrower scope: a doubtful request loses
+    facts rather than leaking them.
+    """
+    if request.agent_id is None:
+        return None
+    by = request.requested_by or ""
+    if by != request.agent and by.split(":", 1)[0] in OPERATOR_CHANNELS:
+        return None
+    return frozenset({request.agent_id})
 
 
 def conversation_run_id(request_id: int) -> uuid.UUID:
@@ -57,7 +85,8 @@ def _agent_id(cur, name: str | None) -> int | None:
 
 def submit(db: Database, question: str, *, agent: str | None = None, requested_by: str = "operator",
            context: dict[str, Any] | None = None, claimed_by: str | None = None, lease_s: float = 120) -> int:
-    """Stores a request; ``claimed_by`` stores it already claimed (the CLI answers its own)."""
+    """Stores an operator's or the pipeline's request; ``claimed_by`` stores it already claimed
+    (the CLI answers its own). ``requested_by`` names an operator channel (see facts_scope)."""
     q = validation.text(question, "question", max_len=8192, required=True)
     doc = validation.document(context or {}, "help request context")
 
@@ -96,13 +125,14 @@ def claim(db: Database, worker: str, *, limit: int = 5, lease_s: float = 120,
                SET status = 'claimed', claimed_by = %(worker)s, attempts = h.attempts + 1,
                    lease_until = now() + make_interval(secs => %(lease)s)
                FROM picked WHERE h.request_id = picked.request_id
-               RETURNING h.request_id, h.question, h.agent_id, h.context, h.attempts""",
+               RETURNING h.request_id, h.question, h.agent_id, h.context, h.attempts, h.requested_by""",
             {"ids": request_ids, "limit": max(1, int(limit)), "worker": worker, "lease": float(lease_s)})
         claimed = cur.fetchall()
         ids = [r[2] for r in claimed if r[2] is not None]
         cur.execute("SELECT agent_id, name FROM fleet.agents WHERE agent_id = ANY(%s)", (ids,))
         names = dict(cur.fetchall())
-        return [HelpRequest(r[0], r[1], names.get(r[2]), r[3] or {}, r[4]) for r in claimed]
+        return [HelpRequest(r[0], r[1], names.get(r[2]), r[3] or {}, r[4], agent_id=r[2], requested_by=r[5])
+                for r in claimed]
 
     return sorted(db.transaction(work), key=lambda r: r.request_id)
 
@@ -146,6 +176,7 @@ def complete(db: Database, request_id: int, worker: str, result: Answer) -> bool
              else (result.prompt_tokens or 0) + (result.completion_tokens or 0),
              result.latency_ms, result.llm_error,
              json.dumps({"request_id": request_id, "mode": result.mode, "agents": result.agents,
+                         "facts": "own" if result.scoped else "fleet",
                          "sources": len(result.sources), "worker": worker})))
         return True
 

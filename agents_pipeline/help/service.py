@@ -25,7 +25,9 @@ def worker_name(kind: str) -> str:
 
 def ask(db: Database, question: str, *, agent: str | None = None, llm: LLMSettings | None = None,
         requested_by: str | None = None) -> tuple[int, Answer]:
-    """Answers at once: the request is stored already claimed by this process, then completed."""
+    """Answers at once: the request is stored already claimed by this process, then completed.
+    Operators only (the CLI, benchmarks), so fleet-wide: agents ask through
+    fleet.submit_help_request and are answered by drain with their own facts."""
     worker = worker_name("cli")
     lease = 60.0 + (llm.timeout_s if llm else 0.0)
     request_id = request_store.submit(db, question, agent=agent, requested_by=requested_by or worker,
@@ -68,7 +70,8 @@ def drain(db: Database, worker: str, *, llm: LLMSettings | None = None, budget_s
                 report.released += rest
                 break
             try:
-                result = answer(db, req.question, req.agent_names, llm)
+                result = answer(db, req.question, req.agent_names, llm,
+                                only_agents=request_store.facts_scope(req))
             except AgentsPipelineError as exc:
                 log.warning("help request %s failed: %s", req.request_id, exc)
                 if request_store.fail(db, req.request_id, worker, str(exc)):

@@ -18,7 +18,7 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from agents_pipeline.core import settings
+from agents_pipeline.core import registry, settings
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs, make_url
 from agents_pipeline.core.errors import AuthError, ConfigurationError
@@ -54,14 +54,17 @@ def _has_password(cur, role: str) -> bool | None:
 
 
 def grant_agent(db: Database, *, names: Roles | None = None, new_password: bool = False,
-                host: str | None = None, port: int | None = None) -> AgentGrant:
+                host: str | None = None, port: int | None = None, agent: str | None = None) -> AgentGrant:
     """Makes sure the agent login can connect and returns its connection settings.
 
     Re-applies the schema's roles and grants (fleet.apply_security), which also restores
     what a restore into a new database, or onto a server without the roles, does not carry.
+    With ``agent``, the settings are that agent's own login's (its password is its token).
     """
     names = names or roles()
     operator = connect_kwargs(db.pool.url)
+    if agent is not None:
+        return _own_login_grant(db, agent, operator, host, port)
 
     def work(cur) -> tuple[str | None, bool | None]:
         cur.execute("SELECT to_regprocedure('fleet.apply_security()') IS NOT NULL")
@@ -120,6 +123,27 @@ def grant_agent(db: Database, *, names: Roles | None = None, new_password: bool 
     return grant
 
 
+def _own_login_grant(db: Database, agent: str, operator: dict, host: str | None, port: int | None) -> AgentGrant:
+    """An agent's own login (made at registration): limited to its connections and its agent."""
+    login = db.transaction(lambda cur: (cur.execute(
+        "SELECT db_login FROM fleet.agents WHERE name = %s", (agent,)), cur.fetchone())[1])
+    if login is None:
+        raise ConfigurationError(f"unknown agent {agent!r}")
+    if login[0] is None:
+        raise ConfigurationError(f"agent {agent!r} has no login of its own: register it (or rotate its token) "
+                                 "as a login with CREATEROLE")
+    sslmode = str(operator.get("sslmode") or settings.ssl_params().get("sslmode") or "")
+    query = {"sslmode": sslmode} if sslmode else {}
+    url = make_url(str(operator["dbname"]), user=login[0], host=host or str(operator.get("host") or "localhost"),
+                   port=int(port or operator.get("port") or 5432), **query)
+    grant = AgentGrant(role=login[0], url=url, password_state="the agent's token")
+    grant.env[settings.DATABASE_URL] = url
+    grant.env[settings.AGENT_TOKEN] = TOKEN_HINT
+    grant.notes.append(f"the login's password is {agent}'s token (SharedState sends it, as SCRAM); "
+                       f"at most {registry.connection_limit()} connections; it may act for {agent} only")
+    return grant
+
+
 def render(grant: AgentGrant) -> str:
     lines = [
         f"# Settings for an agent host (login role {grant.role}). Keep them in the agent's",
@@ -139,7 +163,8 @@ def grant_agent_command(args: argparse.Namespace) -> int:
     db = Database(resolve_url(), maxconn=1)
     try:
         grant = grant_agent(db, new_password=getattr(args, "new_password", False),
-                            host=getattr(args, "host", None), port=getattr(args, "port", None))
+                            host=getattr(args, "host", None), port=getattr(args, "port", None),
+                            agent=getattr(args, "agent", None))
     finally:
         db.close()
     if getattr(args, "json", False):

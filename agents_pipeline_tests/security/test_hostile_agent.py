@@ -53,6 +53,7 @@ class Timeline:
     url: str
     agent_url: str
     tokens: dict[str, str]
+    logins: dict[str, str] = field(default_factory=dict)        # agent -> its own login's URL
     idle_ms: list[float] = field(default_factory=list)
     attack_ms: list[float] = field(default_factory=list)
     honest_errors: list[str] = field(default_factory=list)
@@ -83,7 +84,7 @@ class Mallory:
         self.names = [n for n in timeline.tokens if n != "mallory"]
 
     def connect(self):
-        conn = psycopg2.connect(**connect_kwargs(self.t.agent_url))
+        conn = psycopg2.connect(**connect_kwargs(self.t.logins["mallory"]))
         conn.autocommit = True
         return conn
 
@@ -177,8 +178,31 @@ class Mallory:
         out["turn activity tracking on"] = _refusal(lambda: sql("SET track_activities = on"))
         out["read token hashes"] = _refusal(lambda: sql("SELECT token_hash FROM fleet.agents"))
 
+    def connection_flood(self) -> None:
+        """As many connections as the server will give its login, held while honest agents beat."""
+        held, error = [], "never refused"
+        try:
+            for _ in range(60):
+                held.append(self.connect())
+        except psycopg2.OperationalError as exc:
+            error = str(exc).strip().splitlines()[-1]
+        self.t.outcomes["flood: connections"] = (len(held), error)
+        time.sleep(3)
+        for conn in held:
+            conn.close()
+
+    def stolen_token(self) -> None:
+        """Its own login presenting another agent's valid token (stolen from that agent's host)."""
+        stolen = token_proof(self.t.tokens["honest-01"])
+        rows = self.sql(self.BEATS, (["honest-01"], [stolen], ["pwned"]))
+        self.t.outcomes["stolen token, own login"] = rows[0][1]
+        self.t.outcomes["stolen token, kv"] = _refusal(lambda: self.sql(
+            "SELECT * FROM fleet.kv_set('honest-01', %s, 'honest-01/x', '1', NULL, NULL)", (stolen,)))
+
     def run(self) -> None:
         try:
+            self.connection_flood()
+            self.stolen_token()
             self.hold_every_row()
             self.flood(3.5)
             self.caps_and_trespass()
@@ -188,7 +212,7 @@ class Mallory:
 
 def _honest(timeline: Timeline, name: str, beats: int, sink: list[float]) -> None:
     try:
-        with SharedState(timeline.agent_url, agent=name, token=timeline.tokens[name], maxconn=1,
+        with SharedState(timeline.logins[name], agent=name, token=timeline.tokens[name], maxconn=1,
                          retry_window=5) as state:
             for i in range(beats):
                 started = time.perf_counter()
@@ -221,14 +245,15 @@ def _evaluator(timeline: Timeline, engine: sa.Engine, stop: threading.Event) -> 
         stop.wait(0.5)
 
 
-def _log_every_statement(cluster, dbname: str) -> None:
-    """log_statement=all for every login of this database, the agent login included (its own
+def _log_every_statement(cluster, dbname: str, logins: list[str]) -> None:
+    """log_statement=all for every login of this database, the agent logins included (their own
     role setting is 'none'; a role-in-database setting overrides it)."""
     admin = pg.admin_connect(cluster)
     try:
         with admin.cursor() as cur:
             cur.execute(f'ALTER DATABASE "{dbname}" SET log_statement = \'all\'')
-            cur.execute(f'ALTER ROLE "{roles().agent}" IN DATABASE "{dbname}" SET log_statement = \'all\'')
+            for login in [roles().agent, *logins]:
+                cur.execute(f'ALTER ROLE "{login}" IN DATABASE "{dbname}" SET log_statement = \'all\'')
     finally:
         admin.close()
 
@@ -259,25 +284,28 @@ def timeline(pg_cluster, pg_template) -> Iterator[Timeline]:
     stop = threading.Event()
     try:
         db.transaction(lambda cur: cur.execute("SELECT fleet.apply_security()"))
-        _log_every_statement(pg_cluster, dbname)
         tokens = {f"honest-{i:02d}": registry.register_agent(db, f"honest-{i:02d}", period_s=5, grace_s=5).token
                   for i in range(HONEST)}
         tokens["quiet-one"] = registry.register_agent(db, "quiet-one", period_s=QUIET_PERIOD_S,
                                                       grace_s=QUIET_GRACE_S).token
         tokens["mallory"] = registry.register_agent(db, "mallory", period_s=1, grace_s=1).token
+        logins = dict(db.transaction(lambda cur: (cur.execute(
+            "SELECT name, db_login FROM fleet.agents WHERE db_login IS NOT NULL"), cur.fetchall())[1]))
+        _log_every_statement(pg_cluster, dbname, list(logins.values()))
         # The honest agents beat fast to give 1,000 samples each; an operator lifts their limit.
         db.transaction(lambda cur: cur.execute("""
             INSERT INTO fleet.rate_limit_overrides (agent_id, kind, rate_per_s, burst)
             SELECT agent_id, 'heartbeats', 1000, 1000 FROM fleet.agents WHERE name LIKE 'honest-%'"""))
-        t = Timeline(url, role_url(url, pg_cluster, roles().agent), tokens)
-        with SharedState(t.agent_url, agent="honest-00", token=tokens["honest-00"]) as s:
+        t = Timeline(url, role_url(url, pg_cluster, roles().agent), tokens,
+                     {name: role_url(url, pg_cluster, login) for name, login in logins.items()})
+        with SharedState(t.logins["honest-00"], agent="honest-00", token=tokens["honest-00"]) as s:
             s.set("honest-00/state", {"ok": True})
         with pytest.MonkeyPatch.context() as mp, webhook_receiver() as hook:
             mp.setenv("AGENTS_PIPELINE_ALERT_WEBHOOK_URL", hook.url)
             evaluator = threading.Thread(target=_evaluator, args=(t, engine, stop))
             evaluator.start()
             for name in ("quiet-one", "mallory"):
-                with SharedState(t.agent_url, agent=name, token=tokens[name]) as s:
+                with SharedState(t.logins[name], agent=name, token=tokens[name]) as s:
                     received = s.heartbeat(message="hello")
                 if name == "quiet-one":
                     t.quiet_deadline = received + timedelta(seconds=QUIET_PERIOD_S + QUIET_GRACE_S)
@@ -352,7 +380,8 @@ def test_holding_every_row_locks_only_its_own_and_its_session_is_ended(timeline)
     assert ended in ([], [(True,)])  # forgotten once released, or still marked ended
     alerts = [p for p in timeline.webhook if p.get("kind") == "agent_row_locked"]
     assert alerts and alerts[0]["agent"] == "mallory"
-    assert alerts[0]["details"]["holder_login"] == roles().agent
+    assert [(alerts[0]["details"]["holder_login"],)] == _query(
+        timeline, "SELECT db_login FROM fleet.agents WHERE name = 'mallory'")  # its own login
     # once ended, the row was judged: mallory went quiet after its transaction died
     assert _query(timeline, "SELECT status FROM fleet.agents WHERE name = 'mallory'") == [("down",)]
 
@@ -393,6 +422,20 @@ def test_each_attack_gets_a_clear_refusal(timeline, attack, expected):
     assert expected in timeline.outcomes[attack]
 
 
+def test_a_connection_flood_uses_up_only_the_attackers_own_login(timeline):
+    """Every agent has its own login with its own CONNECTION LIMIT: the flood stops at that limit,
+    and the honest agents' heartbeats during it were all stored (test_every_honest_heartbeat_is_stored)."""
+    opened, error = timeline.outcomes["flood: connections"]
+    assert opened == registry.connection_limit()
+    assert "too many connections for role" in error
+
+
+def test_an_agents_own_login_acts_for_that_agent_only(timeline):
+    """A token stolen from another agent is refused on the thief's own login."""
+    assert timeline.outcomes["stolen token, own login"].startswith("token refused for agent 'honest-01'")
+    assert "token refused for agent 'honest-01'" in timeline.outcomes["stolen token, kv"]
+
+
 def test_names_cannot_be_probed(timeline):
     unknown = timeline.outcomes["unknown agent"].replace("'no-such-agent'", "NAME")
     wrong = timeline.outcomes["wrong token"].replace("'honest-00'", "NAME")
@@ -420,5 +463,5 @@ def test_no_token_or_proof_reaches_the_server_log(timeline, pg_cluster):
     assert "INSERT INTO fleet.agents" in log                            # so were the operator's
     for name, token in timeline.tokens.items():
         assert token not in log, name
-        if name != "mallory":  # its raw attacks pass the proof as an argument on purpose
+        if name not in ("mallory", "honest-01"):  # mallory's raw attacks pass its own and a stolen proof
             assert token_proof(token).hex() not in log, name

@@ -1,4 +1,5 @@
--- Returns the agent_id of p_agent when the caller may act for it; raises otherwise. The proof
+-- Returns the agent_id of p_agent when the caller may act for it; raises otherwise. A session
+-- of an agent's own login acts for that agent only, whatever proof it holds. The proof
 -- is p_proof, else the session's (fleet.session_proof). Takes no
 -- lock: callers lock only what belongs to the agent it returned. An agent login gets the same
 -- answer for an unknown name and a wrong token, so names cannot be probed; an operator (who can
@@ -21,7 +22,8 @@ BEGIN
         END IF;
         RETURN v_id;
     END IF;
-    IF v_id IS NULL OR v_proof IS NULL OR v_hash IS NULL OR v_hash <> fleet.token_hash(v_proof) THEN
+    IF v_id IS NULL OR v_proof IS NULL OR v_hash IS NULL OR v_hash <> fleet.token_hash(v_proof)
+       OR v_id IS DISTINCT FROM coalesce(fleet.login_agent(), v_id) THEN
         IF v_operator AND v_id IS NULL THEN
             RAISE EXCEPTION 'unknown agent %', quote_literal(coalesce(p_agent, '')) USING ERRCODE = 'no_data_found';
         END IF;

@@ -34,6 +34,7 @@ DECLARE
     v_left interval;
     v_limit jsonb;
     v_session bytea := fleet.session_proof();
+    v_bound bigint := fleet.login_agent();
 BEGIN
     IF v_n > 5000 THEN
         RAISE EXCEPTION 'a heartbeat batch holds at most 5000 items, got %', v_n USING ERRCODE = 'program_limit_exceeded';
@@ -49,8 +50,9 @@ BEGIN
     FROM (SELECT u.name, coalesce(u.proof, v_session) AS proof
           FROM unnest(p_agents, p_proofs) AS u(name, proof)) i
     JOIN agents a ON a.name = i.name
-    WHERE (v_operator AND i.proof IS NULL)
-       OR (i.proof IS NOT NULL AND a.token_hash = fleet.token_hash(i.proof));
+    WHERE ((v_operator AND i.proof IS NULL)
+           OR (i.proof IS NOT NULL AND a.token_hash = fleet.token_hash(i.proof)))
+      AND a.agent_id = coalesce(v_bound, a.agent_id);          -- an agent's own login: itself only
     IF v_wanted IS NULL THEN
         v_wanted := '{}';
     END IF;
