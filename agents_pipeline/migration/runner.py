@@ -48,11 +48,19 @@ def connect(url: str):
     return conn
 
 
-def _register(conn, name: str, path: Path) -> int:
+def _register(conn, name: str, path: Path, wait_s: float = 5.0) -> int:
+    """Takes the per-source lock, waiting a bounded time: a previous run's session (its own, or a
+    worker's) may still be ending on the server when a re-run starts at once."""
+    deadline = time.monotonic() + wait_s
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(hashtext('legacy-migration'), hashtext(%s))", (name,))
-        if not cur.fetchone()[0]:
-            raise MigrationError(f"another migration of source {name!r} is running against this database")
+        while True:
+            cur.execute("SELECT pg_try_advisory_lock(hashtext('legacy-migration'), hashtext(%s))", (name,))
+            if cur.fetchone()[0]:
+                break
+            if time.monotonic() >= deadline:
+                raise MigrationError(f"another migration of source {name!r} is running against this database "
+                                     f"(its lock was not released within {wait_s:g} s)")
+            time.sleep(0.1)
         cur.execute("""INSERT INTO fleet.legacy_sources (name, path, last_run_at) VALUES (%s, %s, now())
                        ON CONFLICT (name) DO UPDATE SET path = excluded.path, last_run_at = now()
                        RETURNING source_id""", (name, str(path)))

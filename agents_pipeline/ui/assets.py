@@ -22,6 +22,8 @@ CHECKS = {
     "database": "The shared-state PostgreSQL answers, and is version 15 or later.",
     "schema_version": "The database is at the latest migration in sql/.",
     "heartbeat_path": "A heartbeat sent through the agent API with a token is stored and read back.",
+    "agent_boundary": "Agents cannot take advisory locks, have a temp_file_limit, and a session holding "
+                      "an agent row can be ended (all need a superuser at migration time).",
     "schedules_and_sensors": "The daemon is alive; every schedule and sensor runs and its latest tick and run did not fail.",
 }
 

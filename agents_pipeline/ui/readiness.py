@@ -23,6 +23,7 @@ from agents_pipeline.core.dsn import connect_kwargs, mask_url
 from agents_pipeline.core.errors import AgentsPipelineError
 from agents_pipeline.core.registry import new_token, token_hash
 from agents_pipeline.core.shared_state import SharedState
+from agents_pipeline.security.roles import roles
 
 READINESS_AGENT = "agents-pipeline:readiness"
 MIN_SERVER_VERSION = 150000
@@ -127,6 +128,36 @@ def check_heartbeat_path(db: Database, url: str) -> Check:
     return Check("heartbeat_path", ok, detail, {"heartbeat_write_ms": round(write_ms, 2)})
 
 
+def check_agent_boundary(db: Database) -> Check:
+    """What the schema's migrations could not do without a superuser, and so what an agent could
+    still abuse: take advisory locks (stalling `db migrate` and archival), fill the disk with
+    temporary files, or hold an agent row locked with no session able to end it."""
+    names = roles()
+
+    def work(cur):
+        cur.execute(r"""SELECT has_function_privilege(%s, 'pg_catalog.pg_advisory_lock(bigint)', 'EXECUTE'),
+                              EXISTS (SELECT 1 FROM pg_db_role_setting
+                                      WHERE setrole = %s::regrole AND setdatabase = 0
+                                        AND EXISTS (SELECT 1 FROM unnest(setconfig) c WHERE c LIKE 'temp\_file\_limit=%%')),
+                              coalesce(pg_has_role(to_regrole(%s), 'pg_signal_backend', 'MEMBER'), false)""",
+                    (names.agent, names.agent, names.signaller))
+        return cur.fetchone()
+
+    advisory, temp_limit, signaller = db.transaction(work)
+    problems = []
+    if advisory:
+        problems.append("agents can take advisory locks and stall `db migrate` and archival")
+    if not temp_limit:
+        problems.append("the agent login has no temp_file_limit")
+    if not signaller:
+        problems.append("held agent rows are reported but their sessions cannot be ended (no signaller role)")
+    detail = ("; ".join(problems) + ": a superuser must run `agents-pipeline db grant-agent` (docs/security.md)"
+              if problems else "agents cannot take advisory locks; temp_file_limit set; held rows can be ended")
+    return Check("agent_boundary", not problems, detail,
+                 {"agent_advisory_locks": bool(advisory), "agent_temp_file_limit": bool(temp_limit),
+                  "signaller_role": bool(signaller)})
+
+
 def agent_summary(db: Database) -> dict[str, int]:
     """Agents per status, for information only (the readiness agent itself excluded)."""
 
@@ -149,9 +180,11 @@ def database_checks(url: str) -> tuple[list[Check], dict[str, int]]:
         checks.append(_guard("database", check_database, db))
         if not checks[-1].passed:
             skipped = "skipped: the database check failed"
-            return [*checks, Check("schema_version", False, skipped), Check("heartbeat_path", False, skipped)], {}
+            return [*checks, *(Check(name, False, skipped)
+                               for name in ("schema_version", "heartbeat_path", "agent_boundary"))], {}
         checks.append(_guard("schema_version", check_schema, db))
         checks.append(_guard("heartbeat_path", check_heartbeat_path, db, url))
+        checks.append(_guard("agent_boundary", check_agent_boundary, db))
         try:
             summary = agent_summary(db)
         except AgentsPipelineError:

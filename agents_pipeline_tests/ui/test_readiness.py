@@ -31,7 +31,8 @@ def test_database_checks_pass_and_do_not_count_down_agents(db_url, state):
         "INSERT INTO fleet.agents (name, status) VALUES ('gone', 'down'), ('fine', 'up')"))
     checks, agents = database_checks(db_url)
     assert [(c.name, c.passed) for c in checks] == [
-        ("environment", True), ("database", True), ("schema_version", True), ("heartbeat_path", True)]
+        ("environment", True), ("database", True), ("schema_version", True), ("heartbeat_path", True),
+        ("agent_boundary", True)]
     assert agents == {"down": 1, "up": 1}
     assert checks[2].metadata["schema_version"] == checks[2].metadata["latest_version"] > 0
     # The probe went through the agent API with a token and left the readiness agent paused,
@@ -57,7 +58,8 @@ def test_unreachable_database_fails_fast_and_skips_the_rest():
     checks, agents = database_checks(url)
     assert time.monotonic() - started < 15
     assert [(c.name, c.passed) for c in checks] == [
-        ("environment", True), ("database", False), ("schema_version", False), ("heartbeat_path", False)]
+        ("environment", True), ("database", False), ("schema_version", False), ("heartbeat_path", False),
+        ("agent_boundary", False)]
     assert "secret-pw" not in " ".join(c.detail for c in checks)
     assert agents == {}
 
@@ -118,3 +120,14 @@ def test_readiness_cli_exits_non_zero_on_failure_and_zero_when_ready(db_env, cap
     assert main(["readiness", "--skip-dagster"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  schema_version" in out and "NOT READY: 1 of 4 checks failed" in out
+
+
+def test_agent_boundary_names_what_a_superuser_must_still_do(db_url):
+    """Regression guard: where the migration could not revoke advisory locks from PUBLIC (no
+    superuser), readiness must say so rather than pass."""
+    _status(db_url, "GRANT EXECUTE ON FUNCTION pg_catalog.pg_advisory_lock(bigint) TO PUBLIC")
+    checks, _ = database_checks(db_url)
+    boundary = next(c for c in checks if c.name == "agent_boundary")
+    assert not boundary.passed
+    assert "advisory locks" in boundary.detail and "grant-agent" in boundary.detail
+    assert boundary.metadata == {"agent_advisory_locks": True, "agent_temp_file_limit": True, "signaller_role": True}

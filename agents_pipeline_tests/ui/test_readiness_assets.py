@@ -25,7 +25,8 @@ def test_materialization_reports_each_check_and_a_missing_daemon(db_url, pg_inst
     assert result.success  # checks report failures; they do not fail the run
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == set(CHECKS)
-    assert all(evaluations[n].passed for n in ("environment", "database", "schema_version", "heartbeat_path"))
+    assert all(evaluations[n].passed for n in ("environment", "database", "schema_version", "heartbeat_path",
+                                                "agent_boundary"))
     # No daemon runs beside dg.materialize: the one failure, named.
     assert not evaluations["schedules_and_sensors"].passed
     assert "daemon not heartbeating" in evaluations["schedules_and_sensors"].description

@@ -56,7 +56,7 @@ def test_readiness_passes_on_the_running_system(dagster_dev):
         time.sleep(3)  # the daemon writes its first heartbeats a few seconds after start
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    for name in ("environment", "database", "schema_version", "heartbeat_path", "dagster_daemon"):
+    for name in ("environment", "database", "schema_version", "heartbeat_path", "agent_boundary", "dagster_daemon"):
         assert any(line.startswith("PASS") and f" {name} " in line for line in lines), name
     assert any(line.startswith("PASS") and " sensor:platform_readiness_sensor " in line for line in lines)
     assert lines[-1] == "ready"
