@@ -46,6 +46,9 @@ def env_vars_of_resources(defs: dg.Definitions) -> set[str]:
     return names
 
 
+NO_WAIT_FIELDS = ("wait_s",)
+
+
 def example_config(config_type: Any) -> Any:
     """The smallest config that satisfies a schema: required fields only, plain values.
 
@@ -54,8 +57,12 @@ def example_config(config_type: Any) -> Any:
     """
     kind = config_type.kind
     if kind in (ConfigTypeKind.STRICT_SHAPE, ConfigTypeKind.PERMISSIVE_SHAPE):
-        return {name: example_config(f.config_type) for name, f in config_type.fields.items()
-                if f.is_required}
+        shape = {name: example_config(f.config_type) for name, f in config_type.fields.items()
+                 if f.is_required}
+        # A Launchpad job that waits for a sensor's answer (help_request_job) would wait out its
+        # whole default here, where no sensor runs: it only queues.
+        shape.update({name: 0 for name in config_type.fields if name in NO_WAIT_FIELDS})
+        return shape
     if kind == ConfigTypeKind.SELECTOR:
         name, f = next(iter(config_type.fields.items()))
         return {name: example_config(f.config_type)}

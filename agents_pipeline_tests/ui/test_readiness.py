@@ -119,7 +119,7 @@ def test_readiness_cli_exits_non_zero_on_failure_and_zero_when_ready(db_env, cap
                     "(SELECT max(version) FROM public.agents_pipeline_migrations)")
     assert main(["readiness", "--skip-dagster"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL  schema_version" in out and "NOT READY: 1 of 4 checks failed" in out
+    assert "FAIL  schema_version" in out and "NOT READY: 1 of 5 checks failed" in out
 
 
 def test_agent_boundary_names_what_a_superuser_must_still_do(db_url):
