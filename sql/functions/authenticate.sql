@@ -14,8 +14,9 @@ DECLARE
     v_hash bytea;
     v_operator boolean := fleet.caller_is_operator();
     v_proof bytea := coalesce(p_proof, fleet.session_proof());
+    v_login text;
 BEGIN
-    SELECT agent_id, token_hash INTO v_id, v_hash FROM agents WHERE name = p_agent;
+    SELECT agent_id, token_hash, db_login INTO v_id, v_hash, v_login FROM agents WHERE name = p_agent;
     IF v_operator AND v_proof IS NULL THEN
         IF v_id IS NULL THEN
             RAISE EXCEPTION 'unknown agent %', quote_literal(coalesce(p_agent, '')) USING ERRCODE = 'no_data_found';
@@ -23,7 +24,7 @@ BEGIN
         RETURN v_id;
     END IF;
     IF v_id IS NULL OR v_proof IS NULL OR v_hash IS NULL OR v_hash <> fleet.token_hash(v_proof)
-       OR v_id IS DISTINCT FROM coalesce(fleet.login_agent(), v_id) THEN
+       OR (session_user ~ '_a[0-9]+_[0-9]+$' AND v_login IS DISTINCT FROM session_user) THEN
         IF v_operator AND v_id IS NULL THEN
             RAISE EXCEPTION 'unknown agent %', quote_literal(coalesce(p_agent, '')) USING ERRCODE = 'no_data_found';
         END IF;

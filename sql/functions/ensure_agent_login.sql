@@ -43,8 +43,7 @@ BEGIN
 END;
 $$;
 
--- The agent a session may act for when its login is an agent's own (NULL: the shared agent
--- login, or an operator).
-CREATE OR REPLACE FUNCTION fleet.login_agent() RETURNS bigint
-LANGUAGE sql STABLE SET search_path = fleet, pg_temp
-AS $$ SELECT agent_id FROM agents WHERE db_login = session_user $$;
+-- A session acts for its own agent only when its login has an agent login's shape
+-- (<prefix>_a<oid>_<id>): the agent functions compare agents.db_login with session_user then,
+-- without a lookup of their own. Names of that shape are reserved for agent logins.
+DROP FUNCTION IF EXISTS fleet.login_agent();

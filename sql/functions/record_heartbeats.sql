@@ -5,10 +5,9 @@
 --
 -- Authenticate before locking: the batch is checked against the registry without a lock, and
 -- only the rows of agents whose proof matched are locked, so a caller naming every agent with
--- bad tokens locks nothing of theirs. Rows are taken with SKIP LOCKED first; a row that is
--- busy (its own agent's other session, an evaluation writing it) is waited for within one
--- shared budget, and an item still busy after it is refused with 'retry' rather than stalling
--- the rest of the batch. The caps hold here, whatever the client checked.
+-- bad tokens locks nothing of theirs. Rows are taken with SKIP LOCKED first; a busy row (its
+-- own agent's other session, an evaluation writing it) is waited for within the function's
+-- lock_timeout (step 2 says how a timeout ends). The caps hold here, whatever the client checked.
 DROP FUNCTION IF EXISTS fleet.record_heartbeats(text[], text[], text[], timestamptz[], text[], jsonb[]);
 DROP FUNCTION IF EXISTS fleet.record_heartbeats(text[], bytea[], text[], timestamptz[], text[], jsonb[]);
 
@@ -27,14 +26,11 @@ AS $$
 DECLARE
     v_operator boolean := fleet.caller_is_operator();
     v_n integer := coalesce(cardinality(p_agents), 0);
-    v_wanted bigint[];
-    v_locked bigint[];
-    v_id bigint;
-    v_deadline timestamptz;
-    v_left interval;
-    v_limit jsonb;
     v_session bytea := fleet.session_proof();
-    v_bound bigint := fleet.login_agent();
+    v_own_login boolean := session_user ~ '_a[0-9]+_[0-9]+$';   -- an agent's own login: itself only
+    v_locked bigint[];
+    v_wanted bigint[];
+    v_distinct bigint;
 BEGIN
     IF v_n > 5000 THEN
         RAISE EXCEPTION 'a heartbeat batch holds at most 5000 items, got %', v_n USING ERRCODE = 'program_limit_exceeded';
@@ -45,43 +41,63 @@ BEGIN
         RAISE EXCEPTION 'heartbeat batch arrays differ in length' USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    -- 1. Who is authenticated (no lock), then lock those rows in id order, skipping busy ones.
-    SELECT array_agg(DISTINCT a.agent_id ORDER BY a.agent_id) INTO v_wanted
-    FROM (SELECT u.name, coalesce(u.proof, v_session) AS proof
-          FROM unnest(p_agents, p_proofs) AS u(name, proof)) i
-    JOIN agents a ON a.name = i.name
-    WHERE ((v_operator AND i.proof IS NULL)
-           OR (i.proof IS NOT NULL AND a.token_hash = fleet.token_hash(i.proof)))
-      AND a.agent_id = coalesce(v_bound, a.agent_id);          -- an agent's own login: itself only
-    IF v_wanted IS NULL THEN
-        v_wanted := '{}';
-    END IF;
+    -- 1. Lock, in id order, the rows of the agents whose proof matched (the proof is checked on
+    -- the row as it stands before the lock and again after it), skipping rows another session
+    -- holds. The common case ends here: every named agent authenticated and locked.
+    WITH authenticated AS (
+        SELECT DISTINCT a.agent_id FROM agents a
+        JOIN unnest(p_agents, p_proofs) AS i(name, proof) ON a.name = i.name
+        WHERE ((v_operator AND coalesce(i.proof, v_session) IS NULL)
+               OR a.token_hash = fleet.token_hash(coalesce(i.proof, v_session)))
+          AND (NOT v_own_login OR a.db_login = session_user))
     SELECT coalesce(array_agg(l.agent_id), '{}') INTO v_locked FROM (
-        SELECT a.agent_id FROM agents a WHERE a.agent_id = ANY (v_wanted)
-        ORDER BY a.agent_id FOR NO KEY UPDATE SKIP LOCKED) l;
+        SELECT a.agent_id FROM agents a
+        WHERE a.agent_id IN (SELECT x.agent_id FROM authenticated x)
+        ORDER BY a.agent_id
+        FOR NO KEY UPDATE SKIP LOCKED) l;
+    v_wanted := v_locked;
 
-    -- 2. Busy rows: wait for each within one budget (lock_timeout above), then give up on it.
-    IF cardinality(v_locked) < cardinality(v_wanted) THEN
-        v_deadline := clock_timestamp() + current_setting('lock_timeout')::interval;
-        FOREACH v_id IN ARRAY v_wanted LOOP
-            CONTINUE WHEN v_id = ANY (v_locked);
-            v_left := v_deadline - clock_timestamp();
-            EXIT WHEN v_left <= interval '1 millisecond';
-            PERFORM set_config('lock_timeout', (ceil(extract(epoch FROM v_left) * 1000))::bigint || 'ms', true);
+    -- 2. Otherwise some names were refused or busy. A batch for one agent (what SharedState
+    -- sends for an agent) just waits for that agent's row within the function's lock_timeout; a
+    -- timeout fails the call, which the client retries, and only that agent's own sessions can
+    -- hold the row that long. A batch for several agents finds the authenticated ones (no lock)
+    -- and waits for the busy ones together inside a subtransaction: on a timeout they stay busy
+    -- and their items are refused with 'retry', the rest of the batch goes on.
+    v_distinct := CASE WHEN v_n <= 1 THEN v_n ELSE (SELECT count(DISTINCT x) FROM unnest(p_agents) x) END;
+    IF cardinality(v_locked) < v_distinct AND v_distinct = 1 THEN
+        WITH authenticated AS (
+            SELECT DISTINCT a.agent_id FROM agents a
+            JOIN unnest(p_agents, p_proofs) AS i(name, proof) ON a.name = i.name
+            WHERE ((v_operator AND coalesce(i.proof, v_session) IS NULL)
+                   OR a.token_hash = fleet.token_hash(coalesce(i.proof, v_session)))
+              AND (NOT v_own_login OR a.db_login = session_user))
+        SELECT coalesce(array_agg(l.agent_id), '{}') INTO v_locked FROM (
+            SELECT a.agent_id FROM agents a WHERE a.agent_id IN (SELECT x.agent_id FROM authenticated x)
+            FOR NO KEY UPDATE) l;
+        v_wanted := v_locked;
+    ELSIF cardinality(v_locked) < v_distinct THEN
+        SELECT coalesce(array_agg(DISTINCT a.agent_id), '{}') INTO v_wanted
+        FROM agents a JOIN unnest(p_agents, p_proofs) AS i(name, proof) ON a.name = i.name
+        WHERE ((v_operator AND coalesce(i.proof, v_session) IS NULL)
+               OR a.token_hash = fleet.token_hash(coalesce(i.proof, v_session)))
+          AND (NOT v_own_login OR a.db_login = session_user);
+        IF cardinality(v_wanted) > cardinality(v_locked) THEN
             BEGIN
-                PERFORM 1 FROM agents a WHERE a.agent_id = v_id FOR NO KEY UPDATE;
-                v_locked := v_locked || v_id;
+                PERFORM 1 FROM agents a
+                WHERE a.agent_id = ANY (v_wanted) AND NOT (a.agent_id = ANY (v_locked))
+                ORDER BY a.agent_id FOR NO KEY UPDATE;
+                v_locked := v_wanted;
             EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
                 NULL;
             END;
-        END LOOP;
+        END IF;
     END IF;
 
-    SELECT c.value INTO v_limit FROM system_config c WHERE c.key = 'rate_limit:heartbeats';
-
-    -- 3. Judge every item, draw from each agent's bucket in input order, write.
     RETURN QUERY
-    WITH input AS (
+    WITH lim AS (
+        SELECT (c.value ->> 'rate_per_s')::double precision AS rate, (c.value ->> 'burst')::double precision AS burst
+        FROM system_config c WHERE c.key = 'rate_limit:heartbeats' AND NOT v_operator
+    ), input AS (
         SELECT i.ord::integer AS ord, i.name, i.proof, coalesce(i.kind, 'ok') AS kind,
                i.sent_at, i.message, i.payload
         FROM unnest(p_agents, p_proofs, p_kinds, p_sent_at, p_messages, p_payloads)
@@ -100,47 +116,47 @@ BEGIN
                END AS err
         FROM input i LEFT JOIN agents a ON a.name = i.name
     ), buckets AS (
-        SELECT a.agent_id,
-               coalesce(o.rate_per_s, (v_limit ->> 'rate_per_s')::double precision) AS rate,
-               least(coalesce(o.burst, (v_limit ->> 'burst')::double precision),
-                     coalesce(a.hb_tokens, coalesce(o.burst, (v_limit ->> 'burst')::double precision))
-                     + coalesce(o.rate_per_s, (v_limit ->> 'rate_per_s')::double precision)
-                       * greatest(0, extract(epoch FROM now() - coalesce(a.hb_refill_at, now())))) AS avail
-        FROM agents a
-        LEFT JOIN rate_limit_overrides o ON o.agent_id = a.agent_id AND o.kind = 'heartbeats'
-        WHERE NOT v_operator AND v_limit IS NOT NULL AND a.agent_id = ANY (v_locked)
-    ), ranked AS (
+        SELECT b.agent_id, b.rate,
+               least(b.burst, coalesce(b.hb_tokens, b.burst)
+                              + b.rate * greatest(0, extract(epoch FROM now() - coalesce(b.hb_refill_at, now())))) AS avail
+        FROM (SELECT a.agent_id, a.hb_tokens, a.hb_refill_at,
+                     coalesce(o.rate_per_s, lim.rate) AS rate, coalesce(o.burst, lim.burst) AS burst
+              FROM lim CROSS JOIN agents a
+              LEFT JOIN rate_limit_overrides o ON o.agent_id = a.agent_id AND o.kind = 'heartbeats'
+              WHERE a.agent_id = ANY (v_locked)) b
+    ), ranked AS (        -- every item; the accepted ones numbered per agent, in input order
         SELECT c.*, b.rate, b.avail,
-               row_number() OVER (PARTITION BY c.aid ORDER BY c.ord) AS rn
+               row_number() OVER (PARTITION BY c.aid, c.err IS NULL ORDER BY c.ord) AS rn
         FROM checked c LEFT JOIN buckets b ON b.agent_id = c.aid
-        WHERE c.err IS NULL
     ), judged AS (
-        SELECT r.*, (r.avail IS NOT NULL AND r.rn > floor(r.avail)) AS refused FROM ranked r
+        SELECT r.*, (r.err IS NULL AND r.avail IS NOT NULL AND r.rn > floor(r.avail)) AS refused FROM ranked r
     ), stored AS (
         INSERT INTO heartbeats (agent_id, received_at, sent_at, kind, message, payload)
-        SELECT j.aid, now(), j.sent_at, j.kind, j.message, j.payload FROM judged j WHERE NOT j.refused
+        SELECT j.aid, now(), j.sent_at, j.kind, j.message, j.payload FROM judged j WHERE j.err IS NULL AND NOT j.refused
     ), per_agent AS (
         SELECT j.aid, count(*) FILTER (WHERE NOT j.refused) AS n_taken,
                count(*) FILTER (WHERE NOT j.refused AND j.kind <> 'log') AS n_signals,
                count(*) FILTER (WHERE j.refused) AS n_refused,
                bool_or(j.kind = 'fail' AND NOT j.refused) AS any_fail,
-               max(j.ord) FILTER (WHERE NOT j.refused AND j.kind <> 'log') AS last_ord,
+               (array_agg(j.kind ORDER BY j.ord DESC) FILTER (WHERE NOT j.refused AND j.kind <> 'log'))[1] AS kind,
+               (array_agg(j.sent_at ORDER BY j.ord DESC) FILTER (WHERE NOT j.refused AND j.kind <> 'log'))[1] AS sent_at,
+               (array_agg(j.message ORDER BY j.ord DESC) FILTER (WHERE NOT j.refused AND j.kind <> 'log'))[1] AS message,
                min(j.avail) AS avail
-        FROM judged j GROUP BY j.aid
+        FROM judged j WHERE j.err IS NULL GROUP BY j.aid
     ), touched AS (
         UPDATE agents a
         SET last_seen = CASE WHEN p.n_signals > 0 THEN now() ELSE a.last_seen END,
-            last_sent_at = CASE WHEN p.n_signals > 0 THEN l.sent_at ELSE a.last_sent_at END,
-            clock_skew_s = CASE WHEN p.n_signals > 0 THEN extract(epoch FROM l.sent_at - now()) ELSE a.clock_skew_s END,
-            last_kind = CASE WHEN p.n_signals > 0 THEN l.kind ELSE a.last_kind END,
-            last_message = CASE WHEN p.n_signals > 0 THEN l.message ELSE a.last_message END,
+            last_sent_at = CASE WHEN p.n_signals > 0 THEN p.sent_at ELSE a.last_sent_at END,
+            clock_skew_s = CASE WHEN p.n_signals > 0 THEN extract(epoch FROM p.sent_at - now()) ELSE a.clock_skew_s END,
+            last_kind = CASE WHEN p.n_signals > 0 THEN p.kind ELSE a.last_kind END,
+            last_message = CASE WHEN p.n_signals > 0 THEN p.message ELSE a.last_message END,
             run_started_at = CASE WHEN p.n_signals = 0 THEN a.run_started_at
-                                  WHEN l.kind = 'start' THEN now() ELSE NULL END,
+                                  WHEN p.kind = 'start' THEN now() ELSE NULL END,
             last_fail_at = CASE WHEN p.any_fail THEN now() ELSE a.last_fail_at END,
             heartbeat_count = a.heartbeat_count + p.n_signals,
             hb_tokens = CASE WHEN p.avail IS NULL THEN a.hb_tokens ELSE p.avail - p.n_taken END,
             hb_refill_at = CASE WHEN p.avail IS NULL THEN a.hb_refill_at ELSE now() END
-        FROM per_agent p LEFT JOIN input l ON l.ord = p.last_ord
+        FROM per_agent p
         WHERE a.agent_id = p.aid AND p.n_taken > 0
     ), counted AS (
         INSERT INTO rate_buckets AS b (agent_id, kind, tokens, refused_total, last_refused_at, throttled_since)
@@ -152,12 +168,12 @@ BEGIN
                                    THEN now() ELSE b.throttled_since END,
             last_refused_at = now()
     )
-    SELECT c.ord, c.aid,
-           CASE WHEN c.err IS NULL AND NOT coalesce(j.refused, false) THEN now() END,
-           coalesce(c.err, CASE WHEN j.refused THEN 'rate limited: heartbeats' END),
-           CASE WHEN c.err LIKE 'agent busy%' THEN 1.0::double precision
+    SELECT j.ord, j.aid,
+           CASE WHEN j.err IS NULL AND NOT j.refused THEN now() END,
+           coalesce(j.err, CASE WHEN j.refused THEN 'rate limited: heartbeats' END),
+           CASE WHEN j.err LIKE 'agent busy%' THEN 1.0::double precision
                 WHEN j.refused THEN (j.rn - j.avail) / j.rate END
-    FROM checked c LEFT JOIN judged j ON j.ord = c.ord
-    ORDER BY c.ord;
+    FROM judged j
+    ORDER BY j.ord;
 END;
 $$;
