@@ -5,9 +5,9 @@
 --
 -- Authenticate before locking: the batch is checked against the registry without a lock, and
 -- only the rows of agents whose proof matched are locked, so a caller naming every agent with
--- bad tokens locks nothing of theirs. Rows are taken with SKIP LOCKED first; a busy row (its
--- own agent's other session, an evaluation writing it) is waited for within the function's
--- lock_timeout (step 2 says how a timeout ends). The caps hold here, whatever the client checked.
+-- bad tokens locks nothing of theirs. A busy row (its own agent's other session, an evaluation
+-- writing it) is waited for within the function's lock_timeout (steps 1 and 2 say how a timeout
+-- ends). The caps hold here, whatever the client checked.
 DROP FUNCTION IF EXISTS fleet.record_heartbeats(text[], text[], text[], timestamptz[], text[], jsonb[]);
 DROP FUNCTION IF EXISTS fleet.record_heartbeats(text[], bytea[], text[], timestamptz[], text[], jsonb[]);
 
@@ -21,6 +21,10 @@ CREATE FUNCTION fleet.record_heartbeats(
 ) RETURNS TABLE (ord integer, agent_id bigint, received_at timestamptz, error text, retry_after_s double precision)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = fleet, pg_temp
 SET lock_timeout = '500ms'
+-- The statements' plans are cached once per session: a custom plan for each call (the default
+-- when it looks cheaper) re-plans the big statement every time and doubled the CPU per heartbeat
+-- under 50 concurrent agents (benchmarks/heartbeat_ingest.py).
+SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -42,45 +46,27 @@ BEGIN
     END IF;
 
     -- 1. Lock, in id order, the rows of the agents whose proof matched (the proof is checked on
-    -- the row as it stands before the lock and again after it), skipping rows another session
-    -- holds. The common case ends here: every named agent authenticated and locked.
+    -- the rows as they stand, before any lock). A batch for one agent (what SharedState sends for
+    -- an agent) waits for that agent's row within the function's lock_timeout; a timeout fails
+    -- the call, which the client retries, and only that agent's own sessions can hold its row.
+    v_distinct := CASE WHEN v_n <= 1 THEN v_n ELSE (SELECT count(DISTINCT x) FROM unnest(p_agents) x) END;
     WITH authenticated AS (
         SELECT DISTINCT a.agent_id FROM agents a
         JOIN unnest(p_agents, p_proofs) AS i(name, proof) ON a.name = i.name
         WHERE ((v_operator AND coalesce(i.proof, v_session) IS NULL)
                OR a.token_hash = fleet.token_hash(coalesce(i.proof, v_session)))
           AND (NOT v_own_login OR a.db_login = session_user))
-    SELECT coalesce(array_agg(l.agent_id), '{}') INTO v_locked FROM (
-        SELECT a.agent_id FROM agents a
-        WHERE a.agent_id IN (SELECT x.agent_id FROM authenticated x)
-        ORDER BY a.agent_id
-        FOR NO KEY UPDATE SKIP LOCKED) l;
-    v_wanted := v_locked;
-
-    -- 2. Otherwise some names were refused or busy. A batch for one agent (what SharedState
-    -- sends for an agent) just waits for that agent's row within the function's lock_timeout; a
-    -- timeout fails the call, which the client retries, and only that agent's own sessions can
-    -- hold the row that long. A batch for several agents finds the authenticated ones (no lock)
-    -- and waits for the busy ones together inside a subtransaction: on a timeout they stay busy
-    -- and their items are refused with 'retry', the rest of the batch goes on.
-    v_distinct := CASE WHEN v_n <= 1 THEN v_n ELSE (SELECT count(DISTINCT x) FROM unnest(p_agents) x) END;
-    IF cardinality(v_locked) < v_distinct AND v_distinct = 1 THEN
-        WITH authenticated AS (
-            SELECT DISTINCT a.agent_id FROM agents a
-            JOIN unnest(p_agents, p_proofs) AS i(name, proof) ON a.name = i.name
-            WHERE ((v_operator AND coalesce(i.proof, v_session) IS NULL)
-                   OR a.token_hash = fleet.token_hash(coalesce(i.proof, v_session)))
-              AND (NOT v_own_login OR a.db_login = session_user))
+    SELECT coalesce(array_agg(x.agent_id), '{}') INTO v_wanted FROM authenticated x;
+    IF v_distinct = 1 THEN
+        PERFORM 1 FROM agents a WHERE a.agent_id = ANY (v_wanted) FOR NO KEY UPDATE;
+        v_locked := v_wanted;
+    ELSE
+        -- 2. A batch for several agents takes the free rows at once and waits for the busy ones
+        -- together inside a subtransaction: on a timeout they stay busy and their items are
+        -- refused with 'retry'; the rest of the batch goes on.
         SELECT coalesce(array_agg(l.agent_id), '{}') INTO v_locked FROM (
-            SELECT a.agent_id FROM agents a WHERE a.agent_id IN (SELECT x.agent_id FROM authenticated x)
-            FOR NO KEY UPDATE) l;
-        v_wanted := v_locked;
-    ELSIF cardinality(v_locked) < v_distinct THEN
-        SELECT coalesce(array_agg(DISTINCT a.agent_id), '{}') INTO v_wanted
-        FROM agents a JOIN unnest(p_agents, p_proofs) AS i(name, proof) ON a.name = i.name
-        WHERE ((v_operator AND coalesce(i.proof, v_session) IS NULL)
-               OR a.token_hash = fleet.token_hash(coalesce(i.proof, v_session)))
-          AND (NOT v_own_login OR a.db_login = session_user);
+            SELECT a.agent_id FROM agents a WHERE a.agent_id = ANY (v_wanted)
+            ORDER BY a.agent_id FOR NO KEY UPDATE SKIP LOCKED) l;
         IF cardinality(v_wanted) > cardinality(v_locked) THEN
             BEGIN
                 PERFORM 1 FROM agents a
