@@ -15,6 +15,7 @@ from agents_pipeline.core.errors import ConfigurationError
 from agents_pipeline.help import service
 from agents_pipeline.help.llm import LLMSettings
 from agents_pipeline_tests.help.conftest import add_agent, run_sql
+from agents_pipeline_tests.run_errors import failure_text
 
 SECRET = "sk-test-0123456789abcdef"
 LLM_TEXT = "demo is down since the time in [1]; follow the first checks in [3]."
@@ -112,17 +113,6 @@ def other_server() -> Iterator[FakeOpenAI]:
 @pytest.fixture
 def demo(database, knowledge):
     return add_agent(database, "demo", "down", since="10 minutes", message="no heartbeat")
-
-
-def failure_text(result) -> str:
-    """The run's error messages, with the causes Dagster wraps them around."""
-    texts = []
-    for event in result.all_events:
-        error = getattr(event.event_specific_data, "error", None)
-        while error is not None:
-            texts.append(error.message)
-            error = error.cause or error.context
-    return "\n".join(texts)
 
 
 def settings(server: FakeOpenAI, timeout: float = 5.0) -> LLMSettings:

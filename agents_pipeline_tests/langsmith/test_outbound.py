@@ -19,6 +19,7 @@ from agents_pipeline.resources import PostgresResource
 from agents_pipeline_tests.langsmith.conftest import PROJECT
 from agents_pipeline_tests.langsmith.fake_langsmith import FakeLangSmith
 from agents_pipeline_tests.langsmith.test_push import _conversations, _push
+from agents_pipeline_tests.run_errors import failure_text
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def test_run_config_cannot_send_the_key_elsewhere(fake, catcher, db_url, monkeyp
                             run_config={"resources": {"langsmith": {"config": override}}}, raise_on_error=False)
     assert not result.success
     variable = {"endpoint": "LANGSMITH_ENDPOINT", "api_key": "LANGSMITH_API_KEY"}[field]
-    text = _failure_text(result)
+    text = failure_text(result)
     assert f"resource 'langsmith': {field} differs from the environment variable {variable}" in text
     assert fake.api_key not in text and "smtp-pw" not in text
     assert catcher.requests == [] and fake.requests == []
@@ -102,12 +103,3 @@ def test_key_and_endpoint_are_read_from_the_environment_when_used(monkeypatch):
         resource.credentials()
     assert LangSmithResource().credentials()[0] == "k-2"
 
-
-def _failure_text(result: dg.ExecuteInProcessResult) -> str:
-    texts = []
-    for event in result.all_events:
-        error = getattr(event.event_specific_data, "error", None)
-        while error is not None:
-            texts.append(error.message)
-            error = error.cause or error.context
-    return "\n".join(texts)
