@@ -18,14 +18,15 @@ from agents_pipeline.core import errors
 from agents_pipeline.core.connection import Database
 
 MAX_BATCH = 5000
+# The proofs are NULL: each item stands on the proof the connection presented at its start
+# (SharedState's session setting), so no token hash is in the statement.
 SQL = """SELECT ord, agent_id, received_at, error, retry_after_s FROM fleet.record_heartbeats(
-    %s::text[], %s::bytea[], %s::text[], %s::timestamptz[], %s::text[], %s::jsonb[])"""
+    %s::text[], NULL::bytea[], %s::text[], %s::timestamptz[], %s::text[], %s::jsonb[])"""
 
 
 @dataclass(frozen=True)
 class HeartbeatItem:
     agent: str
-    proof: bytes | None  # SHA-256 of the token (registry.token_proof), never the token
     kind: str
     sent_at: datetime | None
     message: str | None
@@ -47,7 +48,7 @@ def error_for(text: str, retry_after_s: float | None = None) -> errors.AgentsPip
 def send_batch(db: Database, items: list[HeartbeatItem]) -> list[datetime | errors.AgentsPipelineError]:
     """One statement, one transaction; per item the receive time or the reason it was refused."""
     columns = (
-        [i.agent for i in items], [i.proof for i in items], [i.kind for i in items],
+        [i.agent for i in items], [i.kind for i in items],
         [i.sent_at for i in items], [i.message for i in items], [i.payload for i in items],
     )
 

@@ -121,7 +121,7 @@ class SharedState:
         if kind not in KINDS:
             raise ValidationError(f"heartbeat kind must be one of {', '.join(KINDS)}, got {kind!r}")
         return HeartbeatItem(
-            agent=name, proof=None, kind=kind,
+            agent=name, kind=kind,
             sent_at=sent_at or datetime.now(UTC),
             message=validation.text(message, "heartbeat message", max_len=validation.MAX_MESSAGE),
             payload=validation.document(payload, "heartbeat payload"),

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from agents_pipeline.alerts.channels import configured_channels
 from agents_pipeline.heartbeats import boundary
+from agents_pipeline.heartbeats.boundary import BoundaryReport
 from agents_pipeline.heartbeats.settings import EVALUATOR_AGENT, HealthSettings
 
 STATUSES = ("new", "up", "late", "down", "paused")
@@ -51,7 +52,7 @@ class FleetSummary:
     open_alerts: int = 0
     transitions: list[Transition] = field(default_factory=list)
     evaluation_ms: float = 0.0
-    boundary: Any = None  # heartbeats.boundary.BoundaryReport of the same evaluation
+    boundary: BoundaryReport = field(default_factory=BoundaryReport)  # held rows, throttling: same evaluation
 
     @property
     def down_share(self) -> float:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg2
 
+from agents_pipeline.core import advisory
 from agents_pipeline.core.dsn import connect_kwargs
 from agents_pipeline.migration import values as V
 from agents_pipeline.migration.loader import TableLoader
@@ -51,16 +52,14 @@ def connect(url: str):
 def _register(conn, name: str, path: Path, wait_s: float = 5.0) -> int:
     """Takes the per-source lock, waiting a bounded time: a previous run's session (its own, or a
     worker's) may still be ending on the server when a re-run starts at once."""
-    deadline = time.monotonic() + wait_s
     with conn, conn.cursor() as cur:
-        while True:
+        def try_lock() -> bool:
             cur.execute("SELECT pg_try_advisory_lock(hashtext('legacy-migration'), hashtext(%s))", (name,))
-            if cur.fetchone()[0]:
-                break
-            if time.monotonic() >= deadline:
-                raise MigrationError(f"another migration of source {name!r} is running against this database "
-                                     f"(its lock was not released within {wait_s:g} s)")
-            time.sleep(0.1)
+            return cur.fetchone()[0]
+
+        if not advisory.wait_for(try_lock, wait_s, poll_s=0.1):
+            raise MigrationError(f"another migration of source {name!r} is running against this database "
+                                 f"(its lock was not released within {wait_s:g} s)")
         cur.execute("""INSERT INTO fleet.legacy_sources (name, path, last_run_at) VALUES (%s, %s, now())
                        ON CONFLICT (name) DO UPDATE SET path = excluded.path, last_run_at = now()
                        RETURNING source_id""", (name, str(path)))

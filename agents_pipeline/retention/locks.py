@@ -9,9 +9,9 @@ fails naming the backend that holds the lock, so an operator can tell a stuck ar
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
+from agents_pipeline.core import advisory
 from agents_pipeline.core.errors import ConflictError
 
 LOCK_WAIT_S = 10.0   # default wait for a day's lock before failing
@@ -58,12 +58,8 @@ def lock_unit(conn, table: str, day: date, wait_s: float = LOCK_WAIT_S) -> None:
     """Takes the day's lock for ``conn``'s session, polling up to ``wait_s`` seconds; then
     raises ConflictError naming the pid of the session that holds it."""
     key = _key(table, day)
-    deadline = time.monotonic() + max(wait_s, 0.0)
-    while not _try_lock(conn, key):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise ConflictError(_held_message(conn, table, day, wait_s), 0)
-        time.sleep(min(POLL_S, left))
+    if not advisory.wait_for(lambda: _try_lock(conn, key), wait_s, poll_s=POLL_S):
+        raise ConflictError(_held_message(conn, table, day, wait_s), 0)
 
 
 def _held_message(conn, table: str, day: date, wait_s: float) -> str:

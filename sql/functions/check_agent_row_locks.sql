@@ -7,8 +7,8 @@
 -- for it. The holder is found from the row itself: a locked row's xmax is the locking
 -- transaction's id (or a multixact of several), matched to the transaction id lock that every
 -- running transaction holds in pg_locks.
-
--- Finds every agent row some other transaction holds, and its holder; keeps when each hold was
+--
+-- fleet.note_held_rows finds every agent row some other transaction holds, and its holder; keeps when each hold was
 -- first seen, and forgets a hold that ended. A lone locker leaves its transaction id in the
 -- row's xmax, matched here in one pass over the registry; several lockers (say the holder and
 -- a message's foreign key to the agent) leave a multixact, resolved for the rows the evaluation

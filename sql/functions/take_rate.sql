@@ -25,6 +25,10 @@ BEGIN
     IF v_rate IS NULL OR v_burst IS NULL THEN
         RETURN NULL;                                   -- no limit configured for this kind
     END IF;
+    IF p_cost > v_burst THEN                           -- a size, not a rate: no wait would do
+        RAISE EXCEPTION '% of % is more than the % a burst allows', p_cost, p_kind, v_burst
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
 
     INSERT INTO rate_buckets (agent_id, kind, tokens) VALUES (p_agent_id, p_kind, v_burst)
     ON CONFLICT (agent_id, kind) DO NOTHING;
@@ -41,26 +45,7 @@ BEGIN
                                THEN now() ELSE throttled_since END,
         last_refused_at = now()
     WHERE agent_id = p_agent_id AND kind = p_kind;
-    IF p_cost > v_burst THEN
-        RAISE EXCEPTION '% of % is more than the % a burst allows', p_cost, p_kind, v_burst
-            USING ERRCODE = 'program_limit_exceeded';
-    END IF;
     RETURN (p_cost - v_avail) / v_rate;
 END;
 $$;
 
--- Counts refusals decided elsewhere (the heartbeat batch keeps its bucket on the agent row).
-CREATE OR REPLACE FUNCTION fleet.count_refusals(p_agent_ids bigint[], p_counts bigint[], p_kind text)
-RETURNS void
-LANGUAGE sql SET search_path = fleet, pg_temp
-AS $$
-    INSERT INTO rate_buckets AS b (agent_id, kind, tokens, refused_total, last_refused_at, throttled_since)
-    SELECT r.agent_id, p_kind, 0, r.n, now(), now()
-    FROM unnest(p_agent_ids, p_counts) AS r(agent_id, n)
-    ORDER BY r.agent_id
-    ON CONFLICT (agent_id, kind) DO UPDATE
-    SET refused_total = b.refused_total + EXCLUDED.refused_total,
-        throttled_since = CASE WHEN b.last_refused_at IS NULL OR b.last_refused_at < now() - interval '1 minute'
-                               THEN now() ELSE b.throttled_since END,
-        last_refused_at = now()
-$$;
