@@ -19,6 +19,7 @@ venv: $(STAMP)
 # Starts a project-local PostgreSQL unless AGENTS_PIPELINE_DATABASE_URL is set, applies the
 # schema, and runs `dagster dev` on http://127.0.0.1:3000 until Ctrl-C. sqlite_migration_job
 # reads legacy files only from AGENTS_PIPELINE_IMPORT_DIR: <project>/import unless it is set.
+# While that PostgreSQL runs, `dg dev` in this folder finds it too, with nothing exported.
 run: $(STAMP)
 	$(BIN)/agents-pipeline db up
 	$(BIN)/agents-pipeline db migrate
@@ -30,8 +31,10 @@ run: $(STAMP)
 system-deps:
 	@scripts/install_system_deps.sh
 
+# `dg check defs` loads the definitions as `dg dev` would; it needs no database and no variable.
 test: $(STAMP) system-deps
 	$(BIN)/ruff check agents_pipeline agents_pipeline_tests benchmarks
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP) system-deps

@@ -2,7 +2,7 @@
 and the schema migrations, which live at the project's top level (README.md, docs/, sql/).
 
 pyproject.toml holds all metadata; this only extends build_py to copy those files into the
-package, where agents_pipeline.help and agents_pipeline.core.settings look when the project
+package, where agents_pipeline.defs.help and agents_pipeline.core.settings look when the project
 folder is not there.
 """
 

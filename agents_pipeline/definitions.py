@@ -1,35 +1,32 @@
-"""The code location: every domain's Dagster face merged, with the shared resources.
+"""The code location: every domain under ``agents_pipeline/defs/`` autoloaded (Dagster's ``dg``
+project layout), with "View code" links on every asset.
 
-Domains are imported as modules (not their ``defs`` names) because Dagster refuses a module
-that holds more than one Definitions object at its top level. Code references ("View code" on
-each asset's page) are added once, here, for every domain.
+Each domain folder holds its plain logic beside its Dagster face; the loader imports every
+module there and collects the assets, checks, jobs, schedules and sensors it finds, and each
+domain's ``resources.py`` binds that domain's resources. Code references are added once, here,
+for the whole location: applying them twice would list a file twice.
 """
+
+import warnings
+from pathlib import Path
 
 import dagster as dg
 
-from agents_pipeline.heartbeats import definitions as heartbeats_definitions
-from agents_pipeline.help import definitions as help_definitions
-from agents_pipeline.langsmith import definitions as langsmith_definitions
-from agents_pipeline.migration import definitions as migration_definitions
-from agents_pipeline.performance import definitions as performance_definitions
-from agents_pipeline.platform import definitions as platform_definitions
-from agents_pipeline.resources import postgres_resource
-from agents_pipeline.retention import definitions as retention_definitions
-from agents_pipeline.security import definitions as security_definitions
-from agents_pipeline.ui import definitions as ui_definitions
-from agents_pipeline.ui.code_references import with_code_references
+from agents_pipeline.platform.code_references import with_code_references
 
-defs = with_code_references(
-    dg.Definitions.merge(
-        platform_definitions.defs,
-        heartbeats_definitions.defs,
-        performance_definitions.defs,
-        langsmith_definitions.defs,
-        retention_definitions.defs,
-        migration_definitions.defs,
-        help_definitions.defs,
-        security_definitions.defs,
-        ui_definitions.defs,
-        dg.Definitions(resources={"postgres": postgres_resource()}),
-    )
-)
+
+def load() -> dg.Definitions:
+    """The whole location as one Definitions (tests and tools call this directly)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)  # the loader's own use of a preview API
+        return with_code_references(dg.load_from_defs_folder(path_within_project=Path(__file__).parent))
+
+
+defs = load()
+
+
+def load_domain(name: str) -> dg.Definitions:
+    """One domain folder's definitions (``defs/<name>/``), as the location loads them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.ComponentTree.for_project(Path(__file__).parent).build_defs(name)

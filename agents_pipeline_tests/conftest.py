@@ -65,11 +65,15 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
 @pytest.fixture
 def dagster_storage_url(pg_cluster: LocalCluster) -> Iterator[str]:
     """An empty database for Dagster's own storage (dagster-postgres creates its tables)."""
-    conn = pg.admin_connect(pg_cluster)
-    name = f"dagster_{pg.uuid.uuid4().hex[:10]}"
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
+    name = pg.empty_database(pg_cluster, "dagster")
+    yield pg_cluster.url(name)
+    pg.drop_database(pg_cluster, name)
+
+
+@pytest.fixture
+def empty_db_url(pg_cluster: LocalCluster) -> Iterator[str]:
+    """A database with nothing in it: no template, so whatever runs builds the whole schema."""
+    name = pg.empty_database(pg_cluster, "empty")
     yield pg_cluster.url(name)
     pg.drop_database(pg_cluster, name)
 

@@ -62,6 +62,16 @@ def fresh_database(cluster: LocalCluster, template: str) -> str:
     return name
 
 
+def empty_database(cluster: LocalCluster, prefix: str) -> str:
+    """A database with nothing in it (no template): for Dagster's storage, a restore, a first migrate."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    conn = admin_connect(cluster)
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return name
+
+
 def drop_database(cluster: LocalCluster, name: str) -> None:
     """Drops the database and the agents' own logins made in it (roles outlive databases)."""
     conn = admin_connect(cluster)

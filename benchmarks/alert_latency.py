@@ -32,9 +32,9 @@ import psycopg2
 from agents_pipeline.core import migrations, registry, settings
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs
-from agents_pipeline.core.instance_env import dagster_env
 from agents_pipeline.core.localdb import LocalCluster, free_port
 from agents_pipeline.core.shared_state import SharedState
+from agents_pipeline.platform.instance_env import dagster_env
 
 PERIOD_S, GRACE_S = 10.0, 5.0
 

@@ -34,8 +34,8 @@ from common import prepare_database, schema_before
 from agents_pipeline.core import migrations
 from agents_pipeline.core.dsn import connect_kwargs
 from agents_pipeline.core.localdb import LocalCluster, find_pg_bin, scratch_home
+from agents_pipeline.core.roles import roles
 from agents_pipeline.core.shared_state import SharedState
-from agents_pipeline.security.roles import roles
 
 AGENTS = 50
 PGBENCH_SQL = """\\set n random(0, 49)

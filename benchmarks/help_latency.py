@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 from agents_pipeline.core import migrations  # noqa: E402
 from agents_pipeline.core.connection import Database  # noqa: E402
 from agents_pipeline.core.settings import PROJECT_DIR  # noqa: E402
-from agents_pipeline.help import retrieval, service  # noqa: E402
-from agents_pipeline.help.corpus import Passage, load_corpus  # noqa: E402
-from agents_pipeline.help.knowledge import sync_passages  # noqa: E402
+from agents_pipeline.defs.help import retrieval, service  # noqa: E402
+from agents_pipeline.defs.help.corpus import Passage, load_corpus  # noqa: E402
+from agents_pipeline.defs.help.knowledge import sync_passages  # noqa: E402
 
 TOPICS = ["scheduler", "billing", "ingest", "crawler", "summariser", "router", "indexer", "mailer",
           "planner", "reviewer", "translator", "classifier", "extractor", "notifier", "auditor"]

@@ -48,10 +48,10 @@ def main() -> int:
 
     import sqlalchemy as sa
 
-    from agents_pipeline.langsmith.client import Redactor, close_client, make_client
-    from agents_pipeline.langsmith.settings import SyncSettings
-    from agents_pipeline.langsmith.source import ListRunsSource
-    from agents_pipeline.langsmith.sync import sync_project
+    from agents_pipeline.defs.langsmith.client import Redactor, close_client, make_client
+    from agents_pipeline.defs.langsmith.settings import SyncSettings
+    from agents_pipeline.defs.langsmith.source import ListRunsSource
+    from agents_pipeline.defs.langsmith.sync import sync_project
     from agents_pipeline_tests import pg
 
     now = datetime.now(UTC).replace(microsecond=0)

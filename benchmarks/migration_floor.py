@@ -1,7 +1,7 @@
 """Baseline for the migration benchmark: the bytes alone, no guarantees.
 
 Moves the rows of a *clean* legacy file into the same fleet tables as ``migrate-sqlite`` does
-(same partitions and indexes, the loader's session settings from ``runner.connect``, one COPY
+(same partitions and indexes, the loader's session settings from ``session.connect``, one COPY
 per 20,000 rows, a commit each), with SQLite rendering each row straight into COPY's CSV and
 nothing else: no per-row checks, no rejects, no digests, no resume points. Three worker
 processes, one per big table, as the real loader uses. With ``--verify`` it then runs the real
@@ -31,9 +31,9 @@ from psycopg2 import sql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents_pipeline.migration.runner import connect  # noqa: E402
-from agents_pipeline.migration.tables import KNOWN  # noqa: E402
-from agents_pipeline.migration.verify import committed  # noqa: E402
+from agents_pipeline.defs.migration.session import connect  # noqa: E402
+from agents_pipeline.defs.migration.tables import KNOWN  # noqa: E402
+from agents_pipeline.defs.migration.verify import committed  # noqa: E402
 
 QUERIES = {
     "agent_heartbeats": (

@@ -44,9 +44,9 @@ from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs
 from agents_pipeline.core.localdb import LocalCluster, scratch_home
 from agents_pipeline.core.registry import register_agent
-from agents_pipeline.performance.collect import Target, read_agents, read_host
-from agents_pipeline.performance.derive import derive
-from agents_pipeline.performance.sampler import sample_once
+from agents_pipeline.defs.performance.collect import Target, read_agents, read_host
+from agents_pipeline.defs.performance.derive import derive
+from agents_pipeline.defs.performance.sampler import sample_once
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -137,11 +137,12 @@ def _measure(cluster: LocalCluster, workspace: Path, env: dict[str, str], minute
             pass
 
 
-def stock_storage_yaml(text: str) -> str:
-    """The same instance configuration with dagster-postgres's own (unpooled) storage class."""
+def stock_storage_yaml(text: str, deploy_text: str) -> str:
+    """The same instance configuration with dagster-postgres's own (unpooled) storage class; its
+    fields come from the environment as in deploy/dagster.yaml (the project's file has none)."""
     head, rest = text.split("storage:\n", 1)
-    body, tail = rest.split("\n\n", 1)
-    fields = body.split("postgres_db:\n", 1)[1]
+    _, tail = rest.split("\n\n", 1)
+    fields = deploy_text.split("postgres_db:\n", 1)[1].split("\n\n", 1)[0]
     fields = "".join(line[2:] + "\n" for line in fields.splitlines())
     return f"{head}storage:\n  postgres:\n    postgres_db:\n{fields}\n{tail}"
 
@@ -149,7 +150,7 @@ def stock_storage_yaml(text: str) -> str:
 def compare_stacks(cluster: LocalCluster, minutes: float, dagster_yaml: Path | None = None,
                    bare_only: bool = False, stock_minutes: float = 0.0) -> None:
     from agents_pipeline.core import settings
-    from agents_pipeline.core.instance_env import dagster_env
+    from agents_pipeline.platform.instance_env import dagster_env, dagster_storage_env
 
     home = Path(tempfile.mkdtemp(prefix="ap-bench-stack-"))
     shutil.copy(dagster_yaml or settings.PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
@@ -164,9 +165,11 @@ def compare_stacks(cluster: LocalCluster, minutes: float, dagster_yaml: Path | N
     if stock_minutes > 0:
         stock = home / "stock"
         stock.mkdir()
-        (stock / "dagster.yaml").write_text(stock_storage_yaml((home / "dagster.yaml").read_text()))
+        deploy = (settings.PROJECT_DIR / "deploy" / "dagster.yaml").read_text()
+        (stock / "dagster.yaml").write_text(stock_storage_yaml((home / "dagster.yaml").read_text(), deploy))
         results["bare dagster dev, stock dagster-postgres storage (unpooled)"] = _measure(
-            cluster, bare_ws, {**env, "DAGSTER_HOME": str(stock)}, stock_minutes, 3150)
+            cluster, bare_ws, {**env, **dagster_storage_env(cluster.url()), "DAGSTER_HOME": str(stock)},
+            stock_minutes, 3150)
     results["bare dagster dev, empty code location"] = _measure(cluster, bare_ws, env, minutes, 3151)
     if not bare_only:
         results["make run stack (agents_pipeline)"] = _measure(

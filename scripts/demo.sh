@@ -25,7 +25,7 @@ else
     py="$(dirname "$AP")/python"
     import_dir="${AGENTS_PIPELINE_IMPORT_DIR:-$PWD/import}"
     mkdir -p .local/demo && mkdir -p -m 700 "$import_dir"
-    "$py" -m agents_pipeline.ui.demo_legacy "$import_dir/background_agents.db" > .local/demo/migration.yaml
+    "$py" -m agents_pipeline.demo.legacy "$import_dir/background_agents.db" > .local/demo/migration.yaml
     "$AP" launch sqlite_migration_job --config .local/demo/migration.yaml --no-wait \
         || echo "demo: could not launch sqlite_migration_job" >&2
 fi

@@ -98,7 +98,7 @@ AS $$
 $$;
 
 -- The notification payload for an alert event; the sender renders it and receivers dedupe on
--- idempotency_key. Matches agents_pipeline.alerts.store. It takes the alert's id and reads the
+-- idempotency_key. Matches agents_pipeline.defs.alerts.store. It takes the alert's id and reads the
 -- row itself, rather than taking a fleet.alerts row value: a row built with ROW(...)::alerts
 -- breaks as soon as a later migration adds a column to fleet.alerts.
 CREATE FUNCTION fleet.alert_payload(p_alert_id bigint, p_event text, p_key text, p_extra jsonb)

@@ -24,7 +24,7 @@
 -- role or by the login that applied this file, but not ownership, nor PUBLIC's EXECUTE on a
 -- function created by another login. A function agents must call is granted explicitly
 -- (GRANT EXECUTE ON FUNCTION fleet.f(...) TO @ROLE_PREFIX@_agent) and added to AGENT_FUNCTIONS
--- in agents_pipeline/security/roles.py; the security tests fail until both agree.
+-- in agents_pipeline/defs/security/roles.py; the security tests fail until both agree.
 
 -- Creates the roles that are missing and configures the agent login. A function rather than a
 -- DO block so that apply_security() can run it again: after a restore onto another server

@@ -1,5 +1,10 @@
 """``agents-pipeline dev``: runs `dagster dev` on the configured database until Ctrl-C.
 
+The database is AGENTS_PIPELINE_DATABASE_URL, else the project's PostgreSQL, which must be
+running (`make run` starts it first); it is passed on to `dagster dev` so that every process
+agrees on it and the resource refuses a different URL from run config. Dagster's storage (the
+root dagster.yaml) derives its own database from it.
+
 `dagster dev` is started in its own process session: started with ``&`` from a script it
 ignores SIGINT, and killing only its leader would orphan the daemon, webserver and code
 server. Ctrl-C or SIGTERM here is forwarded to the whole session, then escalated.
@@ -20,10 +25,9 @@ GRACE_S = 45.0  # how long Ctrl-C waits for `dagster dev` to stop its services b
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents_pipeline.core.instance_env import dagster_env
-    from agents_pipeline.core.shared_state import resolve_url
+    from agents_pipeline.platform.instance_env import app_database_url, dagster_env
 
-    env = {**os.environ, **dagster_env(resolve_url())}
+    env = {**os.environ, **dagster_env(app_database_url())}
     host = os.environ.get("AGENTS_PIPELINE_UI_HOST", "127.0.0.1")
     port = os.environ.get("AGENTS_PIPELINE_UI_PORT", "3000")
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.PROJECT_DIR / "workspace.yaml"),

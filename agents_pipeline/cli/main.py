@@ -11,6 +11,23 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+# One module per domain, registered explicitly: ``register(subparsers)`` adds parsers whose
+# defaults carry a ``handler``. These modules import only argparse at module level (the heavy
+# imports go inside the handlers), so `agents-pipeline heartbeat` stays fast.
+from agents_pipeline.cli import (
+    alerts,
+    demo,
+    langsmith,
+    migration,
+    performance,
+    readiness,
+    retention,
+    security,
+)
+from agents_pipeline.cli import help as help_commands
+
+DOMAIN_COMMANDS = (alerts, performance, langsmith, retention, migration, help_commands, security, readiness, demo)
+
 
 def _build() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agents-pipeline", description=__doc__.splitlines()[0])
@@ -70,46 +87,25 @@ def _build() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
 
     sub.add_parser("dev", help="start `dagster dev` on the configured database (used by make run)")
-    for module in _domain_modules():
+    for module in DOMAIN_COMMANDS:
         module.register(sub)
     return parser
-
-
-# Each domain adds its own sub-commands in <domain>/cli.py: ``register(subparsers)`` adds
-# parsers whose defaults carry ``handler=run``-style callables. These modules must import only
-# argparse at module level (the heavy imports go inside the handlers) to keep the CLI fast.
-DOMAIN_CLI_MODULES = (
-    "agents_pipeline.heartbeats.cli",
-    "agents_pipeline.performance.cli",
-    "agents_pipeline.langsmith.cli",
-    "agents_pipeline.retention.cli",
-    "agents_pipeline.migration.cli",
-    "agents_pipeline.help.cli",
-    "agents_pipeline.security.cli",
-    "agents_pipeline.ui.cli",
-)
-
-
-def _domain_modules() -> list:
-    import importlib
-
-    return [importlib.import_module(name) for name in DOMAIN_CLI_MODULES]
 
 
 def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
     if getattr(args, "handler", None) is not None:
         return args.handler
     if args.command == "db":
-        from agents_pipeline.cli import db_commands
+        from agents_pipeline.cli import db
 
-        return db_commands.run
+        return db.run
     if args.command == "dev":
         from agents_pipeline.cli import dev
 
         return dev.run
-    from agents_pipeline.cli import agent_commands
+    from agents_pipeline.cli import agents
 
-    return agent_commands.run
+    return agents.run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

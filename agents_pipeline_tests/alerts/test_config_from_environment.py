@@ -6,9 +6,9 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from agents_pipeline.alerts import channels
-from agents_pipeline.alerts.resources import AlertChannelsResource, alert_channels_resource
-from agents_pipeline.resources import PostgresResource, postgres_resource
+from agents_pipeline.defs.alerts import channels
+from agents_pipeline.defs.alerts.resources import AlertChannelsResource, alert_channels_resource
+from agents_pipeline.platform.resources import PostgresResource, postgres_resource
 
 PASSWORD = "smtp-pw-0123456789"
 

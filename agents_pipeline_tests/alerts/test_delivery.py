@@ -10,10 +10,10 @@ from email import policy as email_policy
 import pytest
 import sqlalchemy as sa
 
-from agents_pipeline.alerts import channels, sender
-from agents_pipeline.alerts.channels import ChannelSettings
-from agents_pipeline.alerts.sender import SenderPolicy
-from agents_pipeline.alerts.store import open_alert, resolve_alert
+from agents_pipeline.defs.alerts import channels, sender
+from agents_pipeline.defs.alerts.channels import ChannelSettings
+from agents_pipeline.defs.alerts.sender import SenderPolicy
+from agents_pipeline.defs.alerts.store import open_alert, resolve_alert
 from agents_pipeline_tests.alerts.servers import self_signed_cert, smtp_server, webhook_receiver
 from agents_pipeline_tests.heartbeats.helpers import notifications
 
@@ -44,7 +44,7 @@ def test_webhook_and_smtp_receive_each_notification_once(engine, all_channels, c
         settings = ChannelSettings(webhook_url=hook.url, smtp_host="127.0.0.1", smtp_port=port,
                                    smtp_user="alerts", smtp_password="pw", email_to=("ops@example.org",),
                                    smtp_allow_plain_auth=True)
-        with caplog.at_level(logging.WARNING, logger="agents_pipeline.alerts"):
+        with caplog.at_level(logging.WARNING, logger="agents_pipeline.defs.alerts"):
             report = sender.send_pending(engine, settings, worker="t", policy=FAST)
             again = sender.send_pending(engine, settings, worker="t", policy=FAST)
     assert (report.claimed, report.delivered, report.failed) == (6, 6, 0)

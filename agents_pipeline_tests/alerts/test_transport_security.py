@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents_pipeline.alerts import channels, sender
-from agents_pipeline.alerts.channels import ChannelSettings, DeliveryError
+from agents_pipeline.defs.alerts import channels, sender
+from agents_pipeline.defs.alerts.channels import ChannelSettings, DeliveryError
 from agents_pipeline.platform import outbound
 from agents_pipeline_tests.alerts.servers import self_signed_cert, smtp_server, webhook_receiver
 from agents_pipeline_tests.alerts.test_delivery import FAST, raise_alert

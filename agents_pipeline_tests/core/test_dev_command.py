@@ -1,4 +1,5 @@
-"""`agents-pipeline dev` (what `make run` ends in) serves the UI and stops cleanly on Ctrl-C."""
+"""`agents-pipeline dev` (what `make run` ends in) serves the UI and stops cleanly on Ctrl-C;
+`agents-pipeline db env` prints what a Dagster command run by hand needs."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from agents_pipeline.cli.main import main
+from agents_pipeline.core import settings
 from agents_pipeline.core.localdb import free_port
 from agents_pipeline.core.settings import PROJECT_DIR
+from agents_pipeline.platform.instance_env import DAGSTER_URL
 
 
 def _alive(pgid: int) -> bool:
@@ -57,3 +63,26 @@ def test_dev_serves_ui_and_stops_on_sigint_even_when_started_with_ampersand(db_e
         if _alive(shell.pid):
             os.killpg(shell.pid, signal.SIGKILL)
         subprocess.run(["pkill", "-KILL", "-f", "--", f"-p {port}"], check=False)
+
+
+def test_dev_without_a_database_says_what_to_do_before_starting_dagster(tmp_path: Path, monkeypatch, capsys) -> None:
+    """No variable and the project's PostgreSQL not running: one line, and `dagster dev` never
+    starts (it used to start on a URL from the cluster's state file and fail in every service)."""
+    monkeypatch.delenv(settings.DATABASE_URL, raising=False)
+    monkeypatch.setenv(settings.HOME, str(tmp_path / "no-cluster"))
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("dagster dev was started"))
+    assert main(["dev"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "`make run`" in err and settings.DATABASE_URL in err
+
+
+def test_db_env_prints_the_url_and_dagster_home_then_the_deploy_variables(db_env: str, monkeypatch, capsys) -> None:
+    monkeypatch.delenv(DAGSTER_URL, raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["db", "env"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    comment = lines.index("# deploy/dagster.yaml reads Dagster's database from:")
+    assert [line.split("=", 1)[0] for line in lines[:comment]] == [
+        f"export {settings.DATABASE_URL}", "export DAGSTER_HOME"]
+    assert f"export DAGSTER_HOME={PROJECT_DIR}" in lines
+    assert "export AGENTS_PIPELINE_DAGSTER_PG_DB=dagster" in lines[comment:]

@@ -9,8 +9,8 @@ import pytest
 
 from agents_pipeline.cli.main import main
 from agents_pipeline.core.errors import ValidationError
-from agents_pipeline.heartbeats.health import evaluate
-from agents_pipeline.heartbeats.operator import parse_duration
+from agents_pipeline.defs.heartbeats.health import evaluate
+from agents_pipeline.defs.heartbeats.operator import parse_duration
 from agents_pipeline_tests.heartbeats.helpers import add_agent, agent_row, beat
 
 

@@ -6,7 +6,7 @@ import threading
 
 import sqlalchemy as sa
 
-from agents_pipeline.heartbeats.health import evaluate
+from agents_pipeline.defs.heartbeats.health import evaluate
 from agents_pipeline_tests.heartbeats.helpers import add_agent, beat, s
 
 

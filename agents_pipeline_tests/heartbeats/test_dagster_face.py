@@ -10,19 +10,20 @@ import pytest
 import sqlalchemy as sa
 
 from agents_pipeline import definitions as root
-from agents_pipeline.alerts.resources import AlertChannelsResource
-from agents_pipeline.heartbeats import definitions, report
-from agents_pipeline.heartbeats.assets import agent_health
-from agents_pipeline.heartbeats.delivery import alert_delivery_sensor
-from agents_pipeline.heartbeats.sensors import (
+from agents_pipeline.definitions import load_domain
+from agents_pipeline.defs.alerts.resources import AlertChannelsResource
+from agents_pipeline.defs.alerts.sensors import alert_delivery_sensor
+from agents_pipeline.defs.heartbeats import report
+from agents_pipeline.defs.heartbeats.assets import agent_health
+from agents_pipeline.defs.heartbeats.sensors import (
     agent_health_sensor,
     job_agent_name,
     run_failure_sensor,
     run_success_sensor,
 )
-from agents_pipeline.heartbeats.settings import EVALUATOR_AGENT, SENDER_AGENT
 from agents_pipeline.platform.markdown import ZERO_WIDTH_SPACE
-from agents_pipeline.resources import PostgresResource
+from agents_pipeline.platform.pipeline_agents import EVALUATOR_AGENT, SENDER_AGENT
+from agents_pipeline.platform.resources import PostgresResource
 from agents_pipeline_tests.alerts.servers import webhook_receiver
 from agents_pipeline_tests.heartbeats.helpers import add_agent, agent_row, beat
 from agents_pipeline_tests.markdown_oracle import live_markup, table_rows
@@ -161,13 +162,13 @@ def test_definitions_snapshot():
     spec = root.defs.resolve_asset_graph().get(dg.AssetKey("agent_health"))
     assert spec.group_name == "heartbeats"
     assert repo.get_sensor_def("agent_health_sensor").minimum_interval_seconds <= 15
-    assert json.dumps(sorted(definitions.defs.resources)) == '["alert_channels"]'
+    assert json.dumps(sorted(load_domain("alerts").resources)) == '["alert_channels"]'
 
 
 def test_alert_channels_resource_reads_secrets_from_the_environment(monkeypatch):
     """The password reaches the channel settings through dg.EnvVar and never shows in their repr."""
-    from agents_pipeline.alerts import channels
-    from agents_pipeline.alerts.resources import alert_channels_resource
+    from agents_pipeline.defs.alerts import channels
+    from agents_pipeline.defs.alerts.resources import alert_channels_resource
 
     for var, value in ((channels.WEBHOOK_URL, "http://127.0.0.1:1/h?token=t0k"), (channels.SMTP_HOST, "mail"),
                        (channels.SMTP_PORT, "2525"), (channels.SMTP_USER, "u"), (channels.SMTP_PASSWORD, "pw-123"),

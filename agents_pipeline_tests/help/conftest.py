@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agents_pipeline.core.settings import PROJECT_DIR
-from agents_pipeline.help.corpus import load_corpus
-from agents_pipeline.help.knowledge import sync_passages
+from agents_pipeline.defs.help.corpus import load_corpus
+from agents_pipeline.defs.help.knowledge import sync_passages
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import pytest
 
 from agents_pipeline.core import registry
 from agents_pipeline.core.shared_state import SharedState
-from agents_pipeline.help import answer as answers
-from agents_pipeline.help import request_store, service
-from agents_pipeline.help.answer import AGENT_SYSTEM_PROMPT, SCOPE_NOTE, SYSTEM_PROMPT
-from agents_pipeline.help.request_store import HelpRequest, facts_scope
+from agents_pipeline.defs.help import answer as answers
+from agents_pipeline.defs.help import request_store, service
+from agents_pipeline.defs.help.answer import AGENT_SYSTEM_PROMPT, SCOPE_NOTE, SYSTEM_PROMPT
+from agents_pipeline.defs.help.request_store import HelpRequest, facts_scope
 from agents_pipeline_tests.help.conftest import run_sql
 from agents_pipeline_tests.help.test_llm import running_fake, settings
 

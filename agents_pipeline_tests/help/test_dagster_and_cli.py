@@ -7,12 +7,13 @@ import json
 import dagster as dg
 
 from agents_pipeline.cli.main import main
-from agents_pipeline.help import definitions, request_store
-from agents_pipeline.help.assets import help_answers, knowledge_base
-from agents_pipeline.help.resources import HelpLLMResource, help_llm_resource
-from agents_pipeline.help.sensors import help_requests_sensor, knowledge_base_sensor
+from agents_pipeline.definitions import load_domain
+from agents_pipeline.defs.help import request_store
+from agents_pipeline.defs.help.assets import help_answers, knowledge_base
+from agents_pipeline.defs.help.resources import HelpLLMResource, help_llm_resource
+from agents_pipeline.defs.help.sensors import help_requests_sensor, knowledge_base_sensor
 from agents_pipeline.platform.markdown import ZERO_WIDTH_SPACE
-from agents_pipeline.resources import PostgresResource
+from agents_pipeline.platform.resources import PostgresResource
 from agents_pipeline_tests.help.conftest import add_agent, run_sql
 from agents_pipeline_tests.markdown_oracle import live_markup, table_rows
 
@@ -23,7 +24,7 @@ def resources(db_url: str) -> dict:
 
 def with_postgres(url: str = "postgresql+psycopg2://u@127.0.0.1:1/x") -> dg.Definitions:
     """The domain's defs plus the resource the root definitions provide."""
-    return dg.Definitions.merge(definitions.defs, dg.Definitions(resources={"postgres": PostgresResource(url=url)}))
+    return dg.Definitions.merge(load_domain("help"), dg.Definitions(resources={"postgres": PostgresResource(url=url)}))
 
 
 def test_definitions_snapshot(monkeypatch):
@@ -109,8 +110,8 @@ def test_cli_ask_json_and_errors(db_env, database, capsys, monkeypatch):
 
 
 def test_knowledge_base_check_fails_when_empty_or_stale(db_env, database, tmp_path, monkeypatch):
-    from agents_pipeline.help import knowledge
-    from agents_pipeline.help.checks import knowledge_base_current
+    from agents_pipeline.defs.help import knowledge
+    from agents_pipeline.defs.help.checks import knowledge_base_current
 
     pg = PostgresResource(url=db_env)
     empty = knowledge_base_current(postgres=pg)

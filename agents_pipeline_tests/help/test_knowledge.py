@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agents_pipeline.core.errors import ConfigurationError
-from agents_pipeline.help import corpus, knowledge
-from agents_pipeline.help.corpus import load_corpus, split_markdown
+from agents_pipeline.defs.help import corpus, knowledge
+from agents_pipeline.defs.help.corpus import load_corpus, split_markdown
 from agents_pipeline_tests.help.conftest import run_sql
 
 DOC = """Intro before any heading.
@@ -103,7 +103,7 @@ def test_status_words_are_searchable(database, tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.md").write_text("# Down\nwhen it is down\n# Other\nunrelated text\n")
     knowledge.refresh(database, tmp_path)
-    from agents_pipeline.help import retrieval
+    from agents_pipeline.defs.help import retrieval
 
     hits = retrieval.search(database, "why is it down?")
     assert [h.anchor for h in hits] == ["down"]
@@ -133,7 +133,7 @@ def test_hostile_questions_are_searched_not_parsed(database, tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.md").write_text("# Paths\nC:\\temp\\agent's file and O'Brien's notes\n")
     knowledge.refresh(database, tmp_path)
-    from agents_pipeline.help import retrieval
+    from agents_pipeline.defs.help import retrieval
 
     for question in ("O'Brien's C:\\temp\\agent's file?", "a & b | !c <-> d:* ''; DROP TABLE x; --",
                      "\\\\'\\'", "(((", "'"):
@@ -177,8 +177,8 @@ def test_ask_path_imports_no_heavy_modules():
     import subprocess
     import sys
 
-    code = ("import sys, agents_pipeline.cli.main as m, agents_pipeline.help.cli, agents_pipeline.help.service, "
-            "agents_pipeline.help.knowledge; print(sorted(x for x in ('dagster', 'sqlalchemy', 'pandas') "
+    code = ("import sys, agents_pipeline.cli.main as m, agents_pipeline.cli.help, agents_pipeline.defs.help.service, "
+            "agents_pipeline.defs.help.knowledge; print(sorted(x for x in ('dagster', 'sqlalchemy', 'pandas') "
             "if x in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

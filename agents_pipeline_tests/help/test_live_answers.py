@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from agents_pipeline.help import answer as answers
-from agents_pipeline.help import facts, service
+from agents_pipeline.defs.help import answer as answers
+from agents_pipeline.defs.help import facts, service
 from agents_pipeline_tests.help.conftest import add_agent, run_sql
 
 

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from agents_pipeline.core.errors import ConfigurationError
-from agents_pipeline.help import service
-from agents_pipeline.help.llm import LLMSettings
+from agents_pipeline.defs.help import service
+from agents_pipeline.defs.help.llm import LLMSettings
 from agents_pipeline_tests.help.conftest import add_agent, run_sql
 from agents_pipeline_tests.run_errors import failure_text
 
@@ -180,10 +180,10 @@ def test_sensor_answers_through_the_llm_configured_in_the_environment(db_env, da
     and nowhere else."""
     import dagster as dg
 
-    from agents_pipeline.help import request_store
-    from agents_pipeline.help.resources import help_llm_resource
-    from agents_pipeline.help.sensors import help_requests_sensor
-    from agents_pipeline.resources import PostgresResource
+    from agents_pipeline.defs.help import request_store
+    from agents_pipeline.defs.help.resources import help_llm_resource
+    from agents_pipeline.defs.help.sensors import help_requests_sensor
+    from agents_pipeline.platform.resources import PostgresResource
 
     monkeypatch.setenv("AGENTS_PIPELINE_HELP_LLM_URL", openai_server.url)
     monkeypatch.setenv("AGENTS_PIPELINE_HELP_LLM_MODEL", "help-model")
@@ -245,10 +245,10 @@ def test_run_config_cannot_send_the_key_elsewhere(db_env, database, demo, openai
     (api_key: {env: LANGSMITH_API_KEY}) went to the configured endpoint."""
     import dagster as dg
 
-    from agents_pipeline.help import request_store
-    from agents_pipeline.help.assets import help_answers
-    from agents_pipeline.help.resources import help_llm_resource
-    from agents_pipeline.resources import PostgresResource
+    from agents_pipeline.defs.help import request_store
+    from agents_pipeline.defs.help.assets import help_answers
+    from agents_pipeline.defs.help.resources import help_llm_resource
+    from agents_pipeline.platform.resources import PostgresResource
 
     monkeypatch.setenv("AGENTS_PIPELINE_HELP_LLM_URL", openai_server.url)
     monkeypatch.setenv("AGENTS_PIPELINE_HELP_LLM_MODEL", "help-model")
@@ -276,10 +276,10 @@ def test_llm_not_configured_cannot_be_configured_from_run_config(db_env, databas
     api_key: {env: ANY_SECRET}, sending any secret of the process to any host."""
     import dagster as dg
 
-    from agents_pipeline.help import request_store
-    from agents_pipeline.help.assets import help_answers
-    from agents_pipeline.help.resources import help_llm_resource
-    from agents_pipeline.resources import PostgresResource
+    from agents_pipeline.defs.help import request_store
+    from agents_pipeline.defs.help.assets import help_answers
+    from agents_pipeline.defs.help.resources import help_llm_resource
+    from agents_pipeline.platform.resources import PostgresResource
 
     for var in ("URL", "MODEL", "API_KEY", "TIMEOUT_S"):
         monkeypatch.delenv(f"AGENTS_PIPELINE_HELP_LLM_{var}", raising=False)

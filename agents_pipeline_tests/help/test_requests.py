@@ -9,7 +9,7 @@ import pytest
 
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.errors import NotFoundError, ValidationError
-from agents_pipeline.help import request_store, service
+from agents_pipeline.defs.help import request_store, service
 from agents_pipeline_tests.help.conftest import add_agent, run_sql
 
 
@@ -52,7 +52,7 @@ def test_expired_lease_is_taken_over_and_the_old_worker_stores_nothing(database,
     run_sql(database, "UPDATE fleet.help_requests SET lease_until = now() - interval '1 second'")
     [theirs] = request_store.claim(database, "other")
     assert mine.request_id == theirs.request_id == rid and theirs.attempts == 2
-    from agents_pipeline.help.answer import answer
+    from agents_pipeline.defs.help.answer import answer
 
     result = answer(database, mine.question)
     assert request_store.complete(database, rid, "slow-worker", result) is False

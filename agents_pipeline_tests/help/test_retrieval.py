@@ -7,9 +7,9 @@ import re
 import pytest
 
 from agents_pipeline.core.settings import PROJECT_DIR
-from agents_pipeline.help import retrieval
-from agents_pipeline.help.corpus import load_corpus
-from agents_pipeline.help.knowledge import sync_passages
+from agents_pipeline.defs.help import retrieval
+from agents_pipeline.defs.help.corpus import load_corpus
+from agents_pipeline.defs.help.knowledge import sync_passages
 from agents_pipeline_tests.help.questions import QUESTIONS
 
 # The corpus the set was written against. Other domains' docs join it after the merge; the

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from agents_pipeline.langsmith.client import Redactor, close_client, make_client
-from agents_pipeline.langsmith.settings import SyncSettings
-from agents_pipeline.langsmith.source import ListRunsSource
-from agents_pipeline.langsmith.sync import ProjectResult, sync_project
+from agents_pipeline.defs.langsmith.client import Redactor, close_client, make_client
+from agents_pipeline.defs.langsmith.settings import SyncSettings
+from agents_pipeline.defs.langsmith.source import ListRunsSource
+from agents_pipeline.defs.langsmith.sync import ProjectResult, sync_project
 from agents_pipeline_tests.langsmith.fake_langsmith import FakeLangSmith
 
 PROJECT = "fleet-prod"

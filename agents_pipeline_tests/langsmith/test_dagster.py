@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from dagster._serdes import serialize_value
 
 from agents_pipeline.core.registry import register_agent
-from agents_pipeline.langsmith import assets, checks, definitions, jobs, sensors
-from agents_pipeline.langsmith.resources import LangSmithResource, langsmith_resource
-from agents_pipeline.resources import PostgresResource
+from agents_pipeline.definitions import load_domain
+from agents_pipeline.defs.langsmith import assets, checks, jobs, sensors
+from agents_pipeline.defs.langsmith.resources import LangSmithResource, langsmith_resource
+from agents_pipeline.platform.resources import PostgresResource
 from agents_pipeline_tests.langsmith.conftest import PROJECT
 
 SECRET = "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"
@@ -43,7 +44,7 @@ def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
 
 
 def test_definitions_snapshot():
-    repo = dg.Definitions.merge(definitions.defs, dg.Definitions(resources={"postgres": PostgresResource(url="postgresql://x/y")})).get_repository_def()
+    repo = dg.Definitions.merge(load_domain("langsmith"), dg.Definitions(resources={"postgres": PostgresResource(url="postgresql://x/y")})).get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert keys == {"llm_conversations", "langsmith_runs", "langsmith_pushed_conversations", "llm_usage_daily"}
     assert {j.name for j in repo.get_all_jobs()} >= {"langsmith_sync_job", "langsmith_backfill_job"}

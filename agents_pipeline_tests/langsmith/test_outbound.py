@@ -11,11 +11,11 @@ import dagster as dg
 import pytest
 
 from agents_pipeline.core.registry import register_agent
-from agents_pipeline.langsmith import assets
-from agents_pipeline.langsmith.client import close_client, make_client
-from agents_pipeline.langsmith.resources import LangSmithResource, langsmith_resource
+from agents_pipeline.defs.langsmith import assets
+from agents_pipeline.defs.langsmith.client import close_client, make_client
+from agents_pipeline.defs.langsmith.resources import LangSmithResource, langsmith_resource
 from agents_pipeline.platform.outbound import ALLOW_PLAIN_HTTP, InsecureEndpointError
-from agents_pipeline.resources import PostgresResource
+from agents_pipeline.platform.resources import PostgresResource
 from agents_pipeline_tests.langsmith.conftest import PROJECT
 from agents_pipeline_tests.langsmith.fake_langsmith import FakeLangSmith
 from agents_pipeline_tests.langsmith.test_push import _conversations, _push

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from agents_pipeline.core.registry import register_agent
-from agents_pipeline.langsmith.client import Redactor, close_client, make_client
-from agents_pipeline.langsmith.push import push_conversations
+from agents_pipeline.defs.langsmith.client import Redactor, close_client, make_client
+from agents_pipeline.defs.langsmith.push import push_conversations
 
 PUSH_PROJECT = "agents-pipeline"
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from agents_pipeline.langsmith import stats
+from agents_pipeline.defs.langsmith import stats
 
 DAY = date(2026, 11, 20)
 

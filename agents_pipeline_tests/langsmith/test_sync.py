@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from agents_pipeline.langsmith import store
+from agents_pipeline.defs.langsmith import store
 from agents_pipeline_tests.langsmith.conftest import PROJECT
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dagster as dg
 import sqlalchemy as sa
 
-from agents_pipeline.langsmith.assets import llm_usage_daily, sync_metadata
-from agents_pipeline.langsmith.sync import ProjectResult
+from agents_pipeline.defs.langsmith.assets import llm_usage_daily, sync_metadata
+from agents_pipeline.defs.langsmith.sync import ProjectResult
 from agents_pipeline.platform.markdown import ZERO_WIDTH_SPACE
-from agents_pipeline.resources import PostgresResource
+from agents_pipeline.platform.resources import PostgresResource
 from agents_pipeline_tests.markdown_oracle import live_markup, table_rows
 
 AGENT = "[docs](http://evil.example) a|b"

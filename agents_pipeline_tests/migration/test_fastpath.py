@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agents_pipeline.migration import fastpath
-from agents_pipeline.migration.runner import migrate_sqlite
+from agents_pipeline.defs.migration import fastpath
+from agents_pipeline.defs.migration.runner import migrate_sqlite
 from agents_pipeline_tests.migration.conftest import snapshot
 from agents_pipeline_tests.migration.legacy_files import SCHEMA
 
@@ -152,8 +152,8 @@ def test_clean_rows_take_the_set_based_path(tmp_path, db_url, query, monkeypatch
 
 def test_the_fast_path_can_be_turned_off(tmp_path, monkeypatch):
     path = _file(tmp_path / "edge.db")
-    from agents_pipeline.migration.source import LegacySource
-    from agents_pipeline.migration.tables import KNOWN
+    from agents_pipeline.defs.migration.source import LegacySource
+    from agents_pipeline.defs.migration.tables import KNOWN
 
     with LegacySource(path) as source:
         assert fastpath.plan_for(source, KNOWN["agent_heartbeats"], 1) is not None
@@ -166,8 +166,8 @@ def test_a_sqlite_without_the_functions_falls_back_to_the_converters(tmp_path, m
     """A SQLite library without JSON1 (or too old for a function the plans use) is not an
     error: every row then goes through the per-value converters."""
     path = _file(tmp_path / "edge.db")
-    from agents_pipeline.migration.source import LegacySource
-    from agents_pipeline.migration.tables import KNOWN
+    from agents_pipeline.defs.migration.source import LegacySource
+    from agents_pipeline.defs.migration.tables import KNOWN
 
     def missing(_value: object) -> int:
         raise ValueError("no JSON1 in this build")

@@ -7,10 +7,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from agents_pipeline.migration.import_dir import IMPORT_DIR_ENV
-from agents_pipeline.migration.jobs import SqliteMigrationConfig, sqlite_migration_job
-from agents_pipeline.migration.runner import migrate_sqlite
-from agents_pipeline.resources import PostgresResource
+from agents_pipeline.defs.migration.import_dir import IMPORT_DIR_ENV
+from agents_pipeline.defs.migration.jobs import SqliteMigrationConfig, sqlite_migration_job
+from agents_pipeline.defs.migration.runner import migrate_sqlite
+from agents_pipeline.platform.resources import PostgresResource
 from agents_pipeline_tests.migration.legacy_files import make_legacy_file
 
 

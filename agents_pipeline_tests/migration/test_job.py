@@ -7,9 +7,9 @@ import sqlite3
 import dagster as dg
 import pytest
 
-from agents_pipeline.migration.jobs import LEGACY_IMPORT, SqliteMigrationConfig, sqlite_migration_job
+from agents_pipeline.defs.migration.jobs import LEGACY_IMPORT, SqliteMigrationConfig, sqlite_migration_job
 from agents_pipeline.platform.markdown import ZERO_WIDTH_SPACE
-from agents_pipeline.resources import PostgresResource
+from agents_pipeline.platform.resources import PostgresResource
 from agents_pipeline_tests.markdown_oracle import live_markup, table_rows
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from agents_pipeline.migration.loader import KILL_ENV
-from agents_pipeline.migration.runner import migrate_sqlite
+from agents_pipeline.defs.migration.loader import KILL_ENV
+from agents_pipeline.defs.migration.runner import migrate_sqlite
 from agents_pipeline_tests.migration.conftest import snapshot
 from agents_pipeline_tests.migration.legacy_files import HOSTILE, make_legacy_file
 

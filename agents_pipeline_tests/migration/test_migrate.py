@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agents_pipeline.migration.runner import migrate_sqlite
+from agents_pipeline.defs.migration.runner import migrate_sqlite
 from agents_pipeline_tests.migration import legacy_files as L
 from agents_pipeline_tests.migration.conftest import snapshot
 
@@ -179,7 +179,7 @@ def test_cli_json_report_and_exit_codes(legacy_file, db_env, capsys, tmp_path):
 
 @pytest.mark.parametrize("cut", [100, 5000, 0.6])
 def test_truncated_and_corrupt_files_get_a_clear_message(legacy_file, tmp_path, cut):
-    from agents_pipeline.migration.source import LegacyFileError
+    from agents_pipeline.defs.migration.source import LegacyFileError
 
     data = legacy_file.read_bytes()
     size = cut if isinstance(cut, int) else int(len(data) * cut)
@@ -190,7 +190,7 @@ def test_truncated_and_corrupt_files_get_a_clear_message(legacy_file, tmp_path, 
 
 
 def test_corrupt_page_inside_a_table_is_reported_not_crashed(legacy_file, tmp_path):
-    from agents_pipeline.migration.source import LegacyFileError
+    from agents_pipeline.defs.migration.source import LegacyFileError
 
     data = bytearray(legacy_file.read_bytes())
     page = int.from_bytes(data[16:18], "big")

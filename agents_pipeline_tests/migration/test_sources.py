@@ -11,7 +11,7 @@ import psycopg2
 from psycopg2 import sql
 
 from agents_pipeline.core.dsn import connect_kwargs
-from agents_pipeline.migration.runner import migrate_sqlite
+from agents_pipeline.defs.migration.runner import migrate_sqlite
 from agents_pipeline_tests.migration.conftest import DATA
 from agents_pipeline_tests.migration.legacy_files import make_legacy_file
 

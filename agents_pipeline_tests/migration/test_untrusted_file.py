@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agents_pipeline.migration import fastpath
-from agents_pipeline.migration.runner import migrate_sqlite
-from agents_pipeline.migration.source import LegacyFileError, LegacySource
-from agents_pipeline.migration.values import MAX_VALUE_BYTES
+from agents_pipeline.defs.migration import fastpath
+from agents_pipeline.defs.migration.runner import migrate_sqlite
+from agents_pipeline.defs.migration.source import LegacyFileError, LegacySource
+from agents_pipeline.defs.migration.values import MAX_VALUE_BYTES
 from agents_pipeline_tests.migration.legacy_files import SCHEMA
 
 BIG = MAX_VALUE_BYTES + 1

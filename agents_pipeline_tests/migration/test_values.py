@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from agents_pipeline.migration import values as V
-from agents_pipeline.migration.digest import row_digest
-from agents_pipeline.migration.values import BadText, Reject
+from agents_pipeline.defs.migration import values as V
+from agents_pipeline.defs.migration.digest import row_digest
+from agents_pipeline.defs.migration.values import BadText, Reject
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -85,7 +85,7 @@ def test_digest_depends_on_every_value():
 
 def test_user_table_types_never_lose_a_digit():
     """Regression: a 2**60 integer beside reals must not be squeezed into a double."""
-    from agents_pipeline.migration.user_tables import _pg_type
+    from agents_pipeline.defs.migration.user_tables import _pg_type
 
     assert _pg_type({"integer"}, False) == ("bigint", "int")
     assert _pg_type({"integer", "real", "null"}, False) == ("double precision", "float")

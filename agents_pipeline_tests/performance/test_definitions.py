@@ -10,18 +10,19 @@ import pytest
 import sqlalchemy as sa
 
 from agents_pipeline.core.errors import ConfigurationError
-from agents_pipeline.performance import definitions, report, settings
-from agents_pipeline.performance.assets import performance_rollups
-from agents_pipeline.performance.sampler import AgentSummary, sample_once
-from agents_pipeline.performance.sensors import performance_sampler_sensor
+from agents_pipeline.definitions import load_domain
+from agents_pipeline.defs.performance import report, settings
+from agents_pipeline.defs.performance.assets import performance_rollups
+from agents_pipeline.defs.performance.sampler import AgentSummary, sample_once
+from agents_pipeline.defs.performance.sensors import performance_sampler_sensor
 from agents_pipeline.platform.markdown import ZERO_WIDTH_SPACE
-from agents_pipeline.resources import PostgresResource
+from agents_pipeline.platform.resources import PostgresResource
 from agents_pipeline_tests.markdown_oracle import live_markup, table_rows
 
 
 def test_definitions_shape():
     """Snapshot: a change to keys, cadence or default status shows up in review."""
-    defs = dg.Definitions.merge(definitions.defs, dg.Definitions(
+    defs = dg.Definitions.merge(load_domain("performance"), dg.Definitions(
         resources={"postgres": PostgresResource(url="postgresql+psycopg2://nobody@localhost/none")}))
     repo = defs.get_repository_def()
     assert {str(k.path[-1]) for k in repo.asset_graph.get_all_asset_keys()} == {"performance_samples", "performance_rollups"}

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agents_pipeline.performance.collect import AgentReading, HostReading, ProcessReading, Target
-from agents_pipeline.performance.derive import derive
+from agents_pipeline.defs.performance.collect import AgentReading, HostReading, ProcessReading, Target
+from agents_pipeline.defs.performance.derive import derive
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

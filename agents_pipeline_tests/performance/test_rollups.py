@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from agents_pipeline.core.errors import ValidationError
-from agents_pipeline.performance.rollups import RollupRefused, rollup_hour
+from agents_pipeline.defs.performance.rollups import RollupRefused, rollup_hour
 
 HOUR = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 

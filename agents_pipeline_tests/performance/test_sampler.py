@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from agents_pipeline.performance.sampler import sample_once
+from agents_pipeline.defs.performance.sampler import sample_once
 
 
 def _sample(engine, **kwargs):

@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from agents_pipeline.core.errors import ValidationError
-from agents_pipeline.performance import thresholds
-from agents_pipeline.performance.alerting import Verdict, agent_key, evaluate
-from agents_pipeline.performance.sampler import sample_once
+from agents_pipeline.defs.performance import thresholds
+from agents_pipeline.defs.performance.alerting import Verdict, agent_key, evaluate
+from agents_pipeline.defs.performance.sampler import sample_once
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -11,11 +11,11 @@ import psycopg2
 
 from agents_pipeline.core import migrations
 from agents_pipeline.core.dsn import connect_kwargs
-from agents_pipeline.core.instance_env import dagster_env
 from agents_pipeline.core.settings import PROJECT_DIR
 from agents_pipeline.definitions import defs
-from agents_pipeline.platform.assets import schema_version_current, shared_state_schema
-from agents_pipeline.resources import PostgresResource
+from agents_pipeline.defs.schema.assets import schema_version_current, shared_state_schema
+from agents_pipeline.platform.instance_env import dagster_env
+from agents_pipeline.platform.resources import PostgresResource
 
 
 def test_definitions_validate_with_dagster_cli(db_url: str) -> None:

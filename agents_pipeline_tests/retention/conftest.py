@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 
 from agents_pipeline.core.dsn import connect_kwargs
-from agents_pipeline.retention.policy import utc_today
+from agents_pipeline.defs.retention.policy import utc_today
 
 OLD_DAY = utc_today() - timedelta(days=45)
 

@@ -18,10 +18,10 @@ import pytest
 from agents_pipeline.cli.main import main
 from agents_pipeline.core.dsn import connect_kwargs
 from agents_pipeline.core.errors import ConflictError
-from agents_pipeline.retention import store
-from agents_pipeline.retention.archiver import archive_day
-from agents_pipeline.retention.parquet_io import ArchiveFileError
-from agents_pipeline.retention.restore import restore_day
+from agents_pipeline.defs.retention import store
+from agents_pipeline.defs.retention.archiver import archive_day
+from agents_pipeline.defs.retention.parquet_io import ArchiveFileError
+from agents_pipeline.defs.retention.restore import restore_day
 from agents_pipeline_tests.retention.conftest import OLD_DAY, execute, seed_heartbeats
 
 OTHER_DAY = OLD_DAY - timedelta(days=1)

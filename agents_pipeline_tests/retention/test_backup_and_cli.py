@@ -5,28 +5,15 @@ from __future__ import annotations
 import json
 import os
 import stat
-import uuid
 from pathlib import Path
 
 import pytest
 
 from agents_pipeline.cli.main import main
-from agents_pipeline.retention import backup
-from agents_pipeline_tests import pg
+from agents_pipeline.defs.retention import backup
 from agents_pipeline_tests.retention.conftest import OLD_DAY, execute, rows_of, seed_heartbeats, seed_history
 
 HB = "SELECT agent_id, received_at, sent_at, kind, message, payload::text FROM fleet.heartbeats"
-
-
-@pytest.fixture
-def empty_db_url(pg_cluster):
-    name = f"restore_{uuid.uuid4().hex[:10]}"
-    conn = pg.admin_connect(pg_cluster)
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    yield pg_cluster.url(name)
-    pg.drop_database(pg_cluster, name)
 
 
 def test_backup_restored_into_a_fresh_database_has_the_same_counts_and_checksums(db_env, empty_db_url, tmp_path,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from agents_pipeline.retention import policy
-from agents_pipeline.retention.archiver import archive_day
-from agents_pipeline.retention.restore import restore_day
+from agents_pipeline.defs.retention import policy
+from agents_pipeline.defs.retention.archiver import archive_day
+from agents_pipeline.defs.retention.restore import restore_day
 from agents_pipeline_tests.retention.conftest import (
     HISTORY_QUERIES,
     OLD_DAY,
@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from datetime import date
     from pathlib import Path
-    from agents_pipeline.retention import archiver
+    from agents_pipeline.defs.retention import archiver
 
     url, root, table, day, days, step, batch = sys.argv[1:8]
     archiver.DELETE_BATCH = int(batch)

@@ -8,14 +8,16 @@ import dagster as dg
 import pytest
 
 from agents_pipeline.definitions import defs
-from agents_pipeline.resources import PostgresResource
-from agents_pipeline.retention import assets, checks, policy, schedules
+from agents_pipeline.defs.retention import assets, checks, policy, schedules
+from agents_pipeline.platform.resources import PostgresResource
 from agents_pipeline_tests.retention.conftest import OLD_DAY, execute, seed_heartbeats
 
 
 def test_definitions_snapshot():
     """Guards against an accidental change of keys, pools, partitions or schedules."""
-    from agents_pipeline.retention.definitions import defs as domain
+    from agents_pipeline.definitions import load_domain
+
+    domain = load_domain("retention")
 
     assert {a.key.to_user_string() for a in domain.assets} == {
         "raw_telemetry_archive", "history_archive", "database_maintenance"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from agents_pipeline.retention import maintenance, policy
-from agents_pipeline.retention.archiver import archive_day
-from agents_pipeline.retention.checks import retention_overdue
-from agents_pipeline.retention.restore import restore_day
+from agents_pipeline.defs.retention import maintenance, policy
+from agents_pipeline.defs.retention.archiver import archive_day
+from agents_pipeline.defs.retention.checks import retention_overdue
+from agents_pipeline.defs.retention.restore import restore_day
 from agents_pipeline_tests.retention.conftest import OLD_DAY, execute, seed_heartbeats
 
 DEFAULTS = policy.parse_retention("")

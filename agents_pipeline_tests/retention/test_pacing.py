@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 from psycopg2 import sql
 
-from agents_pipeline.retention import archiver, parquet_io, priority, store
-from agents_pipeline.retention.partitions import partition_ident
-from agents_pipeline.retention.restore import restore_day
-from agents_pipeline.retention.units import connect, create_temp_like
+from agents_pipeline.defs.retention import archiver, parquet_io, priority, store
+from agents_pipeline.defs.retention.partitions import partition_ident
+from agents_pipeline.defs.retention.restore import restore_day
+from agents_pipeline.defs.retention.units import connect, create_temp_like
 from agents_pipeline_tests.retention.conftest import OLD_DAY, execute, rows_of, seed_heartbeats
 
 HB = "SELECT agent_id, received_at, sent_at, kind, message, payload::text FROM fleet.heartbeats WHERE received_at >= %s AND received_at < %s::date + 1"

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 from agents_pipeline.core.errors import ConfigurationError, ValidationError
-from agents_pipeline.retention import policy, store
-from agents_pipeline.retention.archiver import archive_day
-from agents_pipeline.retention.parquet_io import ArchiveFileError
-from agents_pipeline.retention.restore import restore_day
+from agents_pipeline.defs.retention import policy, store
+from agents_pipeline.defs.retention.archiver import archive_day
+from agents_pipeline.defs.retention.parquet_io import ArchiveFileError
+from agents_pipeline.defs.retention.restore import restore_day
 from agents_pipeline_tests.retention.conftest import OLD_DAY, execute, seed_heartbeats
 
 

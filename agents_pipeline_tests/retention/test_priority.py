@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agents_pipeline.retention import priority
-from agents_pipeline.retention.units import connect
+from agents_pipeline.defs.retention import priority
+from agents_pipeline.defs.retention.units import connect
 
 
 def _in_a_thread(fn):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from agents_pipeline.retention import store
-from agents_pipeline.retention.archiver import archive_day
-from agents_pipeline.retention.restore import restore_day
+from agents_pipeline.defs.retention import store
+from agents_pipeline.defs.retention.archiver import archive_day
+from agents_pipeline.defs.retention.restore import restore_day
 from agents_pipeline_tests.retention.conftest import OLD_DAY, execute, rows_of, seed_heartbeats
 
 HB = "SELECT agent_id, received_at, sent_at, kind, message, payload::text FROM fleet.heartbeats WHERE received_at >= %s AND received_at < %s::date + 1"

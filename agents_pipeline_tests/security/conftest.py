@@ -11,7 +11,7 @@ from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs, make_url
 from agents_pipeline.core.localdb import LocalCluster
 from agents_pipeline.core.registry import register_agent
-from agents_pipeline.security.roles import Roles, roles
+from agents_pipeline.core.roles import Roles, roles
 
 
 def role_url(db_url: str, cluster: LocalCluster, user: str) -> str:

@@ -3,9 +3,9 @@
 import dagster as dg
 
 from agents_pipeline.definitions import defs as root_defs
-from agents_pipeline.platform.assets import shared_state_schema
-from agents_pipeline.resources import postgres_resource
-from agents_pipeline.security.checks import database_roles_least_privilege
+from agents_pipeline.defs.schema.assets import shared_state_schema
+from agents_pipeline.defs.security.checks import database_roles_least_privilege
+from agents_pipeline.platform.resources import postgres_resource
 
 
 def _evaluate(url: str, monkeypatch) -> dg.AssetCheckEvaluation:

@@ -113,7 +113,7 @@ def test_grant_agent_before_migrations_names_the_fix(pg_cluster, monkeypatch, ca
 
 def test_audit_needs_no_rights_beyond_reading_catalogs(db_url):
     """The audit only reads catalogs; it runs in a read-only transaction."""
-    from agents_pipeline.security.audit import audit
+    from agents_pipeline.defs.security.audit import audit
 
     db = Database(db_url + "&options=-c%20default_transaction_read_only%3Don", maxconn=1)
     try:
@@ -171,8 +171,8 @@ def test_restore_onto_a_server_without_the_roles(pg_cluster, monkeypatch, capsys
     import uuid as _uuid
 
     from agents_pipeline.core import migrations
-    from agents_pipeline.security.audit import audit
-    from agents_pipeline.security.roles import Roles
+    from agents_pipeline.core.roles import Roles
+    from agents_pipeline.defs.security.audit import audit
     from agents_pipeline_tests.security.conftest import role_url
 
     prefix = f"rs_{_uuid.uuid4().hex[:8]}"

@@ -11,7 +11,7 @@ import pytest
 from agents_pipeline.core import migrations
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs
-from agents_pipeline.security.audit import audit
+from agents_pipeline.defs.security.audit import audit
 from agents_pipeline_tests.security.conftest import role_url
 
 
@@ -70,8 +70,8 @@ def test_the_pipeline_login_can_check_but_not_apply_the_schema(pipeline_url, mon
     finally:
         conn.close()
 
-    from agents_pipeline.platform.assets import schema_version_current, shared_state_schema
-    from agents_pipeline.resources import postgres_resource
+    from agents_pipeline.defs.schema.assets import schema_version_current, shared_state_schema
+    from agents_pipeline.platform.resources import postgres_resource
 
     monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", pipeline_url)
     with dg.instance_for_test() as instance:

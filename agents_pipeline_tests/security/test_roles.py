@@ -14,9 +14,9 @@ import pytest
 from agents_pipeline.core import errors, registry
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs
+from agents_pipeline.core.roles import roles
 from agents_pipeline.core.shared_state import SharedState
-from agents_pipeline.security.audit import audit
-from agents_pipeline.security.roles import roles
+from agents_pipeline.defs.security.audit import audit
 from agents_pipeline_tests import pg
 from agents_pipeline_tests.security.conftest import role_url
 
@@ -259,7 +259,7 @@ def test_role_names_follow_the_configured_prefix(pg_cluster, monkeypatch):
     """Two deployments on one server: a second prefix gets its own three roles, and applying
     the migrations to another database reuses roles that already exist."""
     from agents_pipeline.core import migrations
-    from agents_pipeline.security.roles import Roles
+    from agents_pipeline.core.roles import Roles
 
     monkeypatch.setenv(migrations.ROLE_PREFIX_ENV, "staging_fleet")
     created = []

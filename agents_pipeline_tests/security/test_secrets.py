@@ -16,8 +16,8 @@ import pytest
 
 from agents_pipeline.core import settings
 from agents_pipeline.core.dsn import connect_kwargs, make_url
-from agents_pipeline.core.instance_env import dagster_storage_env
 from agents_pipeline.core.localdb import LocalCluster
+from agents_pipeline.platform.instance_env import dagster_storage_env
 from agents_pipeline_tests import pg
 from agents_pipeline_tests.security import secret_scan
 

@@ -16,9 +16,9 @@ import pytest
 from agents_pipeline.core import migrations, registry, settings
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs, make_url
-from agents_pipeline.core.instance_env import dagster_storage_env
 from agents_pipeline.core.localdb import APP_DB, LocalCluster
 from agents_pipeline.core.shared_state import SharedState
+from agents_pipeline.platform.instance_env import dagster_storage_env
 from agents_pipeline_tests.security.tls import Certificates, start_tls_cluster, superuser_password
 
 
@@ -103,7 +103,7 @@ def test_shared_state_and_the_resource_take_tls_from_the_environment(tls_server,
     with SharedState(url, agent=f"tls-agent-{os.getpid()}", token=token, retry_window=2) as state:
         assert state.heartbeat() is not None
 
-    from agents_pipeline.resources import PostgresResource
+    from agents_pipeline.platform.resources import PostgresResource
 
     resource = PostgresResource(url=url)
     try:
@@ -131,7 +131,8 @@ def _dagster_instance_check(env: dict[str, str], home: Path, wrong_ca: Path) -> 
     """The instance from dagster.yaml with the mapped variables, then, in a second process (the
     storage keeps its connections pooled for the life of a process), with PGSSLROOTCERT pointing
     at the wrong CA."""
-    shutil.copy(settings.PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
+    # deploy/dagster.yaml is the one that reads the mapped variables (the project's resolves itself).
+    shutil.copy(settings.PROJECT_DIR / "deploy" / "dagster.yaml", home / "dagster.yaml")
     code = (
         "import os, sys\n"
         "import dagster as dg\n"

@@ -24,6 +24,7 @@ def dagster_dev(pg_cluster, pg_template, tmp_path_factory):
     from agents_pipeline_tests.ui.dagster_dev import running_dagster_dev
 
     app = pg.fresh_database(pg_cluster, pg_template)
+    _host_samples_for_the_last_hours(pg_cluster.url(app))
     conn = pg.admin_connect(pg_cluster)
     storage = f"dagster_{pg.uuid.uuid4().hex[:10]}"
     with conn.cursor() as cur:
@@ -36,3 +37,21 @@ def dagster_dev(pg_cluster, pg_template, tmp_path_factory):
     finally:
         pg.drop_database(pg_cluster, app)
         pg.drop_database(pg_cluster, storage)
+
+
+def _host_samples_for_the_last_hours(url: str) -> None:
+    """A running system has samples: without them the hourly rollup schedule, when the clock
+    passes the hour during the tests, fails its run ("no raw samples") and readiness turns red.
+    One host sample in the previous hour and one now, as the sampler would have written."""
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+
+    from agents_pipeline.defs.performance.store import insert_samples
+
+    engine = sa.create_engine(url)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for at in (now - timedelta(hours=1), now):
+            insert_samples(conn, "ui-test-host", at, [(None, "cpu_percent", 1.0)])
+    engine.dispose()

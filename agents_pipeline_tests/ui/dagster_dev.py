@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from agents_pipeline.core import settings
-from agents_pipeline.core.instance_env import DAGSTER_URL, dagster_env
 from agents_pipeline.core.localdb import free_port
+from agents_pipeline.platform.instance_env import DAGSTER_URL, dagster_env
 
 LOCATION = "agents_pipeline"
 _WORKSPACE = f"""load_from:

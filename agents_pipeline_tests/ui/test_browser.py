@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 
 from agents_pipeline.core import settings
-from agents_pipeline.ui.launch import client_for, submit, wait
+from agents_pipeline.platform.launch import client_for, submit, wait
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::DeprecationWarning:gql.*")]
 

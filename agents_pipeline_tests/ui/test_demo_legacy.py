@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from agents_pipeline.migration.runner import migrate_sqlite
-from agents_pipeline.ui.demo_legacy import main, write_legacy_file
+from agents_pipeline.defs.migration.runner import migrate_sqlite
+from agents_pipeline.demo.legacy import main, write_legacy_file
 
 
 def test_demo_legacy_file_migrates_verified(db_url: str, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from agents_pipeline.core import settings
-from agents_pipeline.core.instance_env import DAGSTER_URL, dagster_storage_env
+from agents_pipeline.platform.instance_env import DAGSTER_URL, dagster_storage_env
 
 DEPLOY = settings.PROJECT_DIR / "deploy"
 

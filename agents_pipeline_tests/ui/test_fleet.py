@@ -9,8 +9,8 @@ import psutil
 import pytest
 
 from agents_pipeline.core.registry import token_hash
-from agents_pipeline.ui.fleet import Fleet, ensure_demo_agent, set_pid
-from agents_pipeline.ui.profiles import PROFILES, fleet
+from agents_pipeline.demo.fleet import Fleet, ensure_demo_agent, set_pid
+from agents_pipeline.demo.profiles import PROFILES, fleet
 
 
 def _q(database, sql, params=()):
@@ -29,7 +29,7 @@ def test_fleet_runs_one_process_per_agent_and_restarts_crashes(db_url, database)
         assert set(pids) == {"demo-planner", "demo-researcher", "demo-crawler"}
         for name, pid in pids.items():
             proc = psutil.Process(pid)
-            assert "agents_pipeline.ui.demo_agent" in " ".join(proc.cmdline()) and name in proc.cmdline()
+            assert "agents_pipeline.demo.agent" in " ".join(proc.cmdline()) and name in proc.cmdline()
             assert os.environ.get("AGENTS_PIPELINE_AGENT_TOKEN") not in proc.cmdline()
         deadline = time.monotonic() + 25
         crawler = next(m for m in demo.members if m.name == "demo-crawler")

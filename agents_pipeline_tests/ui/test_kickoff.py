@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from agents_pipeline.ui.kickoff import Launch, kickoff_plan
+from agents_pipeline.demo.kickoff import Launch, kickoff_plan
 
 
 def test_plan_takes_the_latest_partition_of_each_partitioned_asset():

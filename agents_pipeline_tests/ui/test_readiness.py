@@ -12,8 +12,8 @@ from dagster._utils.error import SerializableErrorInfo
 
 from agents_pipeline.cli.main import main
 from agents_pipeline.core.dsn import connect_kwargs
-from agents_pipeline.ui.instigators import daemon_check, instigator_checks, summarise
-from agents_pipeline.ui.readiness import READINESS_AGENT, database_checks
+from agents_pipeline.defs.readiness.checklist import READINESS_AGENT, database_checks
+from agents_pipeline.defs.readiness.instigators import daemon_check, instigator_checks, summarise
 
 
 def _status(db_url: str, sql: str, params=()) -> list[tuple]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from agents_pipeline.platform.markdown import ZERO_WIDTH_SPACE
-from agents_pipeline.resources import PostgresResource
-from agents_pipeline.ui import definitions as ui_definitions
-from agents_pipeline.ui.assets import (
+from agents_pipeline.definitions import load_domain
+from agents_pipeline.defs.readiness.assets import (
     ASSET_KEY,
     CHECKS,
     _evaluations,
@@ -15,7 +13,9 @@ from agents_pipeline.ui.assets import (
     platform_readiness,
     platform_readiness_sensor,
 )
-from agents_pipeline.ui.readiness import Check
+from agents_pipeline.defs.readiness.checklist import Check
+from agents_pipeline.platform.markdown import ZERO_WIDTH_SPACE
+from agents_pipeline.platform.resources import PostgresResource
 from agents_pipeline_tests.markdown_oracle import live_markup, table_rows
 
 
@@ -51,10 +51,8 @@ def test_sensor_reports_without_a_run(db_url, pg_instance):
 
 
 def test_ui_definitions_load_beside_the_platform():
-    from agents_pipeline.platform import definitions as platform_definitions
-
     resources = dg.Definitions(resources={"postgres": PostgresResource(url="postgresql+psycopg2://u@h/db")})
-    repo = dg.Definitions.merge(platform_definitions.defs, ui_definitions.defs, resources).get_repository_def()
+    repo = dg.Definitions.merge(load_domain("schema"), load_domain("readiness"), resources).get_repository_def()
     job = repo.get_job("schema_migrate_job")
     assert [str(k.path[-1]) for k in job.asset_layer.selected_asset_keys] == ["shared_state_schema"]
     assert repo.get_sensor_def("platform_readiness_sensor").default_status == dg.DefaultSensorStatus.RUNNING

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from agents_pipeline.core.errors import ValidationError
-from agents_pipeline.ui.profiles import fleet
-from agents_pipeline.ui.seed import MARKER_KEY, SeedPlan, seed_history
+from agents_pipeline.demo.profiles import fleet
+from agents_pipeline.demo.seed import MARKER_KEY, SeedPlan, seed_history
 
 NOW = datetime(2026, 11, 20, 12, 0, 30, tzinfo=UTC)
 PLAN = SeedPlan(agents=3, days=3, heartbeat_every_s=600, sample_every_s=1800, conversation_every_s=3600, host="h1")

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from agents_pipeline.core import migrations
-from agents_pipeline.ui.launch import client_for, submit, wait
+from agents_pipeline.platform.launch import client_for, submit, wait
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gql.*")
 READINESS = ("readiness", "--definitions", "agents_pipeline_tests.ui.ui_location")

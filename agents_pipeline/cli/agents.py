@@ -1,0 +1,82 @@
+"""``agents-pipeline agents ...``, ``heartbeat`` and ``status``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+
+from agents_pipeline.console import ago, print_json, print_table
+
+
+def _status_rows(rows: list[dict]) -> list[dict]:
+    now = datetime.now(UTC)
+    for row in rows:
+        row["last_heartbeat"] = ago(row["last_seen"], now)
+        row["since"] = ago(row["status_since"], now)
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from agents_pipeline.cli.database import database
+    from agents_pipeline.core import registry
+    from agents_pipeline.core.shared_state import SharedState
+
+    if args.command == "heartbeat":
+        kind = "fail" if args.fail else "start" if args.start else "ok"
+        with SharedState() as state:
+            received = state.heartbeat(args.name, kind=kind, message=args.message)
+        print(f"{args.name}: {kind} heartbeat stored at {received.isoformat()}")
+        return 0
+
+    db = database("agents")
+    try:
+        if args.command == "status":
+            rows = _status_rows(registry.list_agents(db))
+            if args.json:
+                print_json({"agents": rows, "generated_at": datetime.now(UTC)})
+            elif rows:
+                print_table(rows, ["name", "status", "last_heartbeat", "since", "status_message"])
+            else:
+                print("no agents registered (agents-pipeline agents register NAME)")
+            return 0
+        action = args.action
+        if action == "register":
+            reg = registry.register_agent(
+                db, args.name, period_s=args.period, grace_s=args.grace, agent_type=args.agent_type,
+                host=args.host, pid=args.pid, pidfile=args.pidfile, match=args.match,
+            )
+            if args.json:
+                print_json({"agent_id": reg.agent_id, "name": reg.name, "token": reg.token, "login": reg.login})
+            else:
+                print(f"registered {reg.name} (id {reg.agent_id})")
+                print(f"token (shown once; give it to the agent as AGENTS_PIPELINE_AGENT_TOKEN): {reg.token}")
+                if reg.login:
+                    print(f"database login: {reg.login} (its password is the token; "
+                          f"`agents-pipeline db grant-agent --agent {reg.name}` prints the agent's settings)")
+                else:
+                    print("no database login of its own (registering needs CREATEROLE): it shares the agent login",
+                          file=sys.stderr)
+        elif action == "list":
+            rows = _status_rows(registry.list_agents(db))
+            if args.json:
+                print_json(rows)
+            else:
+                print_table(rows, ["name", "agent_type", "host", "period_s", "grace_s", "status", "last_heartbeat"])
+        elif action in ("pause", "resume"):
+            registry.set_paused(db, args.name, action == "pause")
+            print(f"{args.name}: {'paused' if action == 'pause' else 'resumed'}")
+        elif action == "rotate-token":
+            print(registry.rotate_token(db, args.name))
+        elif action == "revoke-token":
+            registry.revoke_token(db, args.name)
+            print(f"{args.name}: token revoked", file=sys.stderr)
+        elif action == "grant-keys":
+            registry.grant_keys(db, args.name, args.prefix, write=args.write)
+            print(f"{args.name}: may {'read and write' if args.write else 'read'} keys under {args.prefix!r}")
+        elif action == "revoke-keys":
+            registry.revoke_keys(db, args.name, args.prefix)
+            print(f"{args.name}: no longer has keys under {args.prefix!r}")
+        return 0
+    finally:
+        db.close()

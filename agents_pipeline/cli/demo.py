@@ -1,0 +1,111 @@
+"""The demo fleet's commands and ``launch`` for `agents-pipeline` (argparse only at import time):
+``demo-fleet``, ``demo-seed``, ``demo-kickoff`` and ``launch`` (runs through the webserver)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _demo_seed(args: argparse.Namespace) -> int:
+    import time
+
+    from agents_pipeline.core.connection import Database
+    from agents_pipeline.core.shared_state import resolve_url
+    from agents_pipeline.demo.seed import SeedPlan, seed_history
+
+    plan = SeedPlan(agents=args.agents, days=args.days, heartbeat_every_s=args.heartbeat_every,
+                    sample_every_s=args.sample_every, conversation_every_s=args.conversation_every)
+    db = Database(resolve_url(), maxconn=1, application_name="agents_pipeline:demo-seed")
+    try:
+        started = time.perf_counter()
+        counts = seed_history(db, plan)
+    finally:
+        db.close()
+    took = time.perf_counter() - started
+    if not any(counts.values()):
+        print("demo history is already seeded up to now; nothing to add")
+    else:
+        print(f"seeded {plan.days} days of demo history in {took:.1f} s: "
+              + ", ".join(f"{n} {table}" for table, n in counts.items()))
+    return 0
+
+
+def _demo_fleet(args: argparse.Namespace) -> int:
+    from agents_pipeline.core.shared_state import resolve_url
+    from agents_pipeline.demo.fleet import run_fleet
+
+    if args.seed:
+        _demo_seed(args)
+    return run_fleet(resolve_url(), args.agents, period_s=args.period, grace_s=args.grace, duration_s=args.duration)
+
+
+def _demo_kickoff(args: argparse.Namespace) -> int:
+    import importlib
+
+    from agents_pipeline.demo.kickoff import kickoff, kickoff_plan, wait_for_webserver
+    from agents_pipeline.platform.launch import ui_url
+
+    repo = importlib.import_module(args.definitions).defs.get_repository_def()
+    if args.dry_run:
+        for item in kickoff_plan(repo):
+            print(f"would materialize {item.asset_key} [{item.partition}]")
+        return 0
+    url = (args.ui or ui_url()).rstrip("/")
+    wait_for_webserver(url, args.wait)
+    launched = kickoff(url, repo)
+    for item, run_id in launched:
+        print(f"queued {item.asset_key} [{item.partition}]: {url}/runs/{run_id}")
+    if not launched:
+        print("no partitioned assets to materialize")
+    return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    from agents_pipeline.platform.launch import launch_command
+
+    return launch_command(args)
+
+
+def _seed_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--days", type=int, default=40, help="days of history (default 40: past 30-day retention)")
+    parser.add_argument("--heartbeat-every", type=int, default=60, metavar="S", help="seconds between seeded heartbeats")
+    parser.add_argument("--sample-every", type=int, default=300, metavar="S", help="seconds between seeded samples")
+    parser.add_argument("--conversation-every", type=int, default=600, metavar="S",
+                        help="seconds between seeded conversations per agent")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds this domain's sub-commands; each sets `handler` with parser.set_defaults(handler=...)."""
+    fleet = subparsers.add_parser("demo-fleet", help="run simulated agents, one OS process each, until Ctrl-C")
+    fleet.add_argument("--agents", type=int, default=6, help="number of agents (default 6)")
+    fleet.add_argument("--period", type=float, default=10.0, help="seconds between heartbeats (default 10)")
+    fleet.add_argument("--grace", type=float, default=5.0, help="registered grace in seconds (default 5)")
+    fleet.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    fleet.add_argument("--seed", action="store_true", help="seed backdated history first (as demo-seed)")
+    _seed_arguments(fleet)
+    fleet.set_defaults(handler=_demo_fleet)
+
+    seed = subparsers.add_parser("demo-seed", help="seed weeks of backdated demo history (idempotent)")
+    seed.add_argument("--agents", type=int, default=6, help="number of demo agents (default 6)")
+    _seed_arguments(seed)
+    seed.set_defaults(handler=_demo_seed)
+
+    kick = subparsers.add_parser("demo-kickoff", help="queue the latest partition of every partitioned asset "
+                                                      "through the webserver (after demo-seed)")
+    kick.add_argument("--ui", help="webserver URL (default AGENTS_PIPELINE_UI_URL or http://127.0.0.1:3000)")
+    kick.add_argument("--wait", type=float, default=180.0, help="seconds to wait for the webserver (default 180)")
+    kick.add_argument("--definitions", default="agents_pipeline.definitions", metavar="MODULE")
+    kick.add_argument("--dry-run", action="store_true", help="print what would be launched")
+    kick.set_defaults(handler=_demo_kickoff)
+
+    launch = subparsers.add_parser("launch", help="launch a job through the running webserver and wait for it")
+    launch.add_argument("job", help="job name (__ASSET_JOB with --asset for plain assets)")
+    launch.add_argument("--config", help="YAML file of run config")
+    launch.add_argument("--tag", action="append", metavar="KEY=VALUE")
+    launch.add_argument("--asset", action="append", metavar="KEY", help="asset key to materialize (repeatable)")
+    launch.add_argument("--partition", help="partition key")
+    launch.add_argument("--location", default="agents_pipeline", help="code location (default agents_pipeline)")
+    launch.add_argument("--ui", help="webserver URL (default AGENTS_PIPELINE_UI_URL or http://127.0.0.1:3000)")
+    launch.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the run (default 600)")
+    launch.add_argument("--no-wait", action="store_true", help="print the run's URL and return at once")
+    launch.set_defaults(handler=_launch)

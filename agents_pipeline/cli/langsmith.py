@@ -1,0 +1,121 @@
+"""Sub-commands of the langsmith domain for `agents-pipeline` (argparse only at import time).
+
+    agents-pipeline langsmith status [--json]      cursors, stored runs, unsent conversations
+    agents-pipeline langsmith sync [--project P] [--start ISO --end ISO]
+    agents-pipeline langsmith push
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds this domain's sub-commands; each sets `handler` with parser.set_defaults(handler=...)."""
+    ls = subparsers.add_parser("langsmith", help="LangSmith sync: runs in, conversations out")
+    sub = ls.add_subparsers(dest="action", required=True)
+    status = sub.add_parser("status", help="per project: cursor, last success, runs stored, pending")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_status)
+    sync = sub.add_parser("sync", help="pull runs now (incremental, or a --start/--end backfill)")
+    sync.add_argument("--project", action="append", default=None, help="limit to this project (repeatable)")
+    sync.add_argument("--start", default=None, help="backfill from this ISO 8601 instant (UTC if no zone)")
+    sync.add_argument("--end", default=None, help="backfill up to this instant (exclusive)")
+    sync.set_defaults(handler=_sync)
+    push = sub.add_parser("push", help="send unsent local conversations to LangSmith now")
+    push.set_defaults(handler=_push)
+
+
+def _engine():
+    from agents_pipeline.cli.database import engine
+
+    return engine("langsmith", pool_size=2)
+
+
+def _resource():
+    from agents_pipeline.core.errors import ConfigurationError
+    from agents_pipeline.defs.langsmith.resources import resource_from_environment
+    from agents_pipeline.defs.langsmith.settings import API_KEY
+
+    resource = resource_from_environment()
+    if not resource.configured:
+        raise ConfigurationError(f"{API_KEY} is not set: LangSmith sync is off")
+    return resource
+
+
+def _status(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from agents_pipeline.console import print_json, print_table
+    from agents_pipeline.defs.langsmith.resources import resource_from_environment
+
+    resource = resource_from_environment()
+    projects = list(resource.sync_settings().projects)
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            rows = [dict(r) for r in conn.execute(sa.text("""
+                SELECT p.name AS project, c.cursor->>'high_water' AS read_up_to,
+                       c.cursor->>'last_success_at' AS last_success,
+                       (SELECT count(*) FROM fleet.llm_runs r WHERE r.project = p.name) AS runs_stored,
+                       (SELECT count(*) FROM fleet.llm_runs r WHERE r.project = p.name AND r.end_time IS NULL) AS pending
+                FROM unnest(CAST(:names AS text[])) AS p(name)
+                LEFT JOIN fleet.sync_cursors c ON c.name = 'langsmith:' || p.name"""), {"names": projects}).mappings()]
+            unsent = conn.execute(sa.text("""SELECT count(*) AS unsent, count(*) FILTER (WHERE push_attempts > 0) AS failing
+                FROM fleet.llm_conversations WHERE langsmith_sent_at IS NULL""")).mappings().one()
+    finally:
+        engine.dispose()
+    if args.json:
+        print_json({"configured": resource.configured, "projects": rows, "conversations": dict(unsent)})
+        return 0
+    print(f"LangSmith: {'configured' if resource.configured else 'not configured (LANGSMITH_API_KEY unset)'}"
+          f", endpoint {resource.endpoint}")
+    if rows:
+        print_table(rows, ["project", "read_up_to", "last_success", "runs_stored", "pending"])
+    print(f"conversations not yet in LangSmith: {unsent['unsent']} ({unsent['failing']} with failed attempts)")
+    return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from agents_pipeline.core.errors import ConfigurationError
+    from agents_pipeline.defs.langsmith.settings import parse_instant
+    from agents_pipeline.defs.langsmith.sync import sync_all
+
+    resource = _resource()
+    settings = resource.sync_settings()
+    if args.project:
+        settings = replace(settings, projects=tuple(args.project))
+    if (args.start is None) != (args.end is None):
+        raise ConfigurationError("give both --start and --end for a backfill, or neither")
+    window = (parse_instant(args.start, "start"), parse_instant(args.end, "end")) if args.start else None
+    engine = _engine()
+    try:
+        with resource.session() as (client, _):
+            results = sync_all(engine, lambda: resource.source(client), settings,
+                               redact=resource.redactor(), window=window)
+    finally:
+        engine.dispose()
+    for r in results:
+        state = "no such project" if r.missing else "ok" if r.ok else f"FAILED: {r.error}"
+        print(f"{r.project}: {r.runs_fetched} read, {r.inserted} new, {r.updated} updated, "
+              f"{r.unchanged} unchanged, {r.seconds:.1f}s: {state}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _push(args: argparse.Namespace) -> int:
+    from agents_pipeline.defs.langsmith.push import push_conversations
+
+    resource = _resource()
+    errors: list[BaseException] = []
+    engine = _engine()
+    try:
+        with resource.session(ingest_errors=errors) as (client, _):
+            result = push_conversations(engine, client, errors, resource.push_project, redact=resource.redactor())
+    finally:
+        engine.dispose()
+    print(f"sent {result.sent}, already in LangSmith {result.already_in_langsmith}, failed {result.failed}, "
+          f"still unsent {result.unsent_remaining}, given up {result.gave_up}"
+          + (f": {result.error}" if result.error else ""))
+    return 0 if not result.failed else 1

@@ -1,0 +1,125 @@
+"""The three big history tables (heartbeats, metrics, conversations), loaded side by side.
+
+One Python process converts at most one core's worth of rows, so each big table gets its own
+worker process with its own PostgreSQL connection. The snapshot stays consistent because this
+runs only for files in rollback-journal mode: the coordinating process holds its SQLite read
+transaction (a SHARED lock) for the whole run, so no writer can commit, and every worker's read
+sees the same database. WAL files, where writers can commit beside readers, are read by the
+coordinator alone. Verification compares the coordinator's counts with what was loaded either way.
+
+Safety when the coordinator is killed: workers are plain subprocesses (no inherited pipes keep
+them alive), exit within half a second when their parent dies (an
+uncommitted batch is rolled back with their session), and each holds a per-table advisory lock
+that a resumed run waits for, so an orphan can never commit a batch the next run also loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+from agents_pipeline.defs.migration.loader import TableCounts, TableLoader
+from agents_pipeline.defs.migration.report import TableReport
+from agents_pipeline.defs.migration.session import MigrationError, connect
+from agents_pipeline.defs.migration.source import LegacySource
+from agents_pipeline.defs.migration.tables import KNOWN, Context
+from agents_pipeline.defs.migration.verify import verify_table
+
+PARALLEL_TABLES = ("agent_heartbeats", "performance_metrics", "llm_conversations")
+LOCK_WAIT = "60s"
+
+
+def table_lock(conn, source_id: int, table: str) -> None:
+    """Waits (up to a minute) for any other loader of this source's table, e.g. an orphan."""
+    with conn, conn.cursor() as cur:
+        cur.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+        cur.execute("SELECT pg_advisory_lock(hashtext('legacy-table'), hashtext(%s))", (f"{source_id}:{table}",))
+
+
+def _watch_parent(parent: int) -> None:
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(70)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+VERIFIED_FIELDS = ("source_rows", "read", "written", "rejected", "checksum_ok", "verified", "notes")
+
+
+def load_table(path: str, url: str, table: str, ctx: Context, batch_size: int,
+               parent: int) -> tuple[TableCounts, dict]:
+    """Runs in a worker process: one legacy table, start (or resume point) to end, then its
+    verification, so that it overlaps with the tables still loading in the other workers
+    (the snapshot is the coordinator's: no writer can commit while it holds its read lock)."""
+    _watch_parent(parent)
+    os.environ["AGENTS_PIPELINE_MIGRATION_WORKER"] = "1"  # the kill hook then takes the parent too
+    with LegacySource(Path(path)) as source:
+        conn = connect(url)
+        try:
+            table_lock(conn, ctx.source_id, table)
+            counts = TableLoader(conn, source, KNOWN[table], ctx, batch_size, dry_run=False).run()
+            row = TableReport(table, f"fleet.{KNOWN[table].target}", source_rows=source.count(table))
+            verify_table(conn, KNOWN[table], ctx.source_id, row)
+            return counts, {name: getattr(row, name) for name in VERIFIED_FIELDS}
+        finally:
+            conn.close()
+
+
+def load_in_parallel(path: Path, url: str, tables: list[str], ctx: Context,
+                     batch_size: int) -> dict[str, tuple[TableCounts, dict]]:
+    """One ``python -m agents_pipeline.defs.migration.parallel`` per table (a plain subprocess: no
+    multiprocessing, so no re-import of the caller's __main__ and no inherited pipes)."""
+    job = {"path": str(path), "url": url, "batch_size": batch_size, "parent": os.getpid(),
+           "ctx": {"source_id": ctx.source_id, "source_name": ctx.source_name, "now": ctx.now.isoformat(),
+                   "agents": ctx.agents}}
+    procs = {}
+    for table in tables:
+        proc = subprocess.Popen([sys.executable, "-m", "agents_pipeline.defs.migration.parallel", table],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        proc.stdin.write(json.dumps(job))
+        proc.stdin.close()
+        procs[table] = proc
+    results: dict[str, tuple[TableCounts, dict]] = {}
+    failures = []
+    for table, proc in procs.items():
+        out = proc.stdout.read()
+        proc.wait()
+        try:
+            answer = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        except json.JSONDecodeError:
+            answer = {}
+        if proc.returncode == 0 and "counts" in answer and "verified" in answer:
+            results[table] = (TableCounts(**answer["counts"]), answer["verified"])
+        else:
+            failures.append(f"{table}: {answer.get('error') or f'worker exited with status {proc.returncode}'}")
+    if failures:
+        raise MigrationError("loading failed: " + "; ".join(failures))
+    return results
+
+
+def _worker_main(table: str) -> int:
+    job = json.loads(sys.stdin.read())
+    raw = job["ctx"]
+    ctx = Context(source_id=raw["source_id"], source_name=raw["source_name"],
+                  now=datetime.fromisoformat(raw["now"]), agents=raw["agents"])
+    try:
+        counts, verified = load_table(job["path"], job["url"], table, ctx, job["batch_size"], job["parent"])
+    except Exception as exc:  # reported to the coordinator in one line
+        print(json.dumps({"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}))
+        return 1
+    print(json.dumps({"counts": asdict(counts), "verified": verified}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1]))

@@ -1,0 +1,240 @@
+"""One migration of a legacy SQLite file into the fleet schema, start to verified report.
+
+Order: agents first (so names resolve), then placeholders for every agent referenced but not
+defined, then each legacy table batch by batch, then the user tables, then verification over
+what PostgreSQL committed. Everything runs inside one SQLite read transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg2
+
+from agents_pipeline.core import advisory
+from agents_pipeline.defs.migration import values as V
+from agents_pipeline.defs.migration.loader import TableLoader
+from agents_pipeline.defs.migration.parallel import PARALLEL_TABLES, load_in_parallel, table_lock
+from agents_pipeline.defs.migration.report import RunReport, TableReport
+from agents_pipeline.defs.migration.session import MigrationError, connect
+from agents_pipeline.defs.migration.source import LegacySource
+from agents_pipeline.defs.migration.tables import KNOWN, SPECS, Context
+from agents_pipeline.defs.migration.user_tables import copy_user_table, pg_identifier, verify_user_table
+from agents_pipeline.defs.migration.verify import verify_tables
+
+DEFAULT_BATCH_SIZE = 20_000
+
+
+def _register(conn, name: str, path: Path, wait_s: float = 5.0) -> int:
+    """Takes the per-source lock, waiting a bounded time: a previous run's session (its own, or a
+    worker's) may still be ending on the server when a re-run starts at once."""
+    with conn, conn.cursor() as cur:
+        def try_lock() -> bool:
+            cur.execute("SELECT pg_try_advisory_lock(hashtext('legacy-migration'), hashtext(%s))", (name,))
+            return cur.fetchone()[0]
+
+        if not advisory.wait_for(try_lock, wait_s, poll_s=0.1):
+            raise MigrationError(f"another migration of source {name!r} is running against this database "
+                                 f"(its lock was not released within {wait_s:g} s)")
+        cur.execute("""INSERT INTO fleet.legacy_sources (name, path, last_run_at) VALUES (%s, %s, now())
+                       ON CONFLICT (name) DO UPDATE SET path = excluded.path, last_run_at = now()
+                       RETURNING source_id""", (name, str(path)))
+        return cur.fetchone()[0]
+
+
+def _unlock(conn, name: str) -> None:
+    """Releases the per-source lock before closing: a closed session's locks are freed only
+    when its backend exits, which can lag behind an immediate re-run."""
+    try:
+        conn.rollback()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(hashtext('legacy-migration'), hashtext(%s))", (name,))
+    except psycopg2.Error:
+        pass
+    finally:
+        conn.close()
+
+
+def _referenced_agents(source: LegacySource) -> set[str]:
+    names: set[str] = set()
+    for spec in SPECS:
+        info = source.tables.get(spec.legacy)
+        for col in spec.agent_refs:
+            if info is None or col not in info.columns:
+                continue
+            cursor = source.select(spec.legacy, [col], distinct=True, capped=True)
+            while rows := source.fetch(cursor, 10_000):
+                for (value,) in rows:
+                    try:
+                        if (name := V.name(value, col)) is not None:
+                            names.add(name)
+                    except V.Reject:
+                        pass  # those rows are rejected with the reason when their table loads
+    return names
+
+
+def _resolve_agents(conn, ctx: Context, referenced: set[str], dry_run: bool, report: RunReport) -> None:
+    """Placeholders keep imported references whole; they arrive paused, outside alerting."""
+    if dry_run:
+        ctx.agents = {name: i for i, name in enumerate(sorted(referenced), start=1)}
+        return
+    wanted = sorted(referenced)
+    message = f"placeholder for an agent referenced by legacy SQLite {ctx.source_name} but not defined there"
+    with conn, conn.cursor() as cur:
+        cur.execute("""INSERT INTO fleet.agents (name, status, paused, status_message, placeholder, legacy_source)
+                       SELECT n, 'paused', true, %s, true, %s FROM unnest(%s::text[]) AS n
+                       ON CONFLICT (name) DO NOTHING""", (message, ctx.source_id, wanted))
+        report.placeholders_created = cur.rowcount
+        cur.execute("SELECT name, agent_id FROM fleet.agents WHERE name = ANY(%s)", (wanted,))
+        ctx.agents = dict(cur.fetchall())
+
+
+def _last_seen(conn, source_id: int) -> None:
+    """Imported agents remember their last legacy heartbeat (they stay paused)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("""UPDATE fleet.agents a SET last_seen = m.last, updated_at = now()
+                       FROM (SELECT agent_id, max(received_at) AS last FROM fleet.heartbeats
+                             WHERE legacy_source = %s GROUP BY agent_id) m
+                       WHERE a.agent_id = m.agent_id AND a.paused AND (a.legacy_source = %s OR a.placeholder)
+                         AND (a.last_seen IS NULL OR a.last_seen < m.last)""", (source_id, source_id))
+
+
+def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
+                   batch_size: int = DEFAULT_BATCH_SIZE, source_name: str | None = None, log=None,
+                   parallel: bool | None = None) -> RunReport:
+    """Migrates (or, with dry_run, only reads and converts) the legacy file; returns the report.
+    The caller decides what a failed verification means (the CLI exits 1, the op fails).
+
+    ``parallel``: load the three big tables in worker processes side by side (files in
+    rollback-journal mode). By default with 2 or more cores: since clean rows are rendered by
+    SQLite, one pipeline leaves PostgreSQL's core partly idle, and side by side measured 14 %
+    faster on 2 cores (21.4 s against 24.8 s for the benchmark's 3.1 M rows)."""
+    started = time.monotonic()
+    say = log or (lambda _msg: None)
+    if batch_size < 1:
+        raise MigrationError(f"batch size must be at least 1, got {batch_size}")
+    with LegacySource(path) as source:
+        name = source_name or source.path.name
+        report = RunReport(source=name, path=str(source.path), dry_run=dry_run, journal_mode=source.journal_mode)
+        known = [s for s in SPECS if s.legacy in source.tables]
+        user = [t for n, t in source.tables.items() if n not in KNOWN]
+        if not known:
+            report.notes.append("no legacy shared-state tables in this file: only its own tables are copied")
+        conn = None if dry_run else connect(url or "")
+        try:
+            source_id = 0 if conn is None else _register(conn, name, source.path)
+            ctx = Context(source_id=source_id, source_name=name, now=datetime.now(UTC))
+            # Big history tables load side by side in worker processes when the snapshot allows.
+            parallel = (os.cpu_count() or 1) >= 2 if parallel is None else parallel
+            side_by_side = [t for t in PARALLEL_TABLES if t in source.tables] \
+                if parallel and not dry_run and source.journal_mode != "wal" else []
+            resolved = False
+            for spec in SPECS:
+                if spec is not SPECS[0] and not resolved:  # agents (SPECS[0]) first, then references
+                    _resolve_agents(conn, ctx, _referenced_agents(source), dry_run, report)
+                    resolved = True
+                if spec.legacy not in source.tables:
+                    report.tables.append(TableReport(spec.legacy, f"fleet.{spec.target}", status="absent",
+                                                     notes=["table not in this file (older legacy version): nothing to copy"]))
+                    continue
+                if spec.legacy in side_by_side:
+                    continue  # loaded by the workers below
+                say(f"migrating {spec.legacy} -> fleet.{spec.target}")
+                if conn is not None:
+                    table_lock(conn, source_id, spec.legacy)
+                counts = TableLoader(conn, source, spec, ctx, batch_size, dry_run).run()
+                report.tables.append(_table_report(spec, counts, source, dry_run, user))
+            if side_by_side:
+                say(f"migrating {', '.join(side_by_side)} side by side, one process each")
+                loaded = load_in_parallel(source.path, url or "", side_by_side, ctx, batch_size)
+                for table in side_by_side:
+                    counts, verified = loaded[table]
+                    row = _table_report(KNOWN[table], counts, source, dry_run, user)
+                    for name, value in verified.items():   # each worker verified its own table
+                        setattr(row, name, row.notes + value if name == "notes" else value)
+                    report.tables.append(row)
+                order = [s.legacy for s in SPECS]
+                report.tables.sort(key=lambda r: order.index(r.table))
+            # Always, not only when heartbeats were new: a killed run may have loaded them all.
+            if conn is not None and "agent_heartbeats" in source.tables:
+                _last_seen(conn, source_id)
+            _copy_user_tables(conn, source, user, source_id, batch_size, dry_run, report, say)
+            if conn is not None:
+                say("verifying counts and checksums")
+                verify_tables(url or "", source, [r for r in report.tables if r.table not in side_by_side],
+                              source_id, connect)
+                _record(conn, source_id, report, started)
+            else:
+                for row in report.tables:
+                    if row.status in ("dry run", "user table"):
+                        row.source_rows = source.count(row.table)
+                        row.verified = row.source_rows == row.read
+        finally:
+            if conn is not None:
+                _unlock(conn, name)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _table_report(spec, counts, source: LegacySource, dry_run: bool, user: list) -> TableReport:
+    row = TableReport(spec.legacy, f"fleet.{spec.target}", status="dry run" if dry_run else "migrated",
+                      read=counts.read, written=counts.written, rejected=counts.rejected,
+                      new_this_run=counts.read, seconds=counts.seconds, reasons=counts.reasons)
+    info = source.tables[spec.legacy]
+    missing = [c for c in spec.columns if c not in info.columns]
+    extra = [c for c in info.columns if c not in spec.columns and c not in ("id", "rowid")]
+    if missing:
+        row.notes.append(f"older file: column(s) {', '.join(missing)} missing, taken as NULL")
+    if extra:
+        row.notes.append(f"extra column(s) {', '.join(extra)}: whole table also copied to legacy schema")
+        user.append(info)
+    return row
+
+
+def _copy_user_tables(conn, source: LegacySource, tables: list, source_id: int, batch_size: int, dry_run: bool,
+                      report: RunReport, say) -> None:
+    existing: dict[str, str] = {}
+    taken: set[str] = set()
+    if conn is not None:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT source_id, sqlite_name, pg_name FROM fleet.legacy_user_tables")
+            for sid, sqlite_name, pg_name in cur.fetchall():
+                if sid == source_id:
+                    existing[sqlite_name] = pg_name
+                else:
+                    taken.add(pg_name)
+    taken |= set(existing.values())
+    for info in tables:
+        pg_name = existing.get(info.name) or pg_identifier(info.name, taken, salt=f"{source_id}:")
+        say(f"copying user table {info.name!r} -> legacy.{pg_name}")
+        result = copy_user_table(conn, source, info, source_id, batch_size, dry_run, pg_name)
+        row = TableReport(info.name, f"legacy.{result.pg_name}", status="dry run" if dry_run else "user table",
+                          read=result.read, written=result.written, rejected=result.rejected,
+                          new_this_run=result.read, seconds=result.seconds, notes=result.notes)
+        if result.rejected:
+            row.reasons = {"value over the size limit (in fleet.legacy_rejects as "
+                           f"{result.rejects_name})": result.rejected}
+        if conn is not None:
+            row.source_rows = source.count(info.name)
+            count, digest, rejected = verify_user_table(conn, result, source_id)
+            row.written, row.rejected = count, rejected
+            row.checksum_ok = digest == result.expected_digest
+            row.verified = row.checksum_ok and row.source_rows == row.read == count + rejected
+            if not row.verified:
+                report.problems.append(f"user table {info.name!r}: {row.source_rows} rows in SQLite, "
+                                       f"{row.read} read, {count} in PostgreSQL + {rejected} rejected, checksum "
+                                       f"{'ok' if row.checksum_ok else 'differs'}")
+        report.tables.append(row)
+
+
+def _record(conn, source_id: int, report: RunReport, started: float) -> None:
+    import json
+
+    report.seconds = time.monotonic() - started
+    with conn, conn.cursor() as cur:
+        cur.execute("""INSERT INTO fleet.legacy_runs (source_id, started_at, finished_at, ok, report)
+                       VALUES (%s, now() - make_interval(secs => %s), now(), %s, %s::jsonb)""",
+                    (source_id, report.seconds, report.ok, json.dumps(report.to_dict())))
