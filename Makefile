@@ -32,10 +32,13 @@ system-deps:
 	@scripts/install_system_deps.sh
 
 # `dg check defs` loads the definitions as `dg dev` would; it needs no database and no variable.
+# Two pytest workers by default (the 2-core machines CI runs on); each starts its own PostgreSQL.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) system-deps
 	$(BIN)/ruff check agents_pipeline agents_pipeline_tests benchmarks
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-slow: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m slow

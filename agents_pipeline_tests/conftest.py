@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -25,6 +26,23 @@ try:
     time.tzset()
 except AttributeError:  # pragma: no cover - not on Linux
     pass
+
+
+#: Packages whose fixtures are package-scoped (one `dagster dev`, one attack run shared by their
+#: modules): under pytest-xdist all their tests go to one worker, or each worker would pay again.
+_SHARED_FIXTURE_PACKAGES = ("ui", "security/hostile")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs two workers (`-n 2 --dist loadgroup`): each module's tests stay on one
+    worker (module fixtures are made once), and so does each package listed above."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    root = Path(__file__).parent
+    for item in items:
+        relative = Path(str(item.path)).relative_to(root).as_posix()
+        group = next((p for p in _SHARED_FIXTURE_PACKAGES if relative.startswith(p + "/")), relative)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
