@@ -33,12 +33,14 @@ system-deps:
 
 # `dg check defs` loads the definitions as `dg dev` would; it needs no database and no variable.
 # Two pytest workers by default (the 2-core machines CI runs on); each starts its own PostgreSQL.
+# Tests marked `serial` time a command against the wall clock: they run alone afterwards.
 TEST_WORKERS ?= 2
 
 test: $(STAMP) system-deps
 	$(BIN)/ruff check agents_pipeline agents_pipeline_tests benchmarks
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow and not serial"
+	$(BIN)/python -m pytest -q -m "serial and not slow"
 
 test-slow: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m slow

@@ -85,6 +85,7 @@ def test_heartbeat_path_imports_nothing_heavy(db_env: str) -> None:
     assert proc.stdout.strip().splitlines()[-1] == "HEAVY="
 
 
+@pytest.mark.serial
 def test_shell_heartbeat_within_300_ms(db_env: str) -> None:
     run(["agents", "register", "fast"])
     exe = os.path.join(os.path.dirname(sys.executable), "agents-pipeline")
