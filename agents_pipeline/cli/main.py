@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 # imports go inside the handlers), so `agents-pipeline heartbeat` stays fast.
 from agents_pipeline.cli import (
     alerts,
+    api,
     demo,
     langsmith,
     migration,
@@ -26,7 +27,8 @@ from agents_pipeline.cli import (
 )
 from agents_pipeline.cli import help as help_commands
 
-DOMAIN_COMMANDS = (alerts, performance, langsmith, retention, migration, help_commands, security, readiness, demo)
+DOMAIN_COMMANDS = (alerts, performance, langsmith, retention, migration, help_commands, security, readiness, demo,
+                   api)
 
 
 def _build() -> argparse.ArgumentParser:

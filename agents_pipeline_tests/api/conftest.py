@@ -1,5 +1,6 @@
-"""Fixtures of the HTTP API tests: one test database and one server per module (a server takes
-about a second to start), agents registered per test under names of their own."""
+"""Fixtures of the HTTP API tests: one test database and one server for the whole folder (each
+takes a second or two to make), agents registered per test under names of their own, so the
+tests stay independent. test_restart.py runs a server of its own on a cluster it may stop."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from agents_pipeline_tests.api.server import ApiServer, start
 from agents_pipeline_tests.security.conftest import role_url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def api_db(pg_cluster: LocalCluster, pg_template: str) -> Iterator[str]:
-    """A fresh database (with its database-level grants applied) shared by a module's tests."""
+    """A fresh database (with its database-level grants applied) shared by the folder's tests."""
     name = pg.fresh_database(pg_cluster, pg_template)
     url = pg_cluster.url(name)
     conn = psycopg2.connect(**connect_kwargs(url))
@@ -34,14 +35,14 @@ def api_db(pg_cluster: LocalCluster, pg_template: str) -> Iterator[str]:
     pg.drop_database(pg_cluster, name)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def operator_db(api_db: str) -> Iterator[Database]:
     db = Database(api_db, maxconn=2, retry_window=5)
     yield db
     db.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def api_server(api_db: str, pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     log_path = Path(tmp_path_factory.mktemp("api")) / "server.log"
     server = start(role_url(api_db, pg_cluster, roles().api), log_path)
