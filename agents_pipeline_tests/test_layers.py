@@ -2,9 +2,10 @@
 points down (issue #20).
 
 From the bottom: ``core`` (what agents import: standard library and psycopg2 only) and the
-``console`` helpers; the Dagster ``platform``; the ``alerts`` service; the domains under
-``defs/``, which do not use one another; the ``demo`` tooling; the CLI and the code location's
-``definitions`` on top. Imports inside functions count like any other: they are where upward
+``console`` helpers; the Dagster ``platform`` and, beside it, the HTTP ``api`` (Starlette and
+uvicorn, never Dagster: issue #17); the ``alerts`` service; the domains under ``defs/``, which
+do not use one another; the ``demo`` tooling; the CLI and the code location's ``definitions`` on
+top. Imports inside functions count like any other: they are where upward
 arrows and cycles hide, because they do not fail at import time.
 
 Reads files only (``ast``), so it needs no database and imports nothing it checks.
@@ -34,12 +35,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # "defs" is the folder itself: its resources.py binds what every domain shares.
     ("defs", *(f"defs.{domain}" for domain in DOMAINS)),
     ("defs.alerts",),  # the shared alert service, used by domains that raise alerts
-    ("platform",),
+    ("platform", "api"),   # the HTTP API is its own process: no Dagster, no domain
     ("core", "console"),
     ("",),  # the package root: its __init__ holds only the version
 )
 
 CORE_MAY_IMPORT = {"psycopg2", PACKAGE}  # besides the standard library
+API_MAY_IMPORT = CORE_MAY_IMPORT | {"starlette", "uvicorn"}
 
 
 def _module_name(path: Path) -> str:
@@ -207,3 +209,14 @@ def test_core_imports_only_stdlib_and_psycopg2(module: str) -> None:
                       if target.split(".")[0] not in CORE_MAY_IMPORT
                       and target.split(".")[0] not in sys.stdlib_module_names})
     assert not outside, f"{module} imports beyond the standard library and psycopg2: {outside}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _unit(m) == "api"))
+def test_api_imports_no_dagster_and_no_domain(module: str) -> None:
+    """Guards the HTTP API's start-up and its separation: a stateless process behind a load
+    balancer must not load Dagster, SQLAlchemy or pandas, nor reach into a domain (the layer rule
+    above forbids platform and defs; this forbids the heavy libraries outright)."""
+    outside = sorted({f"{target} (line {line})" for target, line in _imports(module, MODULES[module])
+                      if target.split(".")[0] not in API_MAY_IMPORT
+                      and target.split(".")[0] not in sys.stdlib_module_names})
+    assert not outside, f"{module} imports beyond the standard library, psycopg2, Starlette and uvicorn: {outside}"

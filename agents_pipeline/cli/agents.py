@@ -19,7 +19,7 @@ def _status_rows(rows: list[dict]) -> list[dict]:
 
 def run(args: argparse.Namespace) -> int:
     from agents_pipeline.cli.database import database
-    from agents_pipeline.core import registry
+    from agents_pipeline.core import ping_keys, registry
     from agents_pipeline.core.shared_state import SharedState
 
     if args.command == "heartbeat":
@@ -46,11 +46,14 @@ def run(args: argparse.Namespace) -> int:
                 db, args.name, period_s=args.period, grace_s=args.grace, agent_type=args.agent_type,
                 host=args.host, pid=args.pid, pidfile=args.pidfile, match=args.match,
             )
+            url = ping_keys.ping_url(reg.ping_key) if reg.ping_key else None
             if args.json:
-                print_json({"agent_id": reg.agent_id, "name": reg.name, "token": reg.token, "login": reg.login})
+                print_json({"agent_id": reg.agent_id, "name": reg.name, "token": reg.token, "login": reg.login,
+                            "ping_url": url})
             else:
                 print(f"registered {reg.name} (id {reg.agent_id})")
                 print(f"token (shown once; give it to the agent as AGENTS_PIPELINE_AGENT_TOKEN): {reg.token}")
+                print(f"ping URL (`agents-pipeline agents ping-url {reg.name}` shows it again): {url}")
                 if reg.login:
                     print(f"database login: {reg.login} (its password is the token; "
                           f"`agents-pipeline db grant-agent --agent {reg.name}` prints the agent's settings)")
@@ -68,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{args.name}: {'paused' if action == 'pause' else 'resumed'}")
         elif action == "rotate-token":
             print(registry.rotate_token(db, args.name))
+        elif action == "ping-url":
+            print(ping_keys.ping_url(ping_keys.ping_key(db, args.name)))
+        elif action == "rotate-ping-key":
+            print(ping_keys.ping_url(ping_keys.rotate_ping_key(db, args.name)))
+            print(f"{args.name}: new ping key; the old ping URL no longer works", file=sys.stderr)
         elif action == "revoke-token":
             registry.revoke_token(db, args.name)
             print(f"{args.name}: token revoked", file=sys.stderr)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 # imports go inside the handlers), so `agents-pipeline heartbeat` stays fast.
 from agents_pipeline.cli import (
     alerts,
+    api,
     demo,
     langsmith,
     migration,
@@ -26,7 +27,8 @@ from agents_pipeline.cli import (
 )
 from agents_pipeline.cli import help as help_commands
 
-DOMAIN_COMMANDS = (alerts, performance, langsmith, retention, migration, help_commands, security, readiness, demo)
+DOMAIN_COMMANDS = (alerts, performance, langsmith, retention, migration, help_commands, security, readiness, demo,
+                   api)
 
 
 def _build() -> argparse.ArgumentParser:
@@ -53,7 +55,7 @@ def _build() -> argparse.ArgumentParser:
     grant.add_argument("--agent", help="the settings of this agent's own login instead of the shared one")
 
     agents = sub.add_parser("agents", help="the agent registry").add_subparsers(dest="action", required=True)
-    reg = agents.add_parser("register", help="register an agent and print its token once")
+    reg = agents.add_parser("register", help="register an agent, print its token once and its ping URL")
     reg.add_argument("name")
     reg.add_argument("--period", type=float, default=60.0, help="seconds between heartbeats (default 60)")
     reg.add_argument("--grace", type=float, default=30.0, help="seconds of lateness tolerated (default 30)")
@@ -68,6 +70,8 @@ def _build() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true")
     for action in ("pause", "resume", "rotate-token", "revoke-token"):
         agents.add_parser(action).add_argument("name")
+    agents.add_parser("ping-url", help="print the agent's ping URL (base: AGENTS_PIPELINE_API_URL)").add_argument("name")
+    agents.add_parser("rotate-ping-key", help="a new ping key; the old ping URL stops working").add_argument("name")
     keys = agents.add_parser("grant-keys", help="let an agent read (--write: and write) keys under a shared prefix")
     keys.add_argument("name")
     keys.add_argument("prefix")

@@ -31,7 +31,7 @@ def _audit(args: argparse.Namespace) -> int:
     elif findings:
         print("\n".join(str(f) for f in findings))
     else:
-        print("roles as designed: the agent login can run the agent functions and nothing else")
+        print("roles as designed: the agent and API logins can run the agent functions and nothing else")
     return 1 if findings else 0
 
 

@@ -43,7 +43,11 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, psycopg2.Error):
         code = exc.pgcode or ""
         if not code:
-            return isinstance(exc, psycopg2.OperationalError)
+            # Every error the server sends has a SQLSTATE; one without is libpq's own: the
+            # connection is gone. A server that crashed mid-commit surfaces as a plain
+            # DatabaseError ("server closed the connection unexpectedly"), not an OperationalError.
+            return isinstance(exc, psycopg2.OperationalError) or (
+                type(exc) is psycopg2.DatabaseError and "connection" in str(exc))
         return code.startswith("08") or code in _TRANSIENT_CODES
     return False
 

@@ -5,19 +5,27 @@ trips (measured here: 0.25 to 0.4 of pgbench's rate). Instead every call queues 
 waits; one flusher thread sends everything queued as one ``fleet.record_heartbeats`` call and
 commits, then hands each caller its own result. A lone caller is sent at once (no linger), so
 a single heartbeat pays no extra latency; under load batches form by themselves.
+
+GroupCommitWriter is that mechanism for any batched statement: the HTTP API's ping writer
+(agents_pipeline.api) runs fleet.record_pings through it with a few flushers over a small pool.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from agents_pipeline.core import errors
 from agents_pipeline.core.connection import Database
 
 MAX_BATCH = 5000
+T = TypeVar("T")
+R = TypeVar("R")
 # The proofs are NULL: each item stands on the proof the connection presented at its start
 # (SharedState's session setting), so no token hash is in the statement.
 SQL = """SELECT ord, agent_id, received_at, error, retry_after_s FROM fleet.record_heartbeats(
@@ -60,33 +68,51 @@ def send_batch(db: Database, items: list[HeartbeatItem]) -> list[datetime | erro
     return [row[2] if row[3] is None else error_for(row[3], row[4]) for row in rows]
 
 
-class HeartbeatWriter:
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._pending: list[tuple[HeartbeatItem, Future]] = []
+class GroupCommitWriter(Generic[T, R]):
+    """Queues items from many threads and sends them in batches through ``send``, which returns
+    one result (or exception) per item, in order. ``flushers`` threads each take whatever is
+    queued (at most ``max_batch`` items) while the others' statements are in flight, so a small
+    pool of connections carries any number of callers. The threads start on the first item and
+    then sleep on a condition while the queue is empty: an idle writer costs nothing."""
+
+    def __init__(self, send: Callable[[list[T]], list[R | BaseException]], *, flushers: int = 1,
+                 max_batch: int = MAX_BATCH, name: str = "group-commit") -> None:
+        self._send = send
+        self._flushers = flushers
+        self._max_batch = max_batch
+        self._name = name
+        self._pending: list[tuple[T, Future]] = []
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._stopping = False
 
-    def submit(self, item: HeartbeatItem) -> Future:
-        future: Future = Future()
+    def submit(self, item: T) -> Future:
+        return self.submit_many([item])[0]
+
+    def submit_many(self, items: list[T]) -> list[Future]:
+        """Queues the items together, so they go in one statement unless the queue is full."""
+        futures: list[Future] = [Future() for _ in items]
         with self._cond:
             if self._stopping:
-                raise errors.AgentsPipelineError("SharedState is closed")
-            self._pending.append((item, future))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="heartbeat-writer", daemon=True)
-                self._thread.start()
+                raise errors.AgentsPipelineError(f"{self._name} writer is closed")
+            self._pending.extend(zip(items, futures, strict=True))
+            if not self._threads:
+                for i in range(self._flushers):
+                    thread = threading.Thread(target=self._run, name=f"{self._name}-{i}", daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
             self._cond.notify()
-        return future
+        return futures
 
     def close(self, timeout: float = 10.0) -> None:
+        """Sends what is queued, then stops the threads."""
         with self._cond:
             self._stopping = True
-            self._cond.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+            self._cond.notify_all()
+            threads = list(self._threads)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         while True:
@@ -95,15 +121,24 @@ class HeartbeatWriter:
                     self._cond.wait()
                 if not self._pending and self._stopping:
                     return
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                batch, self._pending = self._pending[:self._max_batch], self._pending[self._max_batch:]
+                if self._pending:
+                    self._cond.notify()  # another flusher may take the rest now
             try:
-                results = send_batch(self._db, [item for item, _ in batch])
+                results = self._send([item for item, _ in batch])
             except BaseException as exc:  # the whole batch failed after retries
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
             for (_, future), result in zip(batch, results, strict=True):
-                if isinstance(result, Exception):
+                if isinstance(result, BaseException):
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+
+class HeartbeatWriter(GroupCommitWriter[HeartbeatItem, datetime]):
+    """SharedState's writer: heartbeats on the connections' own proof, one flusher."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(lambda items: send_batch(db, items), name="heartbeat-writer")

@@ -47,6 +47,7 @@ class Registration:
     name: str
     token: str
     login: str | None = None   # the agent's own database login (password: its token), when made
+    ping_key: str | None = None  # for /ping/<key> (fleet.agents' default makes it; core.ping_keys)
 
 
 def connection_limit() -> int:
@@ -97,17 +98,17 @@ def register_agent(
                    process_pidfile, process_match, token_hash, token_issued_at, config)
                VALUES (%s, %s, %s, make_interval(secs => %s), make_interval(secs => %s), %s, %s, %s,
                    %s, now(), %s::jsonb)
-               RETURNING agent_id""",
+               RETURNING agent_id, ping_key""",
             (name, validation.text(agent_type, "agent type", max_len=100, required=True),
              validation.text(host, "host", max_len=255), period_s, grace_s, pid,
              validation.text(pidfile, "pidfile", max_len=4096), validation.text(match, "match pattern", max_len=1000),
              token_hash(token), doc),
         )
-        agent_id = cur.fetchone()[0]
-        return agent_id, ensure_login(cur, agent_id, token)
+        agent_id, ping_key = cur.fetchone()
+        return agent_id, ping_key, ensure_login(cur, agent_id, token)
 
-    agent_id, login = db.transaction(work)
-    return Registration(agent_id, name, token, login)
+    agent_id, ping_key, login = db.transaction(work)
+    return Registration(agent_id, name, token, login, ping_key)
 
 
 def list_agents(db: Database) -> list[dict[str, Any]]:
@@ -160,11 +161,13 @@ def rotate_token(db: Database, name: str) -> str:
 
 
 def revoke_token(db: Database, name: str) -> None:
-    """The agent can no longer act, nor log in with its own login."""
+    """The agent can no longer act, nor log in with its own login; its ping key is replaced too,
+    so an old ping URL stops working (`agents ping-url` shows the new one)."""
     name = validation.name(name)
 
     def work(cur):
-        cur.execute("UPDATE fleet.agents SET token_hash = NULL, updated_at = now() WHERE name = %s RETURNING db_login",
+        cur.execute("UPDATE fleet.agents SET token_hash = NULL, ping_key = DEFAULT, updated_at = now() "
+                    "WHERE name = %s RETURNING db_login",
                     (name,))
         row = cur.fetchone()
         if row is None:

@@ -27,10 +27,15 @@ AGENT_FUNCTIONS = (
     "ensure_current_partitions",
 )
 
+# The HTTP API server's login may execute the agent functions and the pings it authenticates by
+# key, nothing else (sql/functions/apply_security.sql grants the same list). It is never an
+# operator, so every request it serves carries a ping key or an agent token and meets the limits.
+API_FUNCTIONS = (*AGENT_FUNCTIONS, "record_pings")
+
 
 @dataclass(frozen=True)
 class Roles:
-    """Names of the owner (holds the schema), pipeline (Dagster jobs) and agent (login) roles."""
+    """Names of the owner (holds the schema), pipeline (Dagster jobs), agent and API (logins) roles."""
 
     prefix: str
 
@@ -45,6 +50,11 @@ class Roles:
     @property
     def agent(self) -> str:
         return f"{self.prefix}_agent"
+
+    @property
+    def api(self) -> str:
+        """The HTTP API server's login (agents_pipeline.api): API_FUNCTIONS and nothing else."""
+        return f"{self.prefix}_api"
 
     @property
     def signaller(self) -> str:

@@ -15,6 +15,9 @@ SSLMODE = "AGENTS_PIPELINE_SSLMODE"
 SSLROOTCERT = "AGENTS_PIPELINE_SSLROOTCERT"
 SSLCERT = "AGENTS_PIPELINE_SSLCERT"
 SSLKEY = "AGENTS_PIPELINE_SSLKEY"
+API_URL = "AGENTS_PIPELINE_API_URL"                    # where agents reach the HTTP API (ping URLs)
+API_DATABASE_URL = "AGENTS_PIPELINE_API_DATABASE_URL"  # the API server's own login (<prefix>_api)
+DEFAULT_API_URL = "http://127.0.0.1:3001"
 
 # The project directory: the parent of the package (a clone, or an editable install).
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -56,3 +59,8 @@ def ssl_params() -> dict[str, str]:
     """libpq TLS settings from the environment; empty for the local default."""
     names = {"sslmode": SSLMODE, "sslrootcert": SSLROOTCERT, "sslcert": SSLCERT, "sslkey": SSLKEY}
     return {key: os.environ[env] for key, env in names.items() if os.environ.get(env)}
+
+
+def api_url() -> str:
+    """The HTTP API's base URL as agents reach it (behind a proxy: the proxy's), no trailing slash."""
+    return (os.environ.get(API_URL, "").strip() or DEFAULT_API_URL).rstrip("/")

@@ -1,4 +1,5 @@
-"""`agents-pipeline dev` (what `make run` ends in) serves the UI and stops cleanly on Ctrl-C;
+"""`agents-pipeline dev` (what `make run` ends in) serves the UI and the agent API and stops both
+cleanly on Ctrl-C;
 `agents-pipeline db env` prints what a Dagster command run by hand needs."""
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ def test_dev_serves_ui_and_stops_on_sigint_even_when_started_with_ampersand(db_e
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
-    port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "AGENTS_PIPELINE_UI_PORT": str(port)}
+    port, api_port = free_port(), free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "AGENTS_PIPELINE_UI_PORT": str(port),
+           "AGENTS_PIPELINE_API_PORT": str(api_port)}
     exe = Path(sys.executable).with_name("agents-pipeline")
     # `sh -c '... & wait'` reproduces a script starting it in the background (SIGINT ignored).
     shell = subprocess.Popen(["sh", "-c", f"'{exe}' dev & wait"], env=env, start_new_session=True,
@@ -50,6 +52,8 @@ def test_dev_serves_ui_and_stops_on_sigint_even_when_started_with_ampersand(db_e
             except OSError:
                 time.sleep(1)
         assert status == 200, "dagster dev did not serve the UI within 90 s"
+        health = urllib.request.urlopen(f"http://127.0.0.1:{api_port}/healthz", timeout=5)
+        assert health.status == 200, "the agent API is not served beside the UI"
         dev = subprocess.run(["pgrep", "-f", f"{exe} dev"], capture_output=True, text=True).stdout.split()
         assert dev, "agents-pipeline dev process not found"
         os.kill(int(dev[0]), signal.SIGINT)
@@ -59,10 +63,13 @@ def test_dev_serves_ui_and_stops_on_sigint_even_when_started_with_ampersand(db_e
         assert shell.poll() is not None, "agents-pipeline dev did not exit after SIGINT"
         leftovers = subprocess.run(["pgrep", "-f", "--", f"-p {port}"], capture_output=True, text=True).stdout.split()
         assert leftovers == []
+        api_left = subprocess.run(["pgrep", "-f", "--", f"--port {api_port}"], capture_output=True, text=True).stdout
+        assert api_left.split() == [], "the agent API outlived Ctrl-C"
     finally:
         if _alive(shell.pid):
             os.killpg(shell.pid, signal.SIGKILL)
         subprocess.run(["pkill", "-KILL", "-f", "--", f"-p {port}"], check=False)
+        subprocess.run(["pkill", "-KILL", "-f", "--", f"--port {api_port}"], check=False)
 
 
 def test_dev_without_a_database_says_what_to_do_before_starting_dagster(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -11,11 +11,14 @@ DECLARE
     v_pipeline constant text := '@ROLE_PREFIX@_pipeline';
     v_agent constant text := '@ROLE_PREFIX@_agent';
     v_signaller constant text := '@ROLE_PREFIX@_signaller';
+    v_api constant text := '@ROLE_PREFIX@_api';
     v_super boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
     v_agent_functions constant text[] := ARRAY[
         'record_heartbeats', 'kv_get', 'kv_set', 'send_message', 'claim_messages', 'ack_message',
         'record_conversation', 'report_metrics', 'submit_help_request', 'get_help_request',
         'ensure_current_partitions'];
+    -- The HTTP API's login: the agent functions, and the pings it authenticates by key.
+    v_api_functions constant text[] := v_agent_functions || ARRAY['record_pings'];
     o record;
 BEGIN
     PERFORM fleet.ensure_roles();
@@ -72,8 +75,10 @@ BEGIN
     EXECUTE 'REVOKE ALL ON ALL ROUTINES IN SCHEMA fleet FROM PUBLIC';
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA fleet FROM %I', v_agent);
     EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA fleet FROM %I', v_agent);
+    EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA fleet FROM %I', v_api);
+    EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA fleet FROM %I', v_api);
 
-    EXECUTE format('GRANT USAGE ON SCHEMA fleet TO %I, %I', v_pipeline, v_agent);
+    EXECUTE format('GRANT USAGE ON SCHEMA fleet TO %I, %I, %I', v_pipeline, v_agent, v_api);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA fleet TO %I', v_pipeline);
     EXECUTE format('GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA fleet TO %I', v_pipeline);
     EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA fleet TO %I', v_pipeline);
@@ -84,13 +89,19 @@ BEGIN
     LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', o.fn, v_agent);
     END LOOP;
+    FOR o IN
+        SELECT p.oid::regprocedure AS fn FROM pg_proc p
+        WHERE p.pronamespace = 'fleet'::regnamespace AND p.proname = ANY (v_api_functions)
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', o.fn, v_api);
+    END LOOP;
 
     -- Agents may not end sessions, even their own kind's: only the pipeline runs the check.
     IF to_regprocedure('fleet.end_agent_session(integer)') IS NOT NULL THEN
         IF to_regrole(v_signaller) IS NOT NULL THEN
             EXECUTE format('ALTER FUNCTION fleet.end_agent_session(integer) OWNER TO %I', v_signaller);
         END IF;
-        EXECUTE format('REVOKE ALL ON FUNCTION fleet.end_agent_session(integer) FROM PUBLIC, %I', v_agent);
+        EXECUTE format('REVOKE ALL ON FUNCTION fleet.end_agent_session(integer) FROM PUBLIC, %I, %I', v_agent, v_api);
         EXECUTE format('GRANT EXECUTE ON FUNCTION fleet.end_agent_session(integer) TO %I', v_pipeline);
         IF to_regrole(v_signaller) IS NOT NULL THEN
             EXECUTE format('GRANT USAGE ON SCHEMA fleet TO %I', v_signaller);
@@ -142,7 +153,7 @@ BEGIN
     EXECUTE 'REVOKE CREATE ON SCHEMA public FROM PUBLIC';
     EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
     EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I, %I', current_database(), v_owner, v_pipeline);
-    EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), v_agent);
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I, %I', current_database(), v_agent, v_api);
 END;
 $$;
 

@@ -1,7 +1,9 @@
 -- Creates the roles that are missing and configures the agent login: owner, pipeline, agent
--- (see sql/0010_roles.sql for what each may do) and signaller (ends agent sessions that hold an
--- agent row locked too long, through fleet.end_agent_session alone). A function so that
--- apply_security() can run it again after a restore onto another server.
+-- (see sql/0010_roles.sql for what each may do), signaller (ends agent sessions that hold an
+-- agent row locked too long, through fleet.end_agent_session alone) and api (the HTTP API
+-- server's login: the agent functions and fleet.record_pings, nothing else; every request it
+-- serves carries a ping key or an agent token). A function so that apply_security() can run it
+-- again after a restore onto another server.
 --
 -- History: sql/0010 (first version). This file is the one home from here on.
 CREATE OR REPLACE FUNCTION fleet.ensure_roles() RETURNS void
@@ -19,6 +21,10 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '@ROLE_PREFIX@_agent') THEN
         -- No password yet: `agents-pipeline db grant-agent` sets one (as a SCRAM verifier).
         CREATE ROLE @ROLE_PREFIX@_agent LOGIN NOINHERIT;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '@ROLE_PREFIX@_api') THEN
+        -- A member of no role: its grants are its own (apply_security). Never an operator.
+        CREATE ROLE @ROLE_PREFIX@_api LOGIN NOINHERIT;
     END IF;
     -- The one role allowed to end backends, and only through fleet.end_agent_session, which
     -- it owns. Granting pg_signal_backend needs a superuser; without one, held agent rows are
@@ -40,6 +46,9 @@ BEGIN
         ALTER ROLE @ROLE_PREFIX@_agent SET statement_timeout = '60s';
         ALTER ROLE @ROLE_PREFIX@_agent SET idle_in_transaction_session_timeout = '60s';
         ALTER ROLE @ROLE_PREFIX@_agent SET lock_timeout = '10s';
+        ALTER ROLE @ROLE_PREFIX@_api SET statement_timeout = '60s';
+        ALTER ROLE @ROLE_PREFIX@_api SET idle_in_transaction_session_timeout = '60s';
+        ALTER ROLE @ROLE_PREFIX@_api SET lock_timeout = '10s';
     EXCEPTION WHEN insufficient_privilege THEN
         RAISE WARNING 'no CREATEROLE: the agent login''s timeouts were not set; see docs/security.md';
     END;
@@ -57,6 +66,14 @@ BEGIN
         ALTER ROLE @ROLE_PREFIX@_agent SET log_min_duration_statement = -1;
         -- A query that sorts or hashes without end must not fill the server's disk.
         ALTER ROLE @ROLE_PREFIX@_agent SET temp_file_limit = '256MB';
+        -- The API's statements carry token proofs (bearer batches) and ping-key hashes for many
+        -- agents: the same settings keep them out of pg_stat_activity and the server log.
+        ALTER ROLE @ROLE_PREFIX@_api NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+        ALTER ROLE @ROLE_PREFIX@_api SET track_activities = off;
+        ALTER ROLE @ROLE_PREFIX@_api SET log_statement = 'none';
+        ALTER ROLE @ROLE_PREFIX@_api SET log_min_error_statement = 'panic';
+        ALTER ROLE @ROLE_PREFIX@_api SET log_min_duration_statement = -1;
+        ALTER ROLE @ROLE_PREFIX@_api SET temp_file_limit = '256MB';
     ELSIF NOT EXISTS (SELECT 1 FROM pg_db_role_setting
                       WHERE setrole = '@ROLE_PREFIX@_agent'::regrole AND setdatabase = 0
                         AND 'track_activities=off' = ANY (setconfig)) THEN

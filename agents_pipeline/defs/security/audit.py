@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents_pipeline.core.connection import Database
-from agents_pipeline.core.roles import AGENT_FUNCTIONS, Roles, roles
+from agents_pipeline.core.roles import AGENT_FUNCTIONS, API_FUNCTIONS, Roles, roles
 
 # System catalogs are visible to every login by design and never count as a finding.
 _RELATIONS = """
@@ -90,57 +90,68 @@ class Finding:
         return f"{self.role}: {self.problem}"
 
 
+def _login_findings(cur, role: str, allowed_functions: tuple[str, ...], caller: str, attrs: tuple) -> list[Finding]:
+    """What a narrow login (the agents' or the HTTP API's) may do beyond its allow-list."""
+    out: list[Finding] = []
+    if any(attrs):
+        out.append(Finding(role, "has SUPERUSER, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS"))
+    cur.execute("SELECT m.roleid::regrole::text FROM pg_auth_members m WHERE m.member = %s::regrole", (role,))
+    out += [Finding(role, f"is a member of role {r}") for (r,) in cur.fetchall()]
+    cur.execute(_RELATIONS, {"role": role})
+    out += [Finding(role, f"has privileges on {r}") for (r,) in cur.fetchall()]
+    cur.execute(_EXECUTABLE, {"role": role})
+    allowed = {("fleet", f) for f in allowed_functions}
+    executable = cur.fetchall()
+    out += [Finding(role, f"may execute {sig}") for schema, name, sig in executable if (schema, name) not in allowed]
+    granted = {(schema, name) for schema, name, _ in executable}
+    out += [Finding(role, f"may not execute fleet.{f}, which {caller} needs")
+            for f in allowed_functions if ("fleet", f) not in granted]
+    cur.execute(_CREATE_SCHEMAS, {"role": role})
+    out += [Finding(role, f"may CREATE in schema {s}") for (s,) in cur.fetchall()]
+    cur.execute("SELECT has_database_privilege(%s, current_database(), 'CREATE'), "
+                "has_database_privilege(%s, current_database(), 'TEMPORARY')", (role, role))
+    create_db, temp = cur.fetchone()
+    if create_db:
+        out.append(Finding(role, "may CREATE schemas in this database"))
+    if temp:
+        out.append(Finding(role, "may create temporary tables (run `agents-pipeline db grant-agent`)"))
+    cur.execute("SELECT setconfig FROM pg_db_role_setting WHERE setrole = %s::regrole AND setdatabase = 0",
+                (role,))
+    settings = {s for row in cur.fetchall() for s in (row[0] or [])}
+    if "track_activities=off" not in settings:
+        out.append(Finding(role, "track_activities is on: agents can read each other's tokens in "
+                                 "pg_stat_activity (a superuser must set it off, see docs/security.md)"))
+    if "temp_file_limit" not in {s.split("=", 1)[0] for s in settings}:
+        out.append(Finding(role, "has no temp_file_limit: one query can fill the server's disk "
+                                 "(a superuser must set it, see docs/security.md)"))
+    cur.execute("SELECT has_function_privilege(%s, 'pg_catalog.pg_advisory_lock(bigint)', 'EXECUTE')", (role,))
+    if cur.fetchone()[0]:
+        out.append(Finding(role, "may take advisory locks and so stall `db migrate` and archival "
+                                 "(a superuser must run `agents-pipeline db grant-agent`, see docs/security.md)"))
+    return out
+
+
 def audit(db: Database, names: Roles | None = None) -> list[Finding]:
     """Every deviation from the design; an empty list means the roles are as intended."""
     names = names or roles()
 
     def work(cur) -> list[Finding]:
+        # The API's login is part of the design from the schema that serves the API (0013) on.
+        cur.execute("SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'record_pings' "
+                    "AND pronamespace = 'fleet'::regnamespace)")
+        with_api = cur.fetchone()[0]
+        wanted = (names.owner, names.pipeline, names.agent, *([names.api] if with_api else []))
         cur.execute("SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, "
-                    "rolcanlogin FROM pg_roles WHERE rolname IN (%s, %s, %s)",
-                    (names.owner, names.pipeline, names.agent))
+                    "rolcanlogin FROM pg_roles WHERE rolname = ANY (%s)", (list(wanted),))
         found = {row[0]: row for row in cur.fetchall()}
-        missing = [r for r in (names.owner, names.pipeline, names.agent) if r not in found]
+        missing = [r for r in wanted if r not in found]
         if missing:
             return [Finding(r, "role does not exist: run `agents-pipeline db migrate`") for r in missing]
-        out: list[Finding] = []
-        agent = names.agent
-        if any(found[agent][1:6]):
-            out.append(Finding(agent, "has SUPERUSER, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS"))
-        cur.execute("SELECT m.roleid::regrole::text FROM pg_auth_members m WHERE m.member = %s::regrole", (agent,))
-        out += [Finding(agent, f"is a member of role {r}") for (r,) in cur.fetchall()]
-        cur.execute(_RELATIONS, {"role": agent})
-        out += [Finding(agent, f"has privileges on {r}") for (r,) in cur.fetchall()]
-        cur.execute(_EXECUTABLE, {"role": agent})
-        allowed = {("fleet", f) for f in AGENT_FUNCTIONS}
-        executable = cur.fetchall()
-        out += [Finding(agent, f"may execute {sig}") for schema, name, sig in executable if (schema, name) not in allowed]
-        granted = {(schema, name) for schema, name, _ in executable}
-        out += [Finding(agent, f"may not execute fleet.{f}, which SharedState needs")
-                for f in AGENT_FUNCTIONS if ("fleet", f) not in granted]
-        cur.execute(_CREATE_SCHEMAS, {"role": agent})
-        out += [Finding(agent, f"may CREATE in schema {s}") for (s,) in cur.fetchall()]
-        cur.execute("SELECT has_database_privilege(%s, current_database(), 'CREATE'), "
-                    "has_database_privilege(%s, current_database(), 'TEMPORARY')", (agent, agent))
-        create_db, temp = cur.fetchone()
-        if create_db:
-            out.append(Finding(agent, "may CREATE schemas in this database"))
-        if temp:
-            out.append(Finding(agent, "may create temporary tables (run `agents-pipeline db grant-agent`)"))
-        cur.execute("SELECT setconfig FROM pg_db_role_setting WHERE setrole = %s::regrole AND setdatabase = 0",
-                    (agent,))
-        settings = {s for row in cur.fetchall() for s in (row[0] or [])}
-        if "track_activities=off" not in settings:
-            out.append(Finding(agent, "track_activities is on: agents can read each other's tokens in "
-                                      "pg_stat_activity (a superuser must set it off, see docs/security.md)"))
+        out = _login_findings(cur, names.agent, AGENT_FUNCTIONS, "SharedState", found[names.agent][1:6])
+        if with_api:
+            out += _login_findings(cur, names.api, API_FUNCTIONS, "the HTTP API", found[names.api][1:6])
         cur.execute(_PUBLIC_FUNCTIONS)
         out += [Finding("PUBLIC", f"may execute {sig}") for (sig,) in cur.fetchall()]
-        if "temp_file_limit" not in {s.split("=", 1)[0] for s in settings}:
-            out.append(Finding(agent, "has no temp_file_limit: one query can fill the server's disk "
-                                      "(a superuser must set it, see docs/security.md)"))
-        cur.execute("SELECT has_function_privilege(%s, 'pg_catalog.pg_advisory_lock(bigint)', 'EXECUTE')", (agent,))
-        if cur.fetchone()[0]:
-            out.append(Finding(agent, "may take advisory locks and so stall `db migrate` and archival "
-                                      "(a superuser must run `agents-pipeline db grant-agent`, see docs/security.md)"))
         cur.execute(_NOT_OWNED, {"owner": names.owner, "signaller": names.signaller})
         out += [Finding(names.owner, f"does not own {what}") for (what,) in cur.fetchall()]
         cur.execute(_DEFINER_WITHOUT_PATH)
