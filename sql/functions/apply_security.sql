@@ -15,7 +15,8 @@ DECLARE
     v_agent_functions constant text[] := ARRAY[
         'record_heartbeats', 'kv_get', 'kv_set', 'send_message', 'claim_messages', 'ack_message',
         'record_conversation', 'report_metrics', 'submit_help_request', 'get_help_request',
-        'ensure_current_partitions'];
+        'ensure_current_partitions', 'submit_task', 'claim_tasks', 'complete_task', 'fail_task',
+        'extend_task', 'get_task'];
     o record;
 BEGIN
     PERFORM fleet.ensure_roles();

@@ -7,7 +7,9 @@
 -- only the rows of agents whose proof matched are locked, so a caller naming every agent with
 -- bad tokens locks nothing of theirs. A busy row (its own agent's other session, an evaluation
 -- writing it) is waited for within the function's lock_timeout (steps 1 and 2 say how a timeout
--- ends). The caps hold here, whatever the client checked.
+-- ends). The caps hold here, whatever the client checked. A signal (not a 'log' line) also
+-- renews the leases of the tasks the agent holds (sql/0014), by the holder index: one probe for
+-- an agent that holds none.
 DROP FUNCTION IF EXISTS fleet.record_heartbeats(text[], text[], text[], timestamptz[], text[], jsonb[]);
 DROP FUNCTION IF EXISTS fleet.record_heartbeats(text[], bytea[], text[], timestamptz[], text[], jsonb[]);
 
@@ -144,6 +146,10 @@ BEGIN
             hb_refill_at = CASE WHEN p.avail IS NULL THEN a.hb_refill_at ELSE now() END
         FROM per_agent p
         WHERE a.agent_id = p.aid AND p.n_taken > 0
+    ), renewed AS (       -- a live agent's heartbeat renews the leases of the tasks it holds
+        UPDATE tasks t SET lease_until = now() + t.lease
+        WHERE t.claimed_by = ANY (ARRAY(SELECT p.aid FROM per_agent p WHERE p.n_signals > 0))
+          AND t.state = 'claimed'
     ), counted AS (
         INSERT INTO rate_buckets AS b (agent_id, kind, tokens, refused_total, last_refused_at, throttled_since)
         SELECT p.aid, 'heartbeats', 0, p.n_refused, now(), now() FROM per_agent p WHERE p.n_refused > 0
