@@ -10,6 +10,10 @@ import signal
 import time
 from collections import Counter
 
+import psycopg2
+
+from agents_pipeline.core.dsn import connect_kwargs
+from agents_pipeline.core.registry import token_proof
 from agents_pipeline_tests.coordination import workers
 from agents_pipeline_tests.coordination.conftest import Fleet
 
@@ -76,3 +80,45 @@ def test_a_sigkilled_workers_tasks_go_to_another_agent_when_its_agent_is_marked_
         rescuer.complete(task, {"page": task.payload["page"], "by": "rescuer"})
     assert fleet.sql("""SELECT t.state, a.name FROM fleet.tasks t JOIN fleet.agents a ON a.agent_id = t.claimed_by
                         ORDER BY t.task_id""") == [("done", "rescuer")] * 3
+
+
+def test_the_health_evaluation_never_waits_on_task_rows_an_agent_holds(fleet: Fleet) -> None:
+    """Guards the evaluator's rule (it must never wait on an agent) on the task path: a down
+    agent's session holds one task row locked and is opening its kind's dead-letter alert. The
+    evaluation skips the held row, gives up on the alert after 200 ms, releases the rest, and
+    releases the held task once the hold ends."""
+    producer = fleet.agent("producer")
+    url, token = fleet.register("holder", period_s=1, grace_s=0)
+    holder = fleet.agent("holder")
+    holder.heartbeat()
+    poisoned, doomed = (producer.submit_task("k", max_attempts=1) for _ in range(2))
+    kept = producer.submit_task("other")
+    tasks = {t.task_id: t for t in holder.claim_tasks(None, 3, 600)}
+    session = psycopg2.connect(**connect_kwargs(url), options=f"-c agents_pipeline.proof={token_proof(token).hex()}")
+    evaluator = psycopg2.connect(**connect_kwargs(fleet.db_url))
+    try:
+        with session.cursor() as cur:          # left open: row locks on `poisoned` and `kept`, an alert half made
+            cur.execute("SELECT fleet.fail_task('holder', NULL, %s, %s::uuid, 'bad input', NULL, false)",
+                        (poisoned, tasks[poisoned].attempt_id))
+            assert cur.fetchone() == ("dead",)
+            cur.execute("SELECT * FROM fleet.extend_task('holder', NULL, %s, %s::uuid, NULL)",
+                        (kept, tasks[kept].attempt_id))
+        with evaluator, evaluator.cursor() as cur:
+            cur.execute("SET LOCAL statement_timeout = '10s'")
+            started = time.monotonic()
+            cur.execute("SELECT name FROM fleet.evaluate_health(now() + interval '5 seconds', ARRAY['log'])")
+            assert cur.fetchall() == [("holder",)]
+            assert time.monotonic() - started < 2
+        assert fleet.sql("SELECT task_id, state FROM fleet.tasks ORDER BY task_id") == [
+            (poisoned, "claimed"), (doomed, "dead"), (kept, "claimed")]   # the session's changes are not committed
+        assert fleet.sql("SELECT count(*) FROM fleet.alerts WHERE kind = 'task_dead'") == [(0,)]
+        session.rollback()
+        with evaluator, evaluator.cursor() as cur:
+            cur.execute("SELECT count(*) FROM fleet.evaluate_health(now() + interval '6 seconds', ARRAY['log'])")
+    finally:
+        session.close()
+        evaluator.close()
+    assert fleet.sql("SELECT task_id, state FROM fleet.tasks ORDER BY task_id") == [
+        (poisoned, "dead"), (doomed, "dead"), (kept, "ready")]
+    assert fleet.sql("SELECT alert_key FROM fleet.alerts WHERE kind = 'task_dead' AND resolved_at IS NULL") == [
+        ("task_dead:k",)]
