@@ -34,6 +34,7 @@ CREATE TABLE fleet.tasks (
     claimed_at   timestamptz,
     lease        interval,                            -- what the holder asked for; heartbeats renew it
     lease_until  timestamptz,
+    renew_at     timestamptz,                         -- half the lease gone: the holder's next heartbeat renews it
     result       jsonb,                               -- at most 256 KiB
     last_error   text,                                -- at most 8 KiB
     failed_at    timestamptz,                         -- the latest failed or released attempt
@@ -46,8 +47,9 @@ CREATE TABLE fleet.tasks (
 CREATE INDEX tasks_ready_idx ON fleet.tasks (priority DESC, task_id) WHERE state = 'ready';
 -- Expired leases (released by the next claim), stuck tasks (the task_queue check).
 CREATE INDEX tasks_lease_idx ON fleet.tasks (lease_until) WHERE state = 'claimed';
--- A holder's tasks: renewed by its heartbeats, released when the health evaluation marks it down.
-CREATE INDEX tasks_holder_idx ON fleet.tasks (claimed_by) WHERE state = 'claimed';
+-- A holder's tasks: renewed by its heartbeats (renew_at in the index, so a heartbeat whose
+-- agent's leases are all fresh reads no task row), released when the health evaluation marks it down.
+CREATE INDEX tasks_holder_idx ON fleet.tasks (claimed_by, renew_at) WHERE state = 'claimed';
 CREATE UNIQUE INDEX tasks_dedupe_idx ON fleet.tasks (submitted_by, dedupe_key) WHERE dedupe_key IS NOT NULL;
 -- The queue report: throughput, failures and dead letters per kind without reading every done task.
 CREATE INDEX tasks_finished_idx ON fleet.tasks (finished_at) WHERE state = 'done';

@@ -141,11 +141,20 @@ def test_heartbeats_renew_the_leases_their_agent_holds(fleet: Fleet) -> None:
     producer, worker = fleet.agent("producer"), fleet.agent("worker")
     held, other = producer.submit_task("long"), producer.submit_task("long")
     (task,) = worker.claim_tasks(None, 1, lease_s=120)
-    fleet.sql("UPDATE fleet.tasks SET lease_until = now() + interval '5 seconds' WHERE task_id = %s", (held,))
-    worker.heartbeat(kind="log", message="a log line is no sign of life")
-    assert float(_row(fleet, held, "extract(epoch FROM lease_until - now())")[0]) < 6
+
+    def left_s() -> float:
+        return float(_row(fleet, held, "extract(epoch FROM lease_until - now())")[0])
+
+    fleet.sql("UPDATE fleet.tasks SET lease_until = now() + interval '70 seconds', renew_at = now() + interval '10 seconds' "
+              "WHERE task_id = %s", (held,))
     worker.heartbeat()
-    assert float(_row(fleet, held, "extract(epoch FROM lease_until - now())")[0]) > 110
+    assert 60 < left_s() < 70            # more than half a lease left: no write
+    fleet.sql("UPDATE fleet.tasks SET lease_until = now() + interval '5 seconds', renew_at = now() - interval '55 seconds' "
+              "WHERE task_id = %s", (held,))
+    worker.heartbeat(kind="log", message="a log line is no sign of life")
+    assert left_s() < 6
+    worker.heartbeat()
+    assert left_s() > 110
     assert _row(fleet, other, "state, lease_until") == ("ready", None)
     assert task.task_id == held
     assert worker.extend(task, lease_s=600) > datetime.now(UTC) + timedelta(seconds=590)
@@ -267,3 +276,22 @@ def test_an_agent_can_neither_complete_nor_read_another_agents_task(fleet: Fleet
             cur.execute("SELECT * FROM fleet.get_task('holder', %s, %s)", (token_proof(token), task_id))
     finally:
         conn.close()
+
+
+def test_an_operator_grants_and_clears_capabilities_from_the_command_line(fleet: Fleet, db_env: str, capsys) -> None:
+    from agents_pipeline.cli.main import main
+
+    worker = fleet.agent("worker")
+    assert main(["agents", "capabilities", "worker", "summarise", "render", "summarise"]) == 0
+    assert capsys.readouterr().out.strip() == "worker: may claim tasks needing render, summarise"
+    assert worker.claim_tasks(["render"], 1) == []
+    assert main(["agents", "capabilities", "worker"]) == 0
+    assert "render, summarise" in capsys.readouterr().out
+    assert main(["agents", "capabilities", "worker", "bad cap"]) == 1
+    assert "capability must be 1 to 200 letters" in capsys.readouterr().err
+    assert main(["agents", "capabilities", "worker", "--clear"]) == 0
+    assert capsys.readouterr().out.strip() == "worker: may claim tasks needing no capability"
+    with pytest.raises(AuthError):
+        worker.claim_tasks(["render"], 1)
+    assert main(["agents", "capabilities", "nobody", "x"]) == 1
+    assert "unknown agent 'nobody'" in capsys.readouterr().err

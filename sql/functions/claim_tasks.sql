@@ -71,7 +71,7 @@ BEGIN
     ), claimed AS (
         UPDATE tasks t
         SET state = 'claimed', claimed_by = v_me, attempt_id = gen_random_uuid(), attempts = t.attempts + 1,
-            claimed_at = now(), lease = p_lease, lease_until = now() + p_lease
+            claimed_at = now(), lease = p_lease, lease_until = now() + p_lease, renew_at = now() + p_lease / 2
         FROM picked p
         WHERE t.task_id = p.task_id
         RETURNING t.*

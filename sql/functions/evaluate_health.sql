@@ -145,12 +145,14 @@ BEGIN
     -- 1c. Tasks held by agents that are down (now, or before, when a held task row was skipped)
     -- are released at once, the attempt counted, rather than at lease expiry; rows an agent
     -- session holds are skipped (fleet.release_tasks). One index probe while no task is claimed;
-    -- otherwise the down agents, then their tasks by the holder index.
+    -- otherwise the down agents (agents_status_idx), then each one's tasks by the holder index
+    -- (OFFSET 0 keeps that a lookup per down agent, never a scan of every claimed task).
     IF EXISTS (SELECT 1 FROM tasks t WHERE t.state = 'claimed') THEN
-        PERFORM fleet.release_tasks(array_agg(t.task_id), array_agg(t.attempt_id), 'released: its agent was marked down')
-        FROM tasks t
-        WHERE t.state = 'claimed'
-          AND t.claimed_by = ANY (ARRAY(SELECT a.agent_id FROM agents a WHERE a.status = 'down'))
+        PERFORM fleet.release_tasks(array_agg(h.task_id), array_agg(h.attempt_id), 'released: its agent was marked down')
+        FROM agents a
+        CROSS JOIN LATERAL (SELECT t.task_id, t.attempt_id FROM tasks t
+                            WHERE t.claimed_by = a.agent_id AND t.state = 'claimed' OFFSET 0) h
+        WHERE a.status = 'down'
         HAVING count(*) > 0;
     END IF;
 

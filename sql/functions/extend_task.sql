@@ -25,7 +25,8 @@ BEGIN
         RETURN;
     END IF;
     UPDATE tasks t
-    SET lease_until = now() + coalesce(p_lease, t.lease), lease = coalesce(p_lease, t.lease)
+    SET lease_until = now() + coalesce(p_lease, t.lease), lease = coalesce(p_lease, t.lease),
+        renew_at = now() + coalesce(p_lease, t.lease) / 2
     WHERE t.task_id = p_task_id AND t.attempt_id = p_attempt_id AND t.claimed_by = v_me AND t.state = 'claimed'
     RETURNING t.lease_until INTO v_until;
     RETURN QUERY SELECT v_until, NULL::double precision;

@@ -8,8 +8,8 @@
 -- bad tokens locks nothing of theirs. A busy row (its own agent's other session, an evaluation
 -- writing it) is waited for within the function's lock_timeout (steps 1 and 2 say how a timeout
 -- ends). The caps hold here, whatever the client checked. A signal (not a 'log' line) also
--- renews the leases of the tasks the agent holds (sql/0014), by the holder index: one probe for
--- an agent that holds none.
+-- renews the leases of the tasks the agent holds (sql/0014, step 3) once half a lease has passed:
+-- one probe of the holder index for an agent that holds none, no write while its leases are fresh.
 DROP FUNCTION IF EXISTS fleet.record_heartbeats(text[], text[], text[], timestamptz[], text[], jsonb[]);
 DROP FUNCTION IF EXISTS fleet.record_heartbeats(text[], bytea[], text[], timestamptz[], text[], jsonb[]);
 
@@ -37,6 +37,7 @@ DECLARE
     v_locked bigint[];
     v_wanted bigint[];
     v_distinct bigint;
+    v_renew boolean;                -- some task of these agents has less than half its lease left
 BEGIN
     IF v_n > 5000 THEN
         RAISE EXCEPTION 'a heartbeat batch holds at most 5000 items, got %', v_n USING ERRCODE = 'program_limit_exceeded';
@@ -58,7 +59,10 @@ BEGIN
         WHERE ((v_operator AND coalesce(i.proof, v_session) IS NULL)
                OR a.token_hash = fleet.token_hash(coalesce(i.proof, v_session)))
           AND (NOT v_own_login OR a.db_login = session_user))
-    SELECT coalesce(array_agg(x.agent_id), '{}') INTO v_wanted FROM authenticated x;
+    SELECT coalesce(array_agg(x.agent_id), '{}'),
+           coalesce(bool_or(EXISTS (SELECT 1 FROM tasks t WHERE t.claimed_by = x.agent_id AND t.state = 'claimed'
+                                                         AND t.renew_at < now())), false)
+    INTO v_wanted, v_renew FROM authenticated x;
     IF v_distinct = 1 THEN
         PERFORM 1 FROM agents a WHERE a.agent_id = ANY (v_wanted) FOR NO KEY UPDATE;
         v_locked := v_wanted;
@@ -146,10 +150,6 @@ BEGIN
             hb_refill_at = CASE WHEN p.avail IS NULL THEN a.hb_refill_at ELSE now() END
         FROM per_agent p
         WHERE a.agent_id = p.aid AND p.n_taken > 0
-    ), renewed AS (       -- a live agent's heartbeat renews the leases of the tasks it holds
-        UPDATE tasks t SET lease_until = now() + t.lease
-        WHERE t.claimed_by = ANY (ARRAY(SELECT p.aid FROM per_agent p WHERE p.n_signals > 0))
-          AND t.state = 'claimed'
     ), counted AS (
         INSERT INTO rate_buckets AS b (agent_id, kind, tokens, refused_total, last_refused_at, throttled_since)
         SELECT p.aid, 'heartbeats', 0, p.n_refused, now(), now() FROM per_agent p WHERE p.n_refused > 0
@@ -167,5 +167,17 @@ BEGIN
                 WHEN j.refused THEN (j.rn - j.avail) / j.rate END
     FROM judged j
     ORDER BY j.ord;
+
+    -- 3. A live agent's heartbeat renews the leases of the tasks it holds once less than half of
+    -- a lease is left: a write per task every half lease, not per heartbeat. The agents whose
+    -- signal (not a 'log' line) was stored are those whose last_seen is now(). Step 1 probed the
+    -- holder index on (claimed_by, renew_at) (v_renew), reading no task row while the agent's
+    -- leases are fresh, so a batch whose agents hold no such task runs nothing more here.
+    IF v_renew THEN
+        UPDATE tasks t SET lease_until = now() + t.lease, renew_at = now() + t.lease / 2
+        FROM agents a
+        WHERE a.agent_id = ANY (v_locked) AND a.last_seen = now() AND t.claimed_by = a.agent_id
+          AND t.state = 'claimed' AND t.renew_at < now();
+    END IF;
 END;
 $$;
