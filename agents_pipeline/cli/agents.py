@@ -20,6 +20,7 @@ def _status_rows(rows: list[dict]) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     from agents_pipeline.cli.database import database
     from agents_pipeline.core import ping_keys, registry
+    from agents_pipeline.core.errors import ValidationError
     from agents_pipeline.core.shared_state import SharedState
 
     if args.command == "heartbeat":
@@ -85,6 +86,14 @@ def run(args: argparse.Namespace) -> int:
         elif action == "revoke-keys":
             registry.revoke_keys(db, args.name, args.prefix)
             print(f"{args.name}: no longer has keys under {args.prefix!r}")
+        elif action == "capabilities":
+            if args.capability or args.clear:
+                if args.capability and args.clear:
+                    raise ValidationError("give capabilities or --clear, not both")
+                caps = registry.set_capabilities(db, args.name, args.capability)
+            else:
+                caps = registry.capabilities(db, args.name)
+            print(f"{args.name}: may claim tasks needing {', '.join(caps) if caps else 'no capability'}")
         return 0
     finally:
         db.close()

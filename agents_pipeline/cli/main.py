@@ -79,6 +79,10 @@ def _build() -> argparse.ArgumentParser:
     unkeys = agents.add_parser("revoke-keys", help="take back a shared key prefix from an agent")
     unkeys.add_argument("name")
     unkeys.add_argument("prefix")
+    caps = agents.add_parser("capabilities", help="set the task capabilities an agent may claim (none: show them)")
+    caps.add_argument("name")
+    caps.add_argument("capability", nargs="*")
+    caps.add_argument("--clear", action="store_true", help="take every capability away")
 
     hb = sub.add_parser("heartbeat", help="send a heartbeat for an agent")
     hb.add_argument("name")

@@ -9,17 +9,23 @@ from agents_pipeline.core.errors import (
     AuthError,
     ConfigurationError,
     DatabaseUnavailableError,
+    LeaseLostError,
     NotFoundError,
+    RateLimitedError,
     ValidationError,
 )
 from agents_pipeline.core.shared_state import SharedState
+from agents_pipeline.core.tasks import Task
 
 __all__ = [
     "AgentsPipelineError",
     "AuthError",
     "ConfigurationError",
     "DatabaseUnavailableError",
+    "LeaseLostError",
     "NotFoundError",
+    "RateLimitedError",
     "SharedState",
+    "Task",
     "ValidationError",
 ]

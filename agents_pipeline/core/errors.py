@@ -47,3 +47,9 @@ class RateLimitedError(AgentsPipelineError):
     def __init__(self, message: str, retry_after_s: float | None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class LeaseLostError(NotFoundError):
+    """The task's attempt is no longer this agent's: its lease ran out and another agent claimed it,
+    or its agent was marked down and the task released. Its result must not be reported; the
+    task runs again (or is dead-lettered) under another attempt."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from psycopg2 import sql
 from agents_pipeline.core import validation
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.errors import NotFoundError, ValidationError
+from agents_pipeline.core.tasks import label
 
 TOKEN_PREFIX = "apt_"
 CONNECTION_LIMIT = "AGENTS_PIPELINE_AGENT_CONNECTION_LIMIT"
@@ -199,3 +201,26 @@ def revoke_keys(db: Database, name: str, prefix: str) -> None:
             raise NotFoundError(f"agent {name!r} has no grant on prefix {prefix!r}")
 
     db.transaction(work)
+
+
+def set_capabilities(db: Database, name: str, capabilities: Iterable[str]) -> list[str]:
+    """Replaces the task capabilities agent ``name`` may claim (fleet.claim_tasks refuses any
+    other); returns them, sorted. Empty: only tasks that need no capability."""
+    caps = sorted({label(c, "capability") for c in capabilities})
+    if len(caps) > 100:
+        raise ValidationError(f"an agent has at most 100 capabilities, got {len(caps)}")
+    _update_one(db, name, "UPDATE fleet.agents SET capabilities = %s, updated_at = now() WHERE name = %s", (caps,))
+    return caps
+
+
+def capabilities(db: Database, name: str) -> list[str]:
+    name = validation.name(name)
+
+    def work(cur):
+        cur.execute("SELECT capabilities FROM fleet.agents WHERE name = %s", (name,))
+        return cur.fetchone()
+
+    row = db.transaction(work)
+    if row is None:
+        raise NotFoundError(f"unknown agent {name!r}")
+    return list(row[0])

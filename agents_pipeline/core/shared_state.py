@@ -4,7 +4,8 @@ Every call goes through a ``fleet.*`` function that checks the agent's token, so
 code works under the narrow agent login and under the operator's. The token never leaves the
 process: connections carry its SHA-256 (the proof) as a session setting, never in statement
 text, and the server stores a hash of that. A call the
-server refuses under the agent's rate limit raises RateLimitedError with when to retry.
+server refuses under the agent's rate limit raises RateLimitedError with when to retry. The
+task calls (submit_task, claim_tasks, complete, fail, extend) live in core/tasks.py.
 Imports psycopg2 only.
 """
 
@@ -23,6 +24,7 @@ from agents_pipeline.core.connection import Database
 from agents_pipeline.core.errors import ConflictError, NotFoundError, RateLimitedError, ValidationError
 from agents_pipeline.core.heartbeat_writer import HeartbeatItem, HeartbeatWriter, send_batch
 from agents_pipeline.core.registry import token_proof
+from agents_pipeline.core.tasks import Task, TaskQueue
 
 KINDS = ("ok", "start", "fail", "log")
 PROOF_SETTING = "agents_pipeline.proof"   # read by fleet.session_proof()
@@ -65,7 +67,7 @@ def conversation_run_id(agent: str, conversation_id: str | None, created_at: dat
     return uuid.uuid5(RUN_ID_NAMESPACE, f"{agent}\x1f{conversation_id or ''}\x1f{created_at.isoformat()}\x1f{digest}")
 
 
-class SharedState:
+class SharedState(TaskQueue):
     """Connection-pooled, retrying access to shared state for one agent (or the operator).
 
     ``agent`` and ``token`` are the defaults for calls that act as an agent; the token falls
@@ -137,9 +139,16 @@ class SharedState:
         """A unit of work began: without a success before the grace runs out, it is an overrun."""
         return self.heartbeat(agent, kind="start", message=message)
 
-    def fail(self, agent: str | None = None, message: Any = None) -> datetime:
-        """The agent reports failure: it is marked down at once, with this message."""
-        return self.heartbeat(agent, kind="fail", message=message)
+    def fail(self, target: Task | str | None = None, message: Any = None, retry_in: float | None = None, *,
+             permanent: bool = False) -> datetime | str:
+        """Two failures share this name: ``fail(task, error, retry_in)`` fails one attempt of a
+        claimed task (see fail_task; returns the task's new state), and ``fail(agent, message)``,
+        the older heartbeat signal, reports that the agent itself failed: it is marked down at once."""
+        if isinstance(target, Task):
+            return self.fail_task(target, message, retry_in, permanent=permanent)
+        if retry_in is not None or permanent:
+            raise ValidationError("retry_in and permanent apply to a task: pass the Task that failed")
+        return self.heartbeat(target, kind="fail", message=message)
 
     def heartbeat_many(self, items: Iterable[Mapping[str, Any]]) -> list[datetime | Exception]:
         """The batch path: one statement for many heartbeats (each a mapping with ``agent`` and

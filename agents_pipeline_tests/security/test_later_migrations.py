@@ -11,6 +11,7 @@ import pytest
 from agents_pipeline.core import migrations
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs
+from agents_pipeline.core.roles import AGENT_FUNCTIONS
 from agents_pipeline.defs.security.audit import audit
 from agents_pipeline_tests.security.conftest import role_url
 
@@ -121,8 +122,13 @@ def test_0010_adopts_whatever_earlier_migrations_created(pg_cluster, tmp_path, n
         db = Database(pg_cluster.url(dbname), maxconn=1)
         try:
             db.transaction(lambda cur: cur.execute("SELECT fleet.apply_security()"))  # database-level part
-            # 0010's own apply_security predates the advisory-lock revocation (sql/functions/)
-            assert [str(f) for f in audit(db, names) if "advisory" not in str(f)] == []
+            # 0010's own apply_security predates the advisory-lock revocation (sql/functions/), and
+            # agent functions of later migrations (the tasks of 0014) do not exist here yet
+            present = db.transaction(lambda cur: (cur.execute(
+                "SELECT proname FROM pg_proc WHERE pronamespace = 'fleet'::regnamespace"), cur.fetchall())[1])
+            absent = set(AGENT_FUNCTIONS) - {row[0] for row in present}
+            assert [str(f) for f in audit(db, names) if "advisory" not in str(f)
+                    and not any(f"fleet.{name}," in str(f) for name in absent)] == []
             owners = db.transaction(lambda cur: (cur.execute(
                 "SELECT DISTINCT typowner::regrole::text FROM pg_type WHERE typname IN ('sample_state', 'percent', 'pair')"
                 " UNION SELECT DISTINCT relowner::regrole::text FROM pg_class"

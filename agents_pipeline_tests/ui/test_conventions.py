@@ -8,7 +8,8 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-DOMAIN_GROUPS = {"platform", "heartbeats", "performance", "langsmith", "retention", "migration", "help"}
+DOMAIN_GROUPS = {"platform", "heartbeats", "performance", "langsmith", "retention", "migration", "help",
+                 "coordination"}
 OWNER = "team:agents-platform"
 
 

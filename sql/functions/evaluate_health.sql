@@ -9,7 +9,8 @@
 -- a session that holds one too long.
 --
 -- History: sql/0003 (first version), sql/0011 (step 4: downtime ends at the heartbeat). This
--- file is the one home from here on; `db migrate` re-applies it when it changes.
+-- file is the one home from here on; `db migrate` re-applies it when it changes. Issue #18 added
+-- step 1c (a down agent's tasks released) and task_dead alerts to step 6's notices.
 
 CREATE OR REPLACE FUNCTION fleet.evaluate_health(
     p_now        timestamptz,
@@ -141,6 +142,20 @@ BEGIN
     -- Only the new 'down' joins the transitions the later steps act on (alerts, collapse guard).
     v_changes := v_changes || ARRAY(SELECT b FROM unnest(v_bounces) b WHERE b.to_status = 'down');
 
+    -- 1c. Tasks held by agents that are down (now, or before, when a held task row was skipped)
+    -- are released at once, the attempt counted, rather than at lease expiry; rows an agent
+    -- session holds are skipped (fleet.release_tasks). One index probe while no task is claimed;
+    -- otherwise the down agents (agents_status_idx), then each one's tasks by the holder index
+    -- (OFFSET 0 keeps that a lookup per down agent, never a scan of every claimed task).
+    IF EXISTS (SELECT 1 FROM tasks t WHERE t.state = 'claimed') THEN
+        PERFORM fleet.release_tasks(array_agg(h.task_id), array_agg(h.attempt_id), 'released: its agent was marked down')
+        FROM agents a
+        CROSS JOIN LATERAL (SELECT t.task_id, t.attempt_id FROM tasks t
+                            WHERE t.claimed_by = a.agent_id AND t.state = 'claimed' OFFSET 0) h
+        WHERE a.status = 'down'
+        HAVING count(*) > 0;
+    END IF;
+
     -- 2. Fleet-collapse guard: more than half of a fleet of at least p_min_fleet going down in
     -- one evaluation points at the database, the network or the monitor: one incident alert.
     SELECT count(*) FILTER (WHERE NOT paused), count(*) FILTER (WHERE status = 'down' AND NOT paused)
@@ -223,7 +238,7 @@ BEGIN
     SELECT alert_id INTO v_incident FROM alerts WHERE alert_key = 'fleet_collapse' AND resolved_at IS NULL;
 
     -- 6. Opened notices not sent yet (new alerts, a silence that expired, an incident that
-    -- ended) and reminders while an alert stays open. Claiming by UPDATE ... RETURNING makes a
+    -- ended, dead-lettered tasks) and reminders while an alert stays open. Claiming by UPDATE ... RETURNING makes a
     -- concurrent evaluator skip what this one sends; idempotency keys make it exact.
     WITH due AS (
         SELECT al.alert_id,
@@ -237,7 +252,7 @@ BEGIN
         FROM alerts al
         LEFT JOIN agents g ON g.agent_id = al.agent_id
         WHERE al.resolved_at IS NULL AND NOT al.imported
-          AND al.kind IN ('agent_down', 'incident')
+          AND al.kind IN ('agent_down', 'incident', 'task_dead')
           AND (g.silenced_until IS NULL OR g.silenced_until <= p_now)
           -- held back while the incident that covers it is open
           AND (v_incident IS NULL OR (al.details ->> 'incident_alert_id') IS DISTINCT FROM v_incident::text)

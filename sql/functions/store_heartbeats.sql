@@ -6,7 +6,10 @@
 -- error text (and, for a rate refusal or a busy row, when to retry) for items refused.
 --
 -- A busy row (its own agent's other session, an evaluation writing it) is waited for within this
--- function's lock_timeout (steps 1 and 2 say how a timeout ends). Not SECURITY DEFINER and not
+-- function's lock_timeout (steps 1 and 2 say how a timeout ends). A signal (not a 'log' line)
+-- also renews the leases of the tasks the agent holds (sql/0014, step 3) once half a lease has
+-- passed: one probe of the holder index for an agent that holds none, no write while its leases
+-- are fresh. Not SECURITY DEFINER and not
 -- granted to agents or the API: it trusts its p_ids, so only the definer functions call it.
 CREATE OR REPLACE FUNCTION fleet.store_heartbeats(
     p_ids      bigint[],
@@ -30,6 +33,7 @@ DECLARE
     v_locked bigint[];
     v_wanted bigint[];
     v_distinct bigint;
+    v_renew boolean;                -- some task of these agents has less than half its lease left
 BEGIN
     IF v_n > 5000 THEN
         RAISE EXCEPTION 'a heartbeat batch holds at most 5000 items, got %', v_n USING ERRCODE = 'program_limit_exceeded';
@@ -149,5 +153,19 @@ BEGIN
                 WHEN j.refused THEN (j.rn - j.avail) / j.rate END
     FROM judged j
     ORDER BY j.ord;
+
+    -- 3. A live agent's heartbeat renews the leases of the tasks it holds once less than half of
+    -- a lease is left: a write per task every half lease, not per heartbeat. The agents whose
+    -- signal (not a 'log' line) was stored are those whose last_seen is now(). The probe reads the
+    -- holder index on (claimed_by, renew_at) only, so agents that hold no such task cost no more.
+    SELECT EXISTS (SELECT 1 FROM tasks t WHERE t.claimed_by = ANY (v_locked) AND t.state = 'claimed'
+                                          AND t.renew_at < now())
+    INTO v_renew;
+    IF v_renew THEN
+        UPDATE tasks t SET lease_until = now() + t.lease, renew_at = now() + t.lease / 2
+        FROM agents a
+        WHERE a.agent_id = ANY (v_locked) AND a.last_seen = now() AND t.claimed_by = a.agent_id
+          AND t.state = 'claimed' AND t.renew_at < now();
+    END IF;
 END;
 $$;

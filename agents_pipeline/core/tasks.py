@@ -1,0 +1,219 @@
+"""Tasks handed out by capability: the agent side of the task queue (sql/0014, issue #18).
+
+A mixin of SharedState, so an agent's one connection pool and token serve tasks too. Each call is
+one ``fleet.*`` function, which authenticates the agent, checks the caps and draws on its 'tasks'
+rate bucket; the checks here only fail earlier with a clearer message. A claim hands back
+:class:`Task` objects carrying their attempt id; ``complete``, ``fail`` and ``extend`` present
+it, so an attempt that lost its task (lease run out and claimed again, agent marked down) gets
+LeaseLostError instead of reporting twice. Imports psycopg2 only (through the connection module).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from agents_pipeline.core import validation
+from agents_pipeline.core.connection import Database
+from agents_pipeline.core.errors import LeaseLostError, RateLimitedError, ValidationError
+
+MAX_PAYLOAD = 256 * 1024
+MAX_ERROR = 8192
+MAX_LEASE_S = 3600.0
+MAX_RETRY_IN_S = 7 * 86400.0
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One claimed attempt of a task. ``agent`` is the claimer, so complete(task) acts for it."""
+
+    task_id: int
+    attempt_id: str
+    kind: str
+    capability: str | None
+    priority: int
+    payload: Any
+    attempt: int            # 1 for the first claim
+    max_attempts: int
+    lease_until: datetime
+    submitted_by: str | None
+    created_at: datetime
+    agent: str
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """A task as its submitter or holder reads it (SharedState.get_task)."""
+
+    task_id: int
+    kind: str
+    capability: str | None
+    state: str              # ready, claimed, done, failed, dead
+    priority: int
+    attempts: int
+    max_attempts: int
+    run_after: datetime
+    result: Any
+    last_error: str | None
+    submitted_by: str | None
+    claimed_by: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def label(value: Any, field: str) -> str:
+    """A task kind or capability: 1-200 letters, digits or _ . : / - (they reach alerts and the UI)."""
+    text = validation.text(value, field, max_len=200, required=True)
+    assert text is not None
+    if not _LABEL.fullmatch(text):
+        raise ValidationError(f"{field} must be 1 to 200 letters, digits or _ . : / -, got {text[:60]!r}")
+    return text
+
+
+def _seconds(value: float | None, field: str, low: float, high: float, *, open_low: bool = False) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{field} must be a number of seconds, got {type(value).__name__}")
+    if value != value or (value <= low if open_low else value < low) or value > high:
+        bound = "more than" if open_low else "at least"
+        raise ValidationError(f"{field} must be {bound} {low:g} and at most {high:g} s, got {value}")
+    return float(value)
+
+
+class TaskQueue:
+    """The task calls of SharedState; expects ``db``, ``_who`` and ``_refused`` from it."""
+
+    db: Database
+    _who: Callable[[str | None], str]
+    _refused: Callable[[str, float | None], RateLimitedError]
+
+    def submit_task(self, kind: str, payload: Any = None, *, capability: str | None = None, priority: int = 0,
+                    run_after: datetime | None = None, max_attempts: int = 5, dedupe_key: str | None = None,
+                    agent: str | None = None) -> int:
+        """Queues a task; returns its id. With ``dedupe_key`` it is idempotent per submitting agent:
+        the same key returns the first task's id and queues nothing. ``capability`` None: any agent
+        may claim it. Higher ``priority`` goes first; ``run_after`` holds it back until then."""
+        name = self._who(agent)
+        kind = label(kind, "task kind")
+        cap = label(capability, "capability") if capability is not None else None
+        doc = validation.document(payload if payload is not None else {}, "task payload", max_bytes=MAX_PAYLOAD)
+        key = validation.name(dedupe_key, "dedupe key") if dedupe_key is not None else None
+        if key is not None and len(key.encode("utf-8")) > 200:
+            raise ValidationError(f"dedupe key is {len(key.encode('utf-8'))} bytes, more than 200")
+        if isinstance(priority, bool) or not isinstance(priority, int) or not -1000 <= priority <= 1000:
+            raise ValidationError(f"priority must be a whole number from -1000 to 1000, got {priority!r}")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= 100:
+            raise ValidationError(f"max_attempts must be a whole number from 1 to 100, got {max_attempts!r}")
+        if run_after is not None and (not isinstance(run_after, datetime) or run_after.tzinfo is None):
+            raise ValidationError("run_after must be a datetime with a time zone")
+
+        def work(cur):
+            cur.execute("SELECT task_id, retry_after_s FROM fleet.submit_task(%s, NULL, %s, %s::jsonb, %s, %s, %s, %s, %s)",
+                        (name, kind, doc, cap, priority, run_after, max_attempts, key))
+            return cur.fetchone()
+
+        task_id, retry = self.db.transaction(work)
+        if retry is not None:
+            raise self._refused("task submission", retry)
+        return task_id
+
+    def claim_tasks(self, capabilities: Iterable[str] | None = None, n: int = 1, lease_s: float = 60.0, *,
+                    agent: str | None = None) -> list[Task]:
+        """Claims up to ``n`` ready tasks whose capability is one of ``capabilities`` (None: every
+        capability an operator granted this agent) or that need none; highest priority, then
+        oldest, first. The agent's heartbeats renew the lease; past it, another agent may take the
+        task. Complete or fail each task, presenting it (its attempt id) back."""
+        name = self._who(agent)
+        caps = None if capabilities is None else [label(c, "capability") for c in capabilities]
+        if caps is not None and len(caps) > 100:
+            raise ValidationError(f"a claim names at most 100 capabilities, got {len(caps)}")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1000:
+            raise ValidationError(f"a claim takes 1 to 1000 tasks, got {n!r}")
+        lease = _seconds(lease_s, "lease_s", 0, MAX_LEASE_S, open_low=True)
+
+        def work(cur):
+            cur.execute(
+                "SELECT task_id, attempt_id::text, kind, capability, priority, payload, attempt, max_attempts, "
+                "lease_until, submitted_by, created_at, retry_after_s "
+                "FROM fleet.claim_tasks(%s, NULL, %s::text[], %s, make_interval(secs => %s))",
+                (name, caps, n, lease))
+            return cur.fetchall()
+
+        rows = self.db.transaction(work)
+        if rows and rows[0][0] is None:
+            raise self._refused("task claim", rows[0][11])
+        return [Task(*row[:11], agent=name) for row in rows]
+
+    def complete(self, task: Task, result: Any = None) -> None:
+        """Stores the task's result (at most 256 KiB of JSON). Completing the same attempt twice is
+        harmless; LeaseLostError when the attempt lost its task (its lease ran out and another
+        agent claimed it, or this agent was marked down)."""
+        doc = validation.document(result, "task result", max_bytes=MAX_PAYLOAD)
+
+        def work(cur):
+            cur.execute("SELECT fleet.complete_task(%s, NULL, %s, %s::uuid, %s::jsonb)",
+                        (task.agent, task.task_id, task.attempt_id, doc))
+            return cur.fetchone()[0]
+
+        if not self.db.transaction(work):
+            raise self._lost(task)
+
+    def fail_task(self, task: Task, error: Any = None, retry_in: float | None = None, *,
+                  permanent: bool = False) -> str:
+        """Fails this attempt: the task runs again after ``retry_in`` seconds (default: a backoff of
+        5 s doubled per attempt, at most an hour), is dead-lettered once its attempts are used up,
+        or with ``permanent`` ends as 'failed'. Returns the task's new state."""
+        raw = error if error is None or isinstance(error, str) else f"{type(error).__name__}: {error}"
+        if raw is not None:   # a traceback may run long: its first 8 KiB are kept
+            raw = raw.encode("utf-8", "replace")[:MAX_ERROR].decode("utf-8", "ignore")
+        text = validation.text(raw, "task error", max_len=MAX_ERROR)
+        delay = _seconds(retry_in, "retry_in", 0, MAX_RETRY_IN_S)
+
+        def work(cur):
+            cur.execute("SELECT fleet.fail_task(%s, NULL, %s, %s::uuid, %s, make_interval(secs => %s), %s)",
+                        (task.agent, task.task_id, task.attempt_id, text, delay, bool(permanent)))
+            return cur.fetchone()[0]
+
+        state = self.db.transaction(work)
+        if state is None:
+            raise self._lost(task)
+        return state
+
+    def extend(self, task: Task, lease_s: float | None = None) -> datetime:
+        """Renews the task's lease (``lease_s`` from now, default the lease it was claimed with);
+        returns the new end. Heartbeats renew leases anyway: this is for a lease shorter than the
+        time between two heartbeats."""
+        lease = _seconds(lease_s, "lease_s", 0, MAX_LEASE_S, open_low=True)
+
+        def work(cur):
+            cur.execute("SELECT lease_until, retry_after_s FROM fleet.extend_task(%s, NULL, %s, %s::uuid, "
+                        "make_interval(secs => %s))", (task.agent, task.task_id, task.attempt_id, lease))
+            return cur.fetchone()
+
+        until, retry = self.db.transaction(work)
+        if retry is not None:
+            raise self._refused("lease extension", retry)
+        if until is None:
+            raise self._lost(task)
+        return until
+
+    def get_task(self, task_id: int, *, agent: str | None = None) -> TaskStatus | None:
+        """A task this agent submitted or holds (held last); None for any other, as for none."""
+        name = self._who(agent)
+
+        def work(cur):
+            cur.execute("SELECT * FROM fleet.get_task(%s, NULL, %s)", (name, int(task_id)))
+            return cur.fetchone()
+
+        row = self.db.transaction(work)
+        return None if row is None else TaskStatus(*row)
+
+    @staticmethod
+    def _lost(task: Task) -> LeaseLostError:
+        return LeaseLostError(f"task {task.task_id} (attempt {task.attempt}) is no longer held by {task.agent!r}: "
+                              "its lease ran out and it was claimed again, or the agent was marked down")
