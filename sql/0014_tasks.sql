@@ -1,6 +1,7 @@
--- 0014: tasks handed out by capability (issue #18, "Tasks"). The functions live in
--- sql/functions/ (submit_task, claim_tasks, complete_task, fail_task, extend_task, get_task,
--- release_tasks, task_alerts), one home each, re-applied when they change.
+-- 0014: tasks handed out by capability (issue #18, "Tasks"), and the capabilities broadcasts and
+-- peer listings use ("Messages and discovery"). The functions live in sql/functions/
+-- (submit_task, claim_tasks, complete_task, fail_task, extend_task, get_task, release_tasks,
+-- task_alerts, broadcast_message, list_peers), one home each, re-applied when they change.
 --
 -- A task is 'ready' (waiting for run_after), 'claimed' (by one agent, under one attempt id, until
 -- lease_until), then 'done', 'failed' (its agent gave up on it for good) or 'dead' (its attempts
@@ -60,10 +61,13 @@ CREATE INDEX tasks_dead_idx ON fleet.tasks (kind) WHERE state = 'dead';
 -- later fleet.yaml). Empty: only tasks submitted without a capability.
 ALTER TABLE fleet.agents ADD COLUMN capabilities text[] NOT NULL DEFAULT '{}';
 
--- Submissions, claims and lease extensions draw on a token bucket per agent, like messages.
+-- Submissions, claims and lease extensions draw on a token bucket per agent, like messages; so
+-- does listing one's peers (fleet.list_peers), on a bucket of its own. A broadcast draws one
+-- 'messages' token per copy.
 INSERT INTO fleet.system_config (key, value, description) VALUES
     ('rate_limit:tasks', '{"rate_per_s": 50, "burst": 1000}',
-     'task submissions, claim calls and lease extensions per agent')
+     'task submissions, claim calls and lease extensions per agent'),
+    ('rate_limit:peers', '{"rate_per_s": 1, "burst": 60}', 'peer listings per agent')
 ON CONFLICT (key) DO NOTHING;
 
 SELECT fleet.apply_security();

@@ -1,17 +1,28 @@
 """The Agent helper: heartbeats from a background thread and wraps units of work in
-start / success / fail signals, so an agent's author writes only the work itself."""
+start / success / fail signals, so an agent's author writes only the work itself.
+
+``run(handler, capabilities)`` makes the agent a task worker: it claims tasks, runs the handler
+on each, completes or fails them, and on SIGTERM (or SIGINT, or ``drain()``) drains: the task in
+hand finishes, tasks claimed but not started go back to the queue without counting an attempt,
+and it stops cleanly. Its heartbeats carry its lifecycle state (starting, running, draining,
+stopped) in their payload, and renew the leases of the tasks it holds.
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from agents_pipeline.core.errors import AgentsPipelineError
+from agents_pipeline.core.errors import AgentsPipelineError, LeaseLostError, ValidationError
 from agents_pipeline.core.shared_state import SharedState
+from agents_pipeline.core.tasks import Task
 
 log = logging.getLogger(__name__)
+LIFECYCLE = ("starting", "running", "draining", "stopped")
 
 
 class Agent:
@@ -21,7 +32,9 @@ class Agent:
         self.state = state or SharedState(agent=name, token=token)
         self._owns_state = state is None
         self.interval_s = interval_s
+        self.lifecycle = "starting"
         self._stop = threading.Event()
+        self._drain = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start_heartbeats(self) -> None:
@@ -33,12 +46,15 @@ class Agent:
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat:{self.name}", daemon=True)
         self._thread.start()
 
+    def _beat(self) -> None:
+        try:
+            self.state.heartbeat(self.name, payload={"lifecycle": self.lifecycle})
+        except AgentsPipelineError as exc:
+            log.warning("heartbeat of %s failed: %s", self.name, exc)
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.state.heartbeat(self.name)
-            except AgentsPipelineError as exc:
-                log.warning("heartbeat of %s failed: %s", self.name, exc)
+            self._beat()
             self._stop.wait(self.interval_s)
 
     def stop(self) -> None:
@@ -59,6 +75,87 @@ class Agent:
             self.state.fail(self.name, message=f"{type(exc).__name__}: {exc}"[:8000])
             raise
         self.state.heartbeat(self.name, message=description)
+
+    # -- task worker -----------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Asks run() to finish the task in hand, give back the rest and return (what SIGTERM does)."""
+        self._drain.set()
+
+    def run(self, handler: Callable[[Task], Any], capabilities: Iterable[str] | None = None, *,
+            batch: int = 1, lease_s: float | None = None, idle_s: float = 1.0) -> int:
+        """Claims tasks (``capabilities``; None: all this agent was granted) and runs ``handler`` on
+        each: its return value completes the task, an exception fails it (retried with backoff).
+        Returns, once drained, how many tasks it completed. Heartbeats run meanwhile; the lease
+        (default three heartbeat intervals, at least 30 s) must outlast two of them, since a
+        heartbeat renews a lease once half of it has passed."""
+        lease = lease_s if lease_s is not None else max(3 * self.interval_s, 30.0)
+        if lease <= 2 * self.interval_s:
+            raise ValidationError(f"lease_s ({lease:g}) must be more than two heartbeat intervals ({self.interval_s:g} s)")
+        caps = list(capabilities) if capabilities is not None else None
+        restore = self._trap_signals()
+        self.lifecycle = "running"
+        self.start_heartbeats()
+        self._beat()
+        done = 0
+        try:
+            while not self._drain.is_set():
+                tasks = self.state.claim_tasks(caps, batch, lease)
+                if not tasks:
+                    self._drain.wait(idle_s)
+                    continue
+                for i, task in enumerate(tasks):
+                    if self._drain.is_set():
+                        self._give_back(tasks[i:])
+                        break
+                    done += self._perform(handler, task)
+        finally:
+            self.lifecycle = "draining"
+            restore()
+        self.lifecycle = "stopped"
+        self._beat()
+        return done
+
+    def _perform(self, handler: Callable[[Task], Any], task: Task) -> int:
+        try:
+            result = handler(task)
+        except Exception as exc:                 # the handler's failure is the task's, not the agent's
+            log.warning("task %s (%s) failed: %s", task.task_id, task.kind, exc)
+            try:
+                self.state.fail(task, exc)
+            except LeaseLostError:
+                pass
+            return 0
+        try:
+            self.state.complete(task, result)
+            return 1
+        except LeaseLostError as exc:
+            log.warning("%s", exc)
+            return 0
+
+    def _give_back(self, tasks: list[Task]) -> None:
+        self.lifecycle = "draining"
+        for task in tasks:
+            try:
+                self.state.release(task)
+            except LeaseLostError:
+                pass
+
+    def _trap_signals(self) -> Callable[[], None]:
+        """SIGTERM and SIGINT drain instead of killing, while run() runs in the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_signal(signum: int, frame: object) -> None:
+            log.info("%s: signal %s, draining", self.name, signum)
+            self.lifecycle = "draining"
+            self._drain.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return restore
 
     def __enter__(self) -> Agent:
         self.start_heartbeats()

@@ -5,7 +5,8 @@ code works under the narrow agent login and under the operator's. The token neve
 process: connections carry its SHA-256 (the proof) as a session setting, never in statement
 text, and the server stores a hash of that. A call the
 server refuses under the agent's rate limit raises RateLimitedError with when to retry. The
-task calls (submit_task, claim_tasks, complete, fail, extend) live in core/tasks.py.
+task calls (submit_task, claim_tasks, complete, fail, extend) live in core/tasks.py, broadcast
+and peers in core/peers.py.
 Imports psycopg2 only.
 """
 
@@ -23,6 +24,7 @@ from agents_pipeline.core import settings, validation
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.errors import ConflictError, NotFoundError, RateLimitedError, ValidationError
 from agents_pipeline.core.heartbeat_writer import HeartbeatItem, HeartbeatWriter, send_batch
+from agents_pipeline.core.peers import PeerMessaging
 from agents_pipeline.core.registry import token_proof
 from agents_pipeline.core.tasks import Task, TaskQueue
 
@@ -67,7 +69,7 @@ def conversation_run_id(agent: str, conversation_id: str | None, created_at: dat
     return uuid.uuid5(RUN_ID_NAMESPACE, f"{agent}\x1f{conversation_id or ''}\x1f{created_at.isoformat()}\x1f{digest}")
 
 
-class SharedState(TaskQueue):
+class SharedState(TaskQueue, PeerMessaging):
     """Connection-pooled, retrying access to shared state for one agent (or the operator).
 
     ``agent`` and ``token`` are the defaults for calls that act as an agent; the token falls

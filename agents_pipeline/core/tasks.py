@@ -202,6 +202,17 @@ class TaskQueue:
             raise self._lost(task)
         return until
 
+    def release(self, task: Task) -> None:
+        """Gives back a task this agent claimed but has not started: ready at once for another
+        agent, and the claim does not count as an attempt. LeaseLostError when it is no longer held."""
+
+        def work(cur):
+            cur.execute("SELECT fleet.release_task(%s, NULL, %s, %s::uuid)", (task.agent, task.task_id, task.attempt_id))
+            return cur.fetchone()[0]
+
+        if not self.db.transaction(work):
+            raise self._lost(task)
+
     def get_task(self, task_id: int, *, agent: str | None = None) -> TaskStatus | None:
         """A task this agent submitted or holds (held last); None for any other, as for none."""
         name = self._who(agent)

@@ -46,3 +46,25 @@ def hold(url: str, name: str, token: str, out: Queue) -> None:
         state.heartbeat()
         out.put([t.task_id for t in state.claim_tasks(None, 3, 600)])
         time.sleep(600)
+
+
+def serve(url: str, name: str, token: str, started: str) -> None:
+    """Agent.run with a handler that takes a second per task and notes each task it starts in
+    the file ``started``; exits 0 once drained (SIGTERM), 3 if it completed nothing."""
+    import sys
+    from pathlib import Path
+
+    from agents_pipeline.core.agent import Agent
+
+    def handle(task):
+        with Path(started).open("a") as notes:
+            notes.write(f"{task.task_id}\n")
+        time.sleep(1.0)
+        return {"by": name}
+
+    state = SharedState(url, agent=name, token=token, maxconn=2, retry_window=20)
+    agent = Agent(name, state=state, interval_s=0.5)
+    done = agent.run(handle, batch=3, lease_s=5, idle_s=0.1)
+    agent.stop()
+    state.close()
+    sys.exit(0 if done >= 1 else 3)
