@@ -53,23 +53,21 @@ def create_template(cluster: LocalCluster, name: str = "ap_template") -> str:
     return name
 
 
-def fresh_database(cluster: LocalCluster, template: str) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
+def _create_database(cluster: LocalCluster, name: str, template: str | None = None) -> str:
     conn = admin_connect(cluster)
     with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        cur.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     conn.close()
     return name
+
+
+def fresh_database(cluster: LocalCluster, template: str) -> str:
+    return _create_database(cluster, f"t_{uuid.uuid4().hex[:12]}", template)
 
 
 def empty_database(cluster: LocalCluster, prefix: str) -> str:
     """A database with nothing in it (no template): for Dagster's storage, a restore, a first migrate."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    conn = admin_connect(cluster)
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return name
+    return _create_database(cluster, f"{prefix}_{uuid.uuid4().hex[:10]}")
 
 
 def drop_database(cluster: LocalCluster, name: str) -> None:
