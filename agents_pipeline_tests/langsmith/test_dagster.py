@@ -103,10 +103,12 @@ def test_sync_job_pulls_pushes_and_the_sensor_counts_each_call_once(fake, db_url
         assert pulled == {run["id"], str(conv)}
         with dg.build_sensor_context(instance=instance, resources={"postgres": resources["postgres"]}) as context:
             tick = sensors.llm_usage_sensor(context)
-        today = [e for e in tick.asset_events if e.partition == now.date().isoformat()]
-        assert len(today) == 1
-        values = {k: v.value for k, v in today[0].metadata.items()}
-        assert (values["runs"], values["prompt_tokens"], values["cost_usd"]) == (2, 13, 0.5)
+        # The run (10 min ago) and the conversation (1 min ago) fall on two UTC days just after midnight.
+        days = {(now - timedelta(minutes=10)).date().isoformat(), (now - timedelta(minutes=1)).date().isoformat()}
+        reported = [e for e in tick.asset_events if e.partition in days]
+        assert sorted(e.partition for e in reported) == sorted(days)
+        totals = [sum(e.metadata[k].value for e in reported) for k in ("runs", "prompt_tokens", "cost_usd")]
+        assert totals == [2, 13, 0.5]
         with dg.build_sensor_context(instance=instance, cursor=tick.cursor,
                                      resources={"postgres": resources["postgres"]}) as context:
             again = sensors.llm_usage_sensor(context)
