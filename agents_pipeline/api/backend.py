@@ -26,7 +26,8 @@ from agents_pipeline.core.heartbeat_writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 
-PING_SQL = """SELECT ord, received_at, error, retry_after_s
+# Only what the answer needs: a ping's 200 carries no time, so none is parsed per row.
+PING_SQL = """SELECT error, retry_after_s
               FROM fleet.record_pings(%s::bytea[], %s::text[], %s::text[], %s::bigint[])"""
 BATCH_SQL = """SELECT ord, received_at, error, retry_after_s FROM fleet.record_heartbeats(
     %s::text[], %s::bytea[], %s::text[], %s::timestamptz[], %s::text[], %s::jsonb[])"""
@@ -60,7 +61,8 @@ class Beat:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The database's answer for one item: stored at ``received_at``, or refused with ``error``."""
+    """The database's answer for one item: stored (at ``received_at``, for batches), or refused
+    with ``error``."""
 
     received_at: datetime | None
     error: str | None
@@ -111,7 +113,7 @@ class Backend:
             cur.execute(PING_SQL, columns)
             return cur.fetchall()
 
-        return [Outcome(row[1], row[2], row[3]) for row in self.db.transaction(work)]
+        return [Outcome(None, row[0], row[1]) for row in self.db.transaction(work)]
 
     def _send_beats(self, items: list[Beat]) -> list[Outcome]:
         columns = ([i.agent for i in items], [i.proof for i in items], [i.kind for i in items],

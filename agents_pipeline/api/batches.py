@@ -101,8 +101,7 @@ async def post_heartbeats(request: Request) -> Response:
     except ValidationError as exc:
         return responses.refused(400, str(exc), json=True)
     backend: Backend = request.app.state.backend
-    answers = await asyncio.gather(*(asyncio.wrap_future(f) for f in backend.beats.submit_many(items)),
-                                   return_exceptions=True)
+    answers = await asyncio.gather(*backend.beats.submit_async(items), return_exceptions=True)
     failed = [a for a in answers if isinstance(a, BaseException)]
     if any(isinstance(a, DatabaseUnavailableError) for a in failed):
         return responses.unavailable(json=True, retry_after_s=config.RETRY_AFTER_UNAVAILABLE_S)

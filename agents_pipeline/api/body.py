@@ -25,11 +25,15 @@ class BodyRefused(Exception):
 async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     """The whole body, at most ``limit`` bytes, within ``timeout_s`` seconds."""
     declared = request.headers.get("content-length")
+    if declared is None and "transfer-encoding" not in request.headers:
+        return b""            # no body (a plain GET ping): nothing to wait for
     if declared is not None:
         if not declared.isdigit():
             raise BodyRefused(400, "Content-Length is not a number")
         if int(declared) > limit:
             raise BodyRefused(413, f"request body larger than {limit} bytes")
+        if declared == "0":
+            return b""
 
     async def collect() -> bytes:
         chunks: list[bytes] = []
@@ -42,6 +46,7 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
         return b"".join(chunks)
 
     try:
-        return await asyncio.wait_for(collect(), timeout_s)
+        async with asyncio.timeout(timeout_s):       # no task of its own, unlike wait_for
+            return await collect()
     except TimeoutError:
         raise BodyRefused(408, f"request body not received within {timeout_s:.0f} s") from None

@@ -8,7 +8,6 @@ without a query; the body is read within its cap. Keys travel to the database as
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
@@ -61,7 +60,7 @@ async def ping(request: Request) -> Response:
     backend: Backend = request.app.state.backend
     item = Ping(key_hash(key), signal, message_of(body), len(body))
     try:
-        outcome = await asyncio.wrap_future(backend.pings.submit(item))
+        outcome = await backend.pings.submit_async([item])[0]
     except DatabaseUnavailableError:
         return responses.unavailable(json=False, retry_after_s=config.RETRY_AFTER_UNAVAILABLE_S)
     if outcome.error is None:

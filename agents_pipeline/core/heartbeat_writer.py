@@ -18,10 +18,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from agents_pipeline.core import errors
 from agents_pipeline.core.connection import Database
+
+if TYPE_CHECKING:  # asyncio is loaded by async callers only: a shell heartbeat does not pay for it
+    import asyncio
 
 MAX_BATCH = 5000
 T = TypeVar("T")
@@ -73,7 +76,11 @@ class GroupCommitWriter(Generic[T, R]):
     one result (or exception) per item, in order. ``flushers`` threads each take whatever is
     queued (at most ``max_batch`` items) while the others' statements are in flight, so a small
     pool of connections carries any number of callers. The threads start on the first item and
-    then sleep on a condition while the queue is empty: an idle writer costs nothing."""
+    then sleep on a condition while the queue is empty: an idle writer costs nothing.
+
+    Threads wait on a ``concurrent.futures.Future`` (``submit``); coroutines on an asyncio future
+    (``submit_async``), settled for a whole batch with one call into their event loop instead of
+    one wake-up per item (the HTTP API's pings: a fifth of its CPU per ping went to those)."""
 
     def __init__(self, send: Callable[[list[T]], list[R | BaseException]], *, flushers: int = 1,
                  max_batch: int = MAX_BATCH, name: str = "group-commit") -> None:
@@ -81,7 +88,7 @@ class GroupCommitWriter(Generic[T, R]):
         self._flushers = flushers
         self._max_batch = max_batch
         self._name = name
-        self._pending: list[tuple[T, Future]] = []
+        self._pending: list[tuple[T, Future | asyncio.Future]] = []
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._stopping = False
@@ -92,17 +99,29 @@ class GroupCommitWriter(Generic[T, R]):
     def submit_many(self, items: list[T]) -> list[Future]:
         """Queues the items together, so they go in one statement unless the queue is full."""
         futures: list[Future] = [Future() for _ in items]
+        self._queue(list(zip(items, futures, strict=True)))
+        return futures
+
+    def submit_async(self, items: list[T]) -> list[asyncio.Future]:
+        """As submit_many, from a coroutine: futures of the running event loop."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in items]
+        self._queue(list(zip(items, futures, strict=True)))
+        return futures
+
+    def _queue(self, entries: list[tuple[T, Future | asyncio.Future]]) -> None:
         with self._cond:
             if self._stopping:
                 raise errors.AgentsPipelineError(f"{self._name} writer is closed")
-            self._pending.extend(zip(items, futures, strict=True))
+            self._pending.extend(entries)
             if not self._threads:
                 for i in range(self._flushers):
                     thread = threading.Thread(target=self._run, name=f"{self._name}-{i}", daemon=True)
                     thread.start()
                     self._threads.append(thread)
             self._cond.notify()
-        return futures
 
     def close(self, timeout: float = 10.0) -> None:
         """Sends what is queued, then stops the threads."""
@@ -125,16 +144,33 @@ class GroupCommitWriter(Generic[T, R]):
                 if self._pending:
                     self._cond.notify()  # another flusher may take the rest now
             try:
-                results = self._send([item for item, _ in batch])
+                results: list = self._send([item for item, _ in batch])
             except BaseException as exc:  # the whole batch failed after retries
-                for _, future in batch:
-                    future.set_exception(exc)
-                continue
+                results = [exc] * len(batch)
+            by_loop: dict[Any, list] = {}
             for (_, future), result in zip(batch, results, strict=True):
-                if isinstance(result, BaseException):
+                if not isinstance(future, Future):      # an asyncio future (submit_async)
+                    by_loop.setdefault(future.get_loop(), []).append((future, result))
+                elif isinstance(result, BaseException):
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+            for loop, settled in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_settle, settled)
+                except RuntimeError:  # the loop has closed: nobody waits any more
+                    pass
+
+
+def _settle(settled: list[tuple[asyncio.Future, object]]) -> None:
+    """In the event loop: each future gets its result, unless its caller gave up on it."""
+    for future, result in settled:
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 class HeartbeatWriter(GroupCommitWriter[HeartbeatItem, datetime]):

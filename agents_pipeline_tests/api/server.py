@@ -57,12 +57,13 @@ class ApiServer:
                 self.proc.wait()
 
 
-def start(api_db_url: str, log_path: Path, *, wait_s: float = 30, extra_env: dict[str, str] | None = None) -> ApiServer:
+def start(api_db_url: str, log_path: Path, *, wait_s: float = 30, extra_env: dict[str, str] | None = None,
+          args: tuple[str, ...] = ()) -> ApiServer:
     """Starts the server and waits until /healthz answers (or the process ends)."""
     port = free_port()
     env = {**os.environ, "AGENTS_PIPELINE_API_DATABASE_URL": api_db_url, **(extra_env or {})}
     log = log_path.open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "agents_pipeline.cli.main", "api", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "agents_pipeline.cli.main", "api", "--port", str(port), *args],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     server = ApiServer(proc, port, log_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 from agents_pipeline.core import ping_keys
 from agents_pipeline.core.validation import MAX_MESSAGE
@@ -91,3 +92,27 @@ def test_get_and_post_and_head_all_ping(api_server, operator_db, new_agent) -> N
     assert curl(url)[0] == 0 and curl("-X", "POST", url)[0] == 0
     assert subprocess.run(["curl", "-fsS", "-m", "10", "-I", url], capture_output=True).returncode == 0
     assert agent_row(operator_db, reg.name)[4] == 3
+
+
+def test_two_worker_processes_share_the_port_and_stop_together(api_db, pg_cluster, operator_db, new_agent,
+                                                                tmp_path) -> None:
+    """`agents-pipeline api --workers 2`: both processes serve the same port (each with its own
+    writers), and SIGTERM to the command stops them all."""
+    from agents_pipeline.core.roles import roles
+    from agents_pipeline_tests.api.server import start
+    from agents_pipeline_tests.security.conftest import role_url
+
+    reg = new_agent("two-workers")
+    server = start(role_url(api_db, pg_cluster, roles().api), tmp_path / "workers.log", args=("--workers", "2"))
+    try:
+        assert [server.request("GET", f"/ping/{reg.ping_key}")[0] for _ in range(20)] == [200] * 20
+        assert agent_row(operator_db, reg.name)[4] == 20
+        deadline = time.monotonic() + 15
+        while server.log().count("agent API ready") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.log().count("agent API ready") == 2
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0
+    left = subprocess.run(["pgrep", "-f", f"--port {server.port}"], capture_output=True, text=True).stdout
+    assert left.split() == []
