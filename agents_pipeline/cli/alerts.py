@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from agents_pipeline.cli.conventions import add_command, add_json
+
 
 def _alerts(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
@@ -47,7 +49,11 @@ def _silence(args: argparse.Namespace) -> int:
         until = silence(db, args.name, seconds)
     finally:
         db.close()
-    if until is None:
+    if args.json:
+        from agents_pipeline.console import print_json
+
+        print_json({"agent": args.name, "silenced_until": until})
+    elif until is None:
         print(f"{args.name}: silence lifted")
     else:
         print(f"{args.name}: alerts silenced until {until.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
@@ -56,14 +62,17 @@ def _silence(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds this domain's sub-commands; each sets `handler` with parser.set_defaults(handler=...)."""
-    alerts = subparsers.add_parser("alerts", help="list alerts (newest first, open ones on top)")
+    alerts = add_command(subparsers, "alerts", "list alerts (newest first, open ones on top)",
+                         ["agents-pipeline alerts --open", "agents-pipeline alerts --limit 20 --json"])
     alerts.add_argument("--open", action="store_true", help="only alerts that are still open")
-    alerts.add_argument("--json", action="store_true")
-    alerts.add_argument("--limit", type=int, default=100)
+    add_json(alerts)
+    alerts.add_argument("--limit", type=int, default=100, help="at most this many alerts (default 100)")
     alerts.set_defaults(handler=_alerts)
 
-    sil = subparsers.add_parser("silence", help="hold an agent's alert notices for a while (maintenance)")
-    sil.add_argument("name")
+    sil = add_command(subparsers, "silence", "hold an agent's alert notices for a while (maintenance)",
+                      ["agents-pipeline silence crawler --for 2h", "agents-pipeline silence crawler --clear"])
+    sil.add_argument("name", help="the agent's name")
     sil.add_argument("--for", dest="duration", metavar="DURATION", help="e.g. 2h, 30m, 1h30m, 1d")
     sil.add_argument("--clear", action="store_true", help="lift the silence now")
+    add_json(sil)
     sil.set_defaults(handler=_silence)

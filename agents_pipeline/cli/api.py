@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from agents_pipeline.cli.conventions import add_command
+
 
 def _serve(args: argparse.Namespace) -> int:
     from agents_pipeline.api.server import serve
@@ -12,8 +14,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Adds `api`; it sets `handler` with parser.set_defaults(handler=...)."""
-    api = subparsers.add_parser("api", help="serve the agent HTTP API (ping URLs, heartbeat batches)")
+    """Adds `api` (a server: it runs until stopped, so it has no --json)."""
+    api = add_command(subparsers, "api", "serve the agent HTTP API (ping URLs, heartbeat batches)",
+                      ["agents-pipeline api", "agents-pipeline api --host 0.0.0.0 --port 3001 --workers 2"])
     api.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     api.add_argument("--port", type=int, default=3001, help="port to listen on (default 3001)")
     api.add_argument("--workers", type=int, default=1,

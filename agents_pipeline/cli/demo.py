@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from agents_pipeline.cli.conventions import add_command, add_json
+
 
 def _demo_seed(args: argparse.Namespace) -> int:
     import time
@@ -22,7 +24,11 @@ def _demo_seed(args: argparse.Namespace) -> int:
     finally:
         db.close()
     took = time.perf_counter() - started
-    if not any(counts.values()):
+    if getattr(args, "json", False):
+        from agents_pipeline.console import print_json
+
+        print_json({"days": plan.days, "agents": plan.agents, "seconds": round(took, 3), "rows": counts})
+    elif not any(counts.values()):
         print("demo history is already seeded up to now; nothing to add")
     else:
         print(f"seeded {plan.days} days of demo history in {took:.1f} s: "
@@ -35,7 +41,11 @@ def _demo_fleet(args: argparse.Namespace) -> int:
     from agents_pipeline.demo.fleet import run_fleet
 
     if args.seed:
-        _demo_seed(args)
+        import contextlib
+        import sys
+
+        with contextlib.redirect_stdout(sys.stderr):   # the fleet's own output follows on stdout
+            _demo_seed(args)
     return run_fleet(resolve_url(), args.agents, period_s=args.period, grace_s=args.grace, duration_s=args.duration)
 
 
@@ -47,12 +57,26 @@ def _demo_kickoff(args: argparse.Namespace) -> int:
 
     repo = importlib.import_module(args.definitions).defs.get_repository_def()
     if args.dry_run:
-        for item in kickoff_plan(repo):
+        plan = kickoff_plan(repo)
+        if args.json:
+            from agents_pipeline.console import print_json
+
+            print_json({"dry_run": True, "queued": [{"asset": item.asset_key.to_user_string(),
+                                                     "partition": item.partition} for item in plan]})
+            return 0
+        for item in plan:
             print(f"would materialize {item.asset_key} [{item.partition}]")
         return 0
     url = (args.ui or ui_url()).rstrip("/")
     wait_for_webserver(url, args.wait)
     launched = kickoff(url, repo)
+    if args.json:
+        from agents_pipeline.console import print_json
+
+        print_json({"dry_run": False, "queued": [{"asset": item.asset_key.to_user_string(), "partition": item.partition,
+                                                  "run_id": run_id, "url": f"{url}/runs/{run_id}"}
+                                                 for item, run_id in launched]})
+        return 0
     for item, run_id in launched:
         print(f"queued {item.asset_key} [{item.partition}]: {url}/runs/{run_id}")
     if not launched:
@@ -76,7 +100,9 @@ def _seed_arguments(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds this domain's sub-commands; each sets `handler` with parser.set_defaults(handler=...)."""
-    fleet = subparsers.add_parser("demo-fleet", help="run simulated agents, one OS process each, until Ctrl-C")
+    fleet = add_command(subparsers, "demo-fleet", "run simulated agents, one OS process each, until Ctrl-C "
+                        "(a long-running process: no --json)",
+                        ["agents-pipeline demo-fleet", "agents-pipeline demo-fleet --agents 12 --seed --duration 600"])
     fleet.add_argument("--agents", type=int, default=6, help="number of agents (default 6)")
     fleet.add_argument("--period", type=float, default=10.0, help="seconds between heartbeats (default 10)")
     fleet.add_argument("--grace", type=float, default=5.0, help="registered grace in seconds (default 5)")
@@ -85,27 +111,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _seed_arguments(fleet)
     fleet.set_defaults(handler=_demo_fleet)
 
-    seed = subparsers.add_parser("demo-seed", help="seed weeks of backdated demo history (idempotent)")
+    seed = add_command(subparsers, "demo-seed", "seed weeks of backdated demo history (idempotent)",
+                       ["agents-pipeline demo-seed", "agents-pipeline demo-seed --agents 20 --days 10 --json"])
     seed.add_argument("--agents", type=int, default=6, help="number of demo agents (default 6)")
     _seed_arguments(seed)
+    add_json(seed)
     seed.set_defaults(handler=_demo_seed)
 
-    kick = subparsers.add_parser("demo-kickoff", help="queue the latest partition of every partitioned asset "
-                                                      "through the webserver (after demo-seed)")
+    kick = add_command(subparsers, "demo-kickoff", "queue the latest partition of every partitioned asset "
+                       "through the webserver (after demo-seed)",
+                       ["agents-pipeline demo-kickoff", "agents-pipeline demo-kickoff --dry-run --json"])
     kick.add_argument("--ui", help="webserver URL (default AGENTS_PIPELINE_UI_URL or http://127.0.0.1:3000)")
     kick.add_argument("--wait", type=float, default=180.0, help="seconds to wait for the webserver (default 180)")
-    kick.add_argument("--definitions", default="agents_pipeline.definitions", metavar="MODULE")
+    kick.add_argument("--definitions", default="agents_pipeline.definitions", metavar="MODULE",
+                      help="module whose `defs` the code location serves (default agents_pipeline.definitions)")
     kick.add_argument("--dry-run", action="store_true", help="print what would be launched")
+    add_json(kick)
     kick.set_defaults(handler=_demo_kickoff)
 
-    launch = subparsers.add_parser("launch", help="launch a job through the running webserver and wait for it")
+    launch = add_command(subparsers, "launch", "launch a job through the running webserver and wait for it",
+                         ["agents-pipeline launch retention_maintenance_job",
+                          "agents-pipeline launch __ASSET_JOB --asset hourly_performance_rollups "
+                          "--partition 2026-03-01-10:00 --json"])
     launch.add_argument("job", help="job name (__ASSET_JOB with --asset for plain assets)")
     launch.add_argument("--config", help="YAML file of run config")
-    launch.add_argument("--tag", action="append", metavar="KEY=VALUE")
+    launch.add_argument("--tag", action="append", metavar="KEY=VALUE", help="a run tag (repeatable)")
     launch.add_argument("--asset", action="append", metavar="KEY", help="asset key to materialize (repeatable)")
     launch.add_argument("--partition", help="partition key")
     launch.add_argument("--location", default="agents_pipeline", help="code location (default agents_pipeline)")
     launch.add_argument("--ui", help="webserver URL (default AGENTS_PIPELINE_UI_URL or http://127.0.0.1:3000)")
     launch.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the run (default 600)")
     launch.add_argument("--no-wait", action="store_true", help="print the run's URL and return at once")
+    add_json(launch)
     launch.set_defaults(handler=_launch)

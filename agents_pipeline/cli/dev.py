@@ -24,9 +24,18 @@ import subprocess
 import sys
 import time
 
+from agents_pipeline.cli.conventions import add_command
 from agents_pipeline.core import settings
 
 GRACE_S = 45.0  # how long Ctrl-C waits for `dagster dev` to stop its services by itself
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds ``dev`` (a server: it runs until Ctrl-C, so it has no --json)."""
+    dev = add_command(subparsers, "dev", "start `dagster dev` and the agent API on the configured database "
+                      "(what make run does)", ["agents-pipeline dev",
+                                               "AGENTS_PIPELINE_UI_PORT=3300 agents-pipeline dev"])
+    dev.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from agents_pipeline.cli.conventions import add_command
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds this domain's sub-commands; each sets `handler` with parser.set_defaults(handler=...)."""
-    ask = subparsers.add_parser(
-        "ask", help="ask the help a question; it answers from the docs and the live state, with sources",
+    ask = add_command(
+        subparsers, "ask", "ask the help a question; it answers from the docs and the live state, with sources",
+        ['agents-pipeline ask "why is crawler down?"',
+         'agents-pipeline ask "how do I restore an archived day?" --no-llm --json'],
         description="Answers at once from the runbooks and documentation and from the live state of "
                     "the agents the question names (or --agent). Uses the LLM configured in "
                     "AGENTS_PIPELINE_HELP_LLM_URL/_MODEL/_API_KEY when set, else an extractive answer.")

@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import argparse
 
+from agents_pipeline.cli.conventions import OK, PROBLEMS, add_command, add_json
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds this domain's sub-commands; each sets `handler` with parser.set_defaults(handler=...)."""
-    ls = subparsers.add_parser("langsmith", help="LangSmith sync: runs in, conversations out")
-    sub = ls.add_subparsers(dest="action", required=True)
-    status = sub.add_parser("status", help="per project: cursor, last success, runs stored, pending")
-    status.add_argument("--json", action="store_true")
+    ls = add_command(subparsers, "langsmith", "LangSmith sync: runs in, conversations out",
+                     ["agents-pipeline langsmith status", "agents-pipeline langsmith sync"])
+    sub = ls.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = add_command(sub, "status", "per project: cursor, last success, runs stored, pending",
+                         ["agents-pipeline langsmith status", "agents-pipeline langsmith status --json"])
+    add_json(status)
     status.set_defaults(handler=_status)
-    sync = sub.add_parser("sync", help="pull runs now (incremental, or a --start/--end backfill)")
+    sync = add_command(sub, "sync", "pull runs now (incremental, or a --start/--end backfill, with progress on a "
+                       "terminal); exit 1 when a project failed",
+                       ["agents-pipeline langsmith sync",
+                        "agents-pipeline langsmith sync --project crawler --start 2026-01-01 --end 2026-02-01 --json"])
     sync.add_argument("--project", action="append", default=None, help="limit to this project (repeatable)")
     sync.add_argument("--start", default=None, help="backfill from this ISO 8601 instant (UTC if no zone)")
     sync.add_argument("--end", default=None, help="backfill up to this instant (exclusive)")
+    add_json(sync)
     sync.set_defaults(handler=_sync)
-    push = sub.add_parser("push", help="send unsent local conversations to LangSmith now")
+    push = add_command(sub, "push", "send unsent local conversations to LangSmith now; exit 1 when some failed",
+                       ["agents-pipeline langsmith push", "agents-pipeline langsmith push --json"])
+    add_json(push)
     push.set_defaults(handler=_push)
 
 
@@ -77,8 +87,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    from dataclasses import asdict, replace
 
+    from agents_pipeline.console import Progress, print_json
     from agents_pipeline.core.errors import ConfigurationError
     from agents_pipeline.defs.langsmith.settings import parse_instant
     from agents_pipeline.defs.langsmith.sync import sync_all
@@ -92,16 +103,21 @@ def _sync(args: argparse.Namespace) -> int:
     window = (parse_instant(args.start, "start"), parse_instant(args.end, "end")) if args.start else None
     engine = _engine()
     try:
-        with resource.session() as (client, _):
+        # A bar per project on a terminal (stderr), nothing otherwise.
+        with resource.session() as (client, _), Progress("langsmith sync", unit="runs") as progress:
             results = sync_all(engine, lambda: resource.source(client), settings,
-                               redact=resource.redactor(), window=window)
+                               redact=resource.redactor(), window=window, progress=progress)
     finally:
         engine.dispose()
+    code = OK if all(r.ok for r in results) else PROBLEMS
+    if args.json:
+        print_json({"ok": code == OK, "projects": [{**asdict(r), "unchanged": r.unchanged} for r in results]})
+        return code
     for r in results:
         state = "no such project" if r.missing else "ok" if r.ok else f"FAILED: {r.error}"
         print(f"{r.project}: {r.runs_fetched} read, {r.inserted} new, {r.updated} updated, "
               f"{r.unchanged} unchanged, {r.seconds:.1f}s: {state}")
-    return 0 if all(r.ok for r in results) else 1
+    return code
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -115,7 +131,15 @@ def _push(args: argparse.Namespace) -> int:
             result = push_conversations(engine, client, errors, resource.push_project, redact=resource.redactor())
     finally:
         engine.dispose()
+    code = OK if not result.failed else PROBLEMS
+    if args.json:
+        from dataclasses import asdict
+
+        from agents_pipeline.console import print_json
+
+        print_json({"ok": code == OK, **asdict(result)})
+        return code
     print(f"sent {result.sent}, already in LangSmith {result.already_in_langsmith}, failed {result.failed}, "
           f"still unsent {result.unsent_remaining}, given up {result.gave_up}"
           + (f": {result.error}" if result.error else ""))
-    return 0 if not result.failed else 1
+    return code

@@ -109,7 +109,10 @@ def _set(conn: sa.Connection, args: argparse.Namespace) -> int:
             "INSERT INTO fleet.system_config (key, value) VALUES (:k, CAST(:v AS jsonb)) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()"),
             {"k": thresholds.CONFIG_KEY, "v": json.dumps(layer)})
-    print(f"{args.agent or 'fleet'}: {args.rule} = {json.dumps(layer.get(args.rule, 'default'))}")
+    if args.json:
+        print_json({"scope": args.agent or "fleet", "rule": args.rule, "setting": layer.get(args.rule)})
+    else:
+        print(f"{args.agent or 'fleet'}: {args.rule} = {json.dumps(layer.get(args.rule, 'default'))}")
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from agents_pipeline.cli.conventions import add_command, add_json
+
 
 def _readiness(args: argparse.Namespace) -> int:
     import os
@@ -50,9 +52,10 @@ def _readiness(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds ``readiness``; its handler runs the same checks as the platform_readiness asset."""
-    ready = subparsers.add_parser("readiness", help="check environment, database, schema, heartbeat path, daemon, "
-                                                    "schedules and sensors; non-zero exit on any failure")
-    ready.add_argument("--json", action="store_true")
+    ready = add_command(subparsers, "readiness", "check environment, database, schema, heartbeat path, daemon, "
+                        "schedules and sensors; exit 1 on any failure",
+                        ["agents-pipeline readiness", "agents-pipeline readiness --skip-dagster --json"])
+    add_json(ready)
     ready.add_argument("--skip-dagster", action="store_true", help="only the database-side checks")
     ready.add_argument("--definitions", default="agents_pipeline.definitions", metavar="MODULE",
                        help="module whose `defs` the code location serves (default agents_pipeline.definitions)")

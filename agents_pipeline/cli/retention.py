@@ -13,35 +13,50 @@ from __future__ import annotations
 
 import argparse
 
+from agents_pipeline.cli.conventions import PROBLEMS, add_command, add_json
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds ``archive``; each action sets ``handler`` with set_defaults."""
-    archive = subparsers.add_parser("archive", help="retention: archive old days to Parquet, restore them")
-    actions = archive.add_subparsers(dest="action", required=True)
-    p = actions.add_parser("policy", help="retention per table and the archive folder")
-    p.add_argument("--json", action="store_true")
+    archive = add_command(subparsers, "archive", "retention: archive old days to Parquet, restore them",
+                          ["agents-pipeline archive pending", "agents-pipeline archive run heartbeats 2025-01-31"])
+    actions = archive.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = add_command(actions, "policy", "retention per table and the archive folder",
+                    ["agents-pipeline archive policy", "agents-pipeline archive policy --json"])
+    add_json(p)
     p.set_defaults(handler=policy_command)
-    p = actions.add_parser("pending", help="days past retention that PostgreSQL still holds")
-    p.add_argument("--json", action="store_true")
+    p = add_command(actions, "pending", "days past retention that PostgreSQL still holds",
+                    ["agents-pipeline archive pending", "agents-pipeline archive pending --json"])
+    add_json(p)
     p.set_defaults(handler=pending_command)
-    p = actions.add_parser("list", help="archived and restored days (the ledger)")
-    p.add_argument("--table", default=None)
-    p.add_argument("--json", action="store_true")
+    p = add_command(actions, "list", "archived and restored days (the ledger)",
+                    ["agents-pipeline archive list", "agents-pipeline archive list --table heartbeats --json"])
+    p.add_argument("--table", default=None, help="only this table's days")
+    add_json(p)
     p.set_defaults(handler=list_command)
-    p = actions.add_parser("run", help="archive one table's UTC day now (refused inside retention)")
-    p.add_argument("table")
+    p = add_command(actions, "run", "archive one table's UTC day now, with progress on a terminal "
+                    "(refused inside retention)",
+                    ["agents-pipeline archive run heartbeats 2025-01-31",
+                     "agents-pipeline archive run llm_runs 2025-01-31 --lock-wait 60 --json"])
+    p.add_argument("table", help="the table, e.g. heartbeats (archive policy lists them)")
     p.add_argument("day", help="UTC day, e.g. 2025-01-31")
     _lock_wait_option(p)
+    add_json(p)
     p.set_defaults(handler=run_command)
-    p = actions.add_parser("restore", help="put an archived day back into PostgreSQL and hold it")
-    p.add_argument("table")
+    p = add_command(actions, "restore", "put an archived day back into PostgreSQL and hold it, with progress on a "
+                    "terminal; exit 1 when the day then differs from its archive",
+                    ["agents-pipeline archive restore heartbeats 2025-01-31",
+                     "agents-pipeline archive restore heartbeats 2025-01-31 --hold-days 30 --json"])
+    p.add_argument("table", help="the table, e.g. heartbeats")
     p.add_argument("day", help="UTC day, e.g. 2025-01-31")
     p.add_argument("--hold-days", type=float, default=7.0,
                    help="days the restored day stays before archival may remove it again (default 7)")
     _lock_wait_option(p)
+    add_json(p)
     p.set_defaults(handler=restore_command)
-    p = actions.add_parser("maintain", help="partitions ahead, ANALYZE parents, VACUUM where needed")
-    p.add_argument("--json", action="store_true")
+    p = add_command(actions, "maintain", "partitions ahead, ANALYZE parents, VACUUM where needed",
+                    ["agents-pipeline archive maintain", "agents-pipeline archive maintain --json"])
+    add_json(p)
     p.set_defaults(handler=maintain_command)
 
 
@@ -129,13 +144,18 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from agents_pipeline.console import Progress, print_json
     from agents_pipeline.defs.retention import archiver, policy
 
     url, root, _ = _url_and_root()
     day = policy.parse_day(args.day)
     policy.table_spec(args.table)
-    result = archiver.archive_day(url, root, args.table, day, policy.retention_days()[args.table],
-                                  lock_wait_s=args.lock_wait)
+    with Progress(f"archive {args.table} {day}") as progress:   # a bar only when stderr is a terminal
+        result = archiver.archive_day(url, root, args.table, day, policy.retention_days()[args.table],
+                                      lock_wait_s=args.lock_wait, progress=progress)
+    if args.json:
+        print_json({**vars(result), "day": result.day.isoformat(), "seconds": round(result.seconds, 3)})
+        return 0
     print(f"{args.table} {day}: {result.outcome}, {result.rows} rows, {result.file_bytes} bytes, "
           f"removed in {result.remove_ms:.1f} ms, {result.seconds:.2f} s in all"
           + (f" ({'; '.join(result.notes)})" if result.notes else ""))
@@ -143,6 +163,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def restore_command(args: argparse.Namespace) -> int:
+    from agents_pipeline.console import Progress, print_json
     from agents_pipeline.core.errors import ValidationError
     from agents_pipeline.defs.retention import policy, restore
 
@@ -151,11 +172,17 @@ def restore_command(args: argparse.Namespace) -> int:
     url, root, _ = _url_and_root()
     day = policy.parse_day(args.day)
     policy.table_spec(args.table)
-    result = restore.restore_day(url, root, args.table, day, args.hold_days, lock_wait_s=args.lock_wait)
+    with Progress(f"restore {args.table} {day}") as progress:
+        result = restore.restore_day(url, root, args.table, day, args.hold_days, lock_wait_s=args.lock_wait,
+                                     progress=progress)
+    code = 0 if result.exact else PROBLEMS
+    if args.json:
+        print_json({**vars(result), "day": result.day.isoformat(), "ok": result.exact})
+        return code
     print(f"{args.table} {day}: {result.rows_inserted} rows restored ({result.rows_in_archive} in the archive); "
           f"{'identical to the archive' if result.exact else 'DIFFERS from the archive (rows present besides it)'}; "
           f"held until {result.held_until:%Y-%m-%d %H:%M}Z")
-    return 0 if result.exact else 2
+    return code
 
 
 def maintain_command(args: argparse.Namespace) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from agents_pipeline.cli.conventions import add_command, add_json
+
 
 def _grant_agent(args: argparse.Namespace) -> int:
     from agents_pipeline.defs.security.grants import grant_agent_command
@@ -37,15 +39,19 @@ def _audit(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds this domain's sub-commands; each sets `handler` with parser.set_defaults(handler=...)."""
-    security = subparsers.add_parser("security", help="database roles and agent credentials")
-    sub = security.add_subparsers(dest="action", required=True)
-    grant = sub.add_parser("grant-agent", help="print the connection settings an agent host needs")
+    security = add_command(subparsers, "security", "database roles and agent credentials",
+                           ["agents-pipeline security audit", "agents-pipeline security grant-agent --json"])
+    sub = security.add_subparsers(dest="action", required=True, metavar="ACTION")
+    grant = add_command(sub, "grant-agent", "print the connection settings an agent host needs (as db grant-agent)",
+                        ["agents-pipeline security grant-agent", "agents-pipeline security grant-agent "
+                         "--host db.internal --port 5432 --json"])
     grant.add_argument("--new-password", action="store_true",
                        help="set a new password on the agent login (every agent host must be updated)")
     grant.add_argument("--host", default=None, help="database host as agent hosts reach it (default: as configured)")
     grant.add_argument("--port", type=int, default=None, help="database port as agent hosts reach it")
-    grant.add_argument("--json", action="store_true")
+    add_json(grant)
     grant.set_defaults(handler=_grant_agent)
-    audit = sub.add_parser("audit", help="check the roles' privileges against the design; non-zero on a finding")
-    audit.add_argument("--json", action="store_true")
+    audit = add_command(sub, "audit", "check the roles' privileges against the design; exit 1 on a finding",
+                        ["agents-pipeline security audit", "agents-pipeline security audit --json"])
+    add_json(audit)
     audit.set_defaults(handler=_audit)

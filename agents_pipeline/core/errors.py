@@ -53,3 +53,8 @@ class LeaseLostError(NotFoundError):
     """The task's attempt is no longer this agent's: its lease ran out and another agent claimed it,
     or its agent was marked down and the task released. Its result must not be reported; the
     task runs again (or is dead-lettered) under another attempt."""
+
+
+class VerificationFailed(AgentsPipelineError):
+    """The work ran, and checking its result found a difference (a restore that does not match
+    its backup): the command exits 1, not 2 (it did not fail to run)."""

@@ -9,6 +9,7 @@ webserver submits the run exactly as the Launchpad does.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from urllib.parse import urlsplit
 
@@ -94,9 +95,15 @@ def launch_command(args) -> int:
     client = client_for(url)
     run_id = submit(client, args.job, run_config=run_config, tags=tags, asset_keys=args.asset,
                     partition=args.partition, location=args.location)
-    print(f"launched {args.job}: {url}/runs/{run_id}", flush=True)
-    if args.no_wait:
-        return 0
-    status = wait(client, run_id, timeout_s=args.timeout)
-    print(f"run {run_id}: {status.lower()}")
-    return 0 if status == "SUCCESS" else 1
+    as_json = getattr(args, "json", False)
+    # Under --json, stdout holds the one result document; the progress line goes to stderr.
+    print(f"launched {args.job}: {url}/runs/{run_id}", flush=True, file=sys.stderr if as_json else sys.stdout)
+    status = None if args.no_wait else wait(client, run_id, timeout_s=args.timeout)
+    if as_json:
+        from agents_pipeline.console import print_json
+
+        print_json({"job": args.job, "run_id": run_id, "url": f"{url}/runs/{run_id}",
+                    "status": status and status.lower()})
+    elif status is not None:
+        print(f"run {run_id}: {status.lower()}")
+    return 0 if status in (None, "SUCCESS") else 1

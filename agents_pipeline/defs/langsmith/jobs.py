@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
+from agents_pipeline.console import Progress
 from agents_pipeline.core.errors import ConfigurationError
 from agents_pipeline.defs.langsmith import settings as settings_module
 from agents_pipeline.defs.langsmith import stats, sync
@@ -66,9 +67,11 @@ def backfill_langsmith_runs(context: dg.OpExecutionContext, config: LangSmithBac
     if config.projects:
         settings = type(settings)(**{**settings.__dict__, "projects": tuple(config.projects)})
     redact = langsmith.redactor()
-    with forward_logs(context), langsmith.session() as (client, _):
+    # The same progress `langsmith sync --start/--end` draws on a terminal, as a log line every 10 s.
+    with forward_logs(context), langsmith.session() as (client, _), \
+            Progress("LangSmith backfill", unit="runs", log=context.log.info) as progress:
         results = sync.sync_all(postgres.engine, lambda: langsmith.source(client), settings,
-                                redact=redact, window=(start, end))
+                                redact=redact, window=(start, end), progress=progress)
     today = datetime.now(UTC).date()
     for day in _days(start, end):
         if day > today or day < USAGE_PARTITIONS.start.date():

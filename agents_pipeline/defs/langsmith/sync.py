@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from langsmith import utils as ls_utils
 
+from agents_pipeline.console import Progress
 from agents_pipeline.defs.alerts.store import open_alert, resolve_alert
 from agents_pipeline.defs.langsmith import store
 from agents_pipeline.defs.langsmith.client import LangSmithSyncError, Redactor, describe_error
@@ -91,20 +92,23 @@ def _db_message(exc: BaseException) -> str:
 
 
 def _apply(conn: sa.Connection, runs: Iterable[Any], project: str, attribution: _Attribution,
-           result: ProjectResult) -> None:
+           result: ProjectResult, progress: Progress | None = None) -> None:
     page: list[dict[str, Any]] = []
     for run in runs:
         page.append(attribution.apply(normalize_run(run, project)))
         if len(page) >= PAGE_SIZE:
-            _flush(conn, page, result)
+            _flush(conn, page, result, progress)
             page = []
-    _flush(conn, page, result)
+    _flush(conn, page, result, progress)
 
 
-def _flush(conn: sa.Connection, page: list[dict[str, Any]], result: ProjectResult) -> None:
+def _flush(conn: sa.Connection, page: list[dict[str, Any]], result: ProjectResult,
+           progress: Progress | None = None) -> None:
     if not page:
         return
     inserted, updated = store.upsert_page(conn, page)
+    if progress is not None:
+        progress.update(len(page))
     result.runs_fetched += len(page)
     result.inserted += inserted
     result.updated += updated
@@ -113,8 +117,9 @@ def _flush(conn: sa.Connection, page: list[dict[str, Any]], result: ProjectResul
 
 def sync_project(engine: sa.Engine, source: RunSource, project_name: str, settings: SyncSettings, *,
                  redact: Redactor, now: datetime | None = None, window: tuple[datetime, datetime] | None = None,
-                 alerts: bool = True) -> ProjectResult:
-    """Pulls one project. ``window`` given: a backfill of that range, the cursor is left alone."""
+                 alerts: bool = True, progress: Progress | None = None) -> ProjectResult:
+    """Pulls one project. ``window`` given: a backfill of that range, the cursor is left alone.
+    ``progress`` counts the runs read, its note the slices done and the time left."""
     began = time.monotonic()
     now = now or datetime.now(UTC)
     result = ProjectResult(project=project_name)
@@ -137,10 +142,15 @@ def sync_project(engine: sa.Engine, source: RunSource, project_name: str, settin
         else:
             start, end = window
         result.window_start, result.window_end = start, end
-        for s, e in _slices(start, end, settings.slice_length):
+        slices = _slices(start, end, settings.slice_length)
+        if progress is not None:
+            progress.stage(project_name)
+        for i, (s, e) in enumerate(slices):
+            if progress is not None:
+                progress.note(_slice_note(i, len(slices), time.monotonic() - began))
             with engine.begin() as conn:
                 store.lock_project(conn, project_name)
-                _apply(conn, source.fetch(project, s, e), project_name, attribution, result)
+                _apply(conn, source.fetch(project, s, e), project_name, attribution, result, progress)
                 if window is None:
                     store.write_cursor(conn, store.Cursor(project_name, e, project.project_id),
                                        runs_written=result.inserted + result.updated)
@@ -165,6 +175,15 @@ def sync_project(engine: sa.Engine, source: RunSource, project_name: str, settin
     if alerts:
         _record_alert(engine, result)
     return result
+
+
+def _slice_note(done: int, total: int, elapsed_s: float) -> str:
+    """``slice 3/24, ETA 0:01:10``: LangSmith gives no run count up front, so the time left comes
+    from the share of the window read so far."""
+    note = f"slice {done + 1}/{total}"
+    if done:
+        note += f", ETA {timedelta(seconds=round(elapsed_s / done * (total - done)))}"
+    return note
 
 
 def _refetch_pending(engine: sa.Engine, source: RunSource, project: Project, window_start: datetime,
@@ -202,9 +221,10 @@ def _record_alert(engine: sa.Engine, result: ProjectResult) -> None:
 
 def sync_all(engine: sa.Engine, source_factory: Callable[[], RunSource], settings: SyncSettings, *,
              redact: Redactor, now: datetime | None = None,
-             window: tuple[datetime, datetime] | None = None) -> list[ProjectResult]:
+             window: tuple[datetime, datetime] | None = None,
+             progress: Progress | None = None) -> list[ProjectResult]:
     """Every configured project in turn; one failing project does not stop the others."""
     source = source_factory()
     return [sync_project(engine, source, p, settings, redact=redact, now=now, window=window,
-                         alerts=window is None)
+                         alerts=window is None, progress=progress)
             for p in settings.projects]

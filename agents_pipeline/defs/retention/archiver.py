@@ -28,6 +28,7 @@ from pathlib import Path
 
 from psycopg2 import sql
 
+from agents_pipeline.console import Progress
 from agents_pipeline.defs.retention import parquet_io, store
 from agents_pipeline.defs.retention.locks import LOCK_WAIT_S, lock_unit
 from agents_pipeline.defs.retention.parquet_io import ArchiveFileError
@@ -115,7 +116,7 @@ def pace() -> parquet_io.Pacer:
 
 def _write_unit(conn, root: Path, table: str, day: date, days: int,
                 sources: dict[str, sql.Composable], previous: store.Manifest | None,
-                pacer: parquet_io.Pacer) -> store.Manifest:
+                pacer: parquet_io.Pacer, expected_rows: int | None = None) -> store.Manifest:
     """Exports each member's rows (one snapshot), writes, verifies by loading back; manifest.
 
     The export, the read back, the load and both fingerprints run in chunks of 128 kB of heap
@@ -127,6 +128,8 @@ def _write_unit(conn, root: Path, table: str, day: date, days: int,
     byte-identical to an unpaced export's."""
     folder = store.unit_dir(root, table, day)
     entries = []
+    if pacer.progress is not None:
+        pacer.progress.stage("export", expected_rows)
     with conn.cursor() as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         parquet_io.stable_text(cur)
@@ -145,6 +148,8 @@ def _write_unit(conn, root: Path, table: str, day: date, days: int,
         entries.append(store.FileEntry(member, name, rows.num_rows, digest, size, fp,
                                        [{"name": c.name, "pg_type": c.pg_type} for c in columns]))
     _step("after_write")
+    if pacer.progress is not None:
+        pacer.progress.stage("verify", sum(e.rows for e in entries))
     for entry in entries:
         back = parquet_io.read_parquet(folder / entry.file, entry.sha256, entry.rows, pacer)
         with conn.cursor() as cur:
@@ -165,12 +170,15 @@ def _write_unit(conn, root: Path, table: str, day: date, days: int,
 
 
 def archive_day(url: str, root: Path, table: str, day: date, days: int,
-                today: date | None = None, lock_wait_s: float = LOCK_WAIT_S) -> DayResult:
+                today: date | None = None, lock_wait_s: float = LOCK_WAIT_S,
+                progress: Progress | None = None) -> DayResult:
     """Archives ``table``'s UTC ``day`` (past its ``days`` of retention) into ``root``; waits up
-    to ``lock_wait_s`` for another archival or restore of the same day to finish."""
+    to ``lock_wait_s`` for another archival or restore of the same day to finish. ``progress``
+    is told of the rows exported, then of the rows verified."""
     spec = table_spec(table)
     ensure_past_retention(table, day, days, today)
     pacer = pace()
+    pacer.progress = progress
     started = time.monotonic()
     store.remove_stale_temporaries(root, table, day)
     with connect(url) as conn, connect(url, autocommit=True) as ddl:
@@ -242,8 +250,10 @@ def _archive_partition(conn, ddl, root: Path, table: str, day: date, days: int,
                 source = create_temp_like(cur, "rows", table)
                 cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(source, rel))
                 _merge_previous(cur, root, previous, [table])
+        with conn.cursor() as cur:
+            estimate = _estimated_rows(cur, source)
         conn.commit()
-        manifest = _write_unit(conn, root, table, day, days, {table: source}, previous, pacer)
+        manifest = _write_unit(conn, root, table, day, days, {table: source}, previous, pacer, estimate)
         with conn.cursor() as cur:
             store.set_ledger(cur, table, day, "verified", row_count=manifest.rows,
                              content_checksum=manifest.files[0].content_checksum)
@@ -290,7 +300,7 @@ def _archive_rows(conn, root: Path, table: str, day: date, days: int, pacer: par
     with conn.cursor() as cur:
         store.set_ledger(cur, table, day, "exporting", retention_days=days)
     conn.commit()
-    manifest = _write_unit(conn, root, table, day, days, rows_tables, previous, pacer)
+    manifest = _write_unit(conn, root, table, day, days, rows_tables, previous, pacer, total)
     with conn.cursor() as cur:
         store.set_ledger(cur, table, day, "verified", row_count=manifest.rows,
                          content_checksum=manifest.files[0].content_checksum)
@@ -300,6 +310,15 @@ def _archive_rows(conn, root: Path, table: str, day: date, days: int, pacer: par
     for member in reversed(members):            # dependent rows first: foreign keys hold
         _delete_captured(conn, member)
     return _finish(conn, table, day, manifest, root, (time.perf_counter() - t0) * 1000)
+
+
+def _estimated_rows(cur, relation: sql.Composable) -> int | None:
+    """The planner's row estimate of ``relation`` (free: no scan), None when it has none; only
+    a progress bar's total, so an estimate is enough."""
+    cur.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                (relation.as_string(cur.connection),))
+    row = cur.fetchone()
+    return int(row[0]) if row and row[0] > 0 else None
 
 
 def _capture(cur, spec, day: date) -> None:

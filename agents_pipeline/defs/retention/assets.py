@@ -11,6 +11,7 @@ from datetime import date
 
 import dagster as dg
 
+from agents_pipeline.console import Progress
 from agents_pipeline.defs.retention import archiver, maintenance, policy
 from agents_pipeline.platform.markdown import escape_md
 from agents_pipeline.platform.resources import PostgresResource
@@ -51,7 +52,9 @@ def archive_class_day(context: dg.AssetExecutionContext, postgres: PostgresResou
         if day > last[table]:
             results.append(archiver.DayResult(table, day, "kept", notes=[f"inside {days[table]}-day retention"]))
             continue
-        result = archiver.archive_day(postgres.url, root, table, day, days[table])
+        # The same progress a terminal shows, as a log line every 10 s of the run.
+        with Progress(f"archive {table} {day}", log=context.log.info) as progress:
+            result = archiver.archive_day(postgres.url, root, table, day, days[table], progress=progress)
         context.log.info("%s %s: %s, %d rows", table, day, result.outcome, result.rows)
         results.append(result)
     rows = sum(r.rows for r in results if r.outcome == "archived")

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from psycopg2 import sql
 
+from agents_pipeline.console import Progress
 from agents_pipeline.core.dsn import connect_kwargs, mask_url
-from agents_pipeline.core.errors import ConfigurationError, ValidationError
+from agents_pipeline.core.errors import ConfigurationError, ValidationError, VerificationFailed
 from agents_pipeline.defs.retention.parquet_io import fingerprint
 from agents_pipeline.defs.retention.private import open_private, private_dir
 from agents_pipeline.defs.retention.units import connect
@@ -70,7 +71,7 @@ def pg_tool(name: str, major: int) -> Path:
         f"install it: apt-get install postgresql-client-{major}")
 
 
-def table_fingerprints(cur) -> dict[str, str]:
+def table_fingerprints(cur, progress: Progress | None = None) -> dict[str, str]:
     """rows:fingerprint of every table of the product (partitions counted in their parent)."""
     cur.execute("""
         SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -78,7 +79,49 @@ def table_fingerprints(cur) -> dict[str, str]:
           AND (n.nspname = 'fleet' OR (n.nspname = 'public' AND c.relname = 'agents_pipeline_migrations'))
         ORDER BY 1, 2""")
     names = cur.fetchall()
-    return {f"{schema}.{table}": fingerprint(cur, sql.Identifier(schema, table)) for schema, table in names}
+    out = {}
+    for schema, table in names:
+        out[f"{schema}.{table}"] = fp = fingerprint(cur, sql.Identifier(schema, table))
+        if progress is not None:
+            progress.update(int(fp.split(":")[0]))
+    return out
+
+
+def estimated_rows(cur) -> dict[str, int]:
+    """The planner's row estimate of every table pg_dump writes, by its qualified name (free: no
+    scan). Only for the progress of a backup, so an estimate is enough."""
+    cur.execute("""
+        SELECT n.nspname || '.' || c.relname, greatest(c.reltuples, 0)::bigint
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r'
+          AND (n.nspname = 'fleet' OR (n.nspname = 'public' AND c.relname = 'agents_pipeline_migrations'))""")
+    return dict(cur.fetchall())
+
+
+_DUMPING = re.compile(r'dumping contents of table "([^"]+)"')
+
+
+def _dump(args: list[str], env: dict[str, str], estimates: dict[str, int], progress: Progress | None) -> None:
+    """pg_dump with ``--verbose``, read line by line: each table it starts dumping moves
+    ``progress`` on by the estimated rows of the one before (pg_dump reports no row counts)."""
+    proc = subprocess.Popen([*args, "--verbose"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, umask=0o077)
+    lines: list[str] = []
+    current = None
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        found = _DUMPING.search(line)
+        if found is None:
+            lines.append(line)
+            continue
+        if progress is not None and current is not None:
+            progress.update(estimates.get(current, 0))
+        current = found.group(1)
+    if proc.wait() != 0:
+        tail = " | ".join(line.strip() for line in lines[-3:])
+        raise ValidationError(f"pg_dump failed: {mask_url(tail)}")
+    if progress is not None and current is not None:
+        progress.update(estimates.get(current, 0))
 
 
 def _run(args: list[str], env: dict[str, str], what: str) -> subprocess.CompletedProcess:
@@ -106,8 +149,9 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def backup(url: str, path: Path | None = None) -> tuple[Path, dict]:
-    """Dumps the database to ``path``; returns the path and the sidecar's contents.
+def backup(url: str, path: Path | None = None, progress: Progress | None = None) -> tuple[Path, dict]:
+    """Dumps the database to ``path``; returns the path and the sidecar's contents. ``progress``
+    is told of the rows dumped (from the planner's estimates), then of the rows checksummed.
 
     The folder is created 0700 when missing (the default ``<project>/backups`` is set to 0700
     even when it exists: the product made it); the dump and its sidecar are 0600."""
@@ -123,12 +167,17 @@ def backup(url: str, path: Path | None = None) -> tuple[Path, dict]:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cur.execute("SELECT pg_export_snapshot(), current_database(), version()")
         snapshot, dbname, version = cur.fetchone()
+        estimates = estimated_rows(cur)
         try:
             os.close(open_private(tmp))   # pg_dump truncates it, keeping the 0600 (a stale one's too)
             # pg_dump reads the same snapshot while this transaction stays open.
-            _run([str(pg_dump), "--format=custom", "--compress=6", f"--snapshot={snapshot}", f"--file={tmp}"],
-                 libpq_env(url), "pg_dump")
-            tables = table_fingerprints(cur)
+            if progress is not None:
+                progress.stage("dump", sum(estimates.values()) or None)
+            _dump([str(pg_dump), "--format=custom", "--compress=6", f"--snapshot={snapshot}", f"--file={tmp}"],
+                  libpq_env(url), estimates, progress)
+            if progress is not None:
+                progress.stage("checksums", sum(estimates.values()) or None)
+            tables = table_fingerprints(cur, progress)
             conn.rollback()
             _run([str(pg_tool("pg_restore", major)), "--list", str(tmp)], libpq_env(url), "checking the dump")
         except BaseException:
@@ -166,15 +215,22 @@ def restore(path: Path, url: str) -> dict:
         conn.rollback()
     mismatched = sorted(t for t in (expected or {}) if expected[t] != actual.get(t))
     if mismatched:
-        raise ValidationError(f"restored database differs from the backup in {', '.join(mismatched)}")
+        raise VerificationFailed(f"restored database differs from the backup in {', '.join(mismatched)}")
     return {"tables": actual, "verified": expected is not None}
 
 
 def backup_command(args: argparse.Namespace) -> int:
     from agents_pipeline.core.shared_state import resolve_url
 
-    path, info = backup(resolve_url(), Path(args.path) if args.path else None)
+    with Progress("db backup") as progress:   # a bar only when stderr is a terminal
+        path, info = backup(resolve_url(), Path(args.path) if args.path else None, progress)
     rows = sum(int(v.split(":")[0]) for v in info["tables"].values())
+    if getattr(args, "json", False):
+        from agents_pipeline.console import print_json
+
+        print_json({"path": str(path), "sidecar": f"{path}.json", "bytes": info["bytes"],
+                    "tables": len(info["tables"]), "rows": rows, "created_at": info["created_at"]})
+        return 0
     print(f"backup written to {path} ({info['bytes']} bytes, {len(info['tables'])} tables, {rows} rows; "
           f"counts and checksums in {path.name}.json)")
     return 0
@@ -199,6 +255,12 @@ def restore_command(args: argparse.Namespace) -> int:
     result = restore(Path(args.path), url)
     rows = sum(int(v.split(":")[0]) for v in result["tables"].values())
     check = "row counts and checksums match the backup" if result["verified"] else "no .json beside it: not compared"
+    if getattr(args, "json", False):
+        from agents_pipeline.console import print_json
+
+        print_json({"path": str(args.path), "into": mask_url(url), "tables": len(result["tables"]), "rows": rows,
+                    "verified": result["verified"]})
+        return 0
     print(f"restored {args.path} into {mask_url(url)}: {len(result['tables'])} tables, {rows} rows; {check}")
     return 0
 

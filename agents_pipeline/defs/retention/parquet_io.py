@@ -23,6 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
+from agents_pipeline.console import Progress
 from agents_pipeline.core.errors import ValidationError
 from agents_pipeline.defs.retention.private import open_private
 
@@ -66,6 +67,11 @@ class Pacer:
         self.chunks = 0
         self.worked = 0.0
         self.slept = 0.0
+        self.progress: Progress | None = None   # told of the rows each chunk moved
+
+    def advance(self, rows: int) -> None:
+        if self.progress is not None:
+            self.progress.update(rows)
 
     @contextmanager
     def chunk(self) -> Iterator[None]:
@@ -154,6 +160,8 @@ def export_rows(cur, source: sql.Composable, columns: list[Column], pace: Pacer 
                     column_types=read_types, strings_can_be_null=True, quoted_strings_can_be_null=False,
                     null_values=[""], true_values=["t"], false_values=["f"]),
             ))
+            if pace is not None:
+                pace.advance(parts[-1].num_rows)
     if not parts:
         arrays = [pa.array([], type=c.arrow_type) for c in columns]
         return pa.Table.from_arrays(arrays, schema=schema_for(columns))
@@ -182,10 +190,12 @@ def load_rows(cur, table: pa.Table, target: sql.Composable, columns: list[Column
     for start in range(0, ordered.num_rows, step):
         with pace.chunk() if pace is not None else nullcontext():
             buf = io.BytesIO()
-            pacsv.write_csv(ordered.slice(start, step), buf,
-                            pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+            chunk = ordered.slice(start, step)
+            pacsv.write_csv(chunk, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
             buf.seek(0)
             cur.copy_expert(query, buf)
+        if pace is not None:
+            pace.advance(chunk.num_rows)
     return table.num_rows
 
 

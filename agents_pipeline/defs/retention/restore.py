@@ -16,6 +16,7 @@ from pathlib import Path
 
 from psycopg2 import sql
 
+from agents_pipeline.console import Progress
 from agents_pipeline.defs.retention import parquet_io, store
 from agents_pipeline.defs.retention.locks import LOCK_WAIT_S, lock_unit
 from agents_pipeline.defs.retention.parquet_io import ArchiveFileError
@@ -57,11 +58,15 @@ def read_unit(root: Path, table: str, day: date):
     return manifest, {e.table: parquet_io.read_parquet(folder / e.file, e.sha256, e.rows) for e in manifest.files}
 
 
-def _insert_missing(cur, member: str, rows, target: sql.Composable, present: sql.Composable) -> int:
+def _insert_missing(cur, member: str, rows, target: sql.Composable, present: sql.Composable,
+                    progress: Progress | None = None) -> int:
     """Inserts the archived rows not already in ``present`` (compared by their text form)."""
     columns = parquet_io.table_columns(cur, member)
     staged = create_temp_like(cur, "restore", member)
-    parquet_io.load_rows(cur, rows, staged, columns)
+    # Loaded in chunks (at full speed: pace 100) so that ``progress`` moves as rows go in.
+    loader = parquet_io.Pacer(100)
+    loader.progress = progress
+    parquet_io.load_rows(cur, rows, staged, columns, loader)
     parquet_io.stable_text(cur)
     cur.execute(sql.SQL(
         "INSERT INTO {target} OVERRIDING SYSTEM VALUE SELECT s.* FROM {staged} s "
@@ -73,10 +78,17 @@ def _insert_missing(cur, member: str, rows, target: sql.Composable, present: sql
 
 
 def restore_day(url: str, root: Path, table: str, day: date, hold_days: float = DEFAULT_HOLD_DAYS,
-                lock_wait_s: float = LOCK_WAIT_S) -> RestoreResult:
-    """Restores the archived day; waits up to ``lock_wait_s`` for an archival of it to finish."""
+                lock_wait_s: float = LOCK_WAIT_S, progress: Progress | None = None) -> RestoreResult:
+    """Restores the archived day; waits up to ``lock_wait_s`` for an archival of it to finish.
+    ``progress`` is told of the rows loaded (a retried attempt starts its count again)."""
     spec = table_spec(table)
     manifest, data = read_unit(root, table, day)
+
+    def load_stage() -> Progress | None:
+        if progress is not None:
+            progress.stage("load", manifest.rows)
+        return progress
+
     with connect(url) as conn, connect(url, autocommit=True) as ddl:
         lock_unit(conn, table, day, lock_wait_s)
         if spec.partitioned:
@@ -93,7 +105,7 @@ def restore_day(url: str, root: Path, table: str, day: date, hold_days: float = 
                 else:   # an archival killed midway left it frozen
                     unfreeze_partition(cur, table, day)
                 part = partition_ident(table, day)
-                n = _insert_missing(cur, table, data[table], part, part)
+                n = _insert_missing(cur, table, data[table], part, part, load_stage())
                 if state != "attached":
                     attach_standalone(cur, table, day)
                 return n
@@ -102,10 +114,11 @@ def restore_day(url: str, root: Path, table: str, day: date, hold_days: float = 
         else:
             def work(cur):
                 n = 0
+                stage = load_stage()
                 for member in [table, *(c.table for c in spec.children)]:
                     target = sql.Identifier("fleet", member)
                     present = day_rows(spec, day) if member == table else target
-                    n += _insert_missing(cur, member, data[member], target, present) if member in data else 0
+                    n += _insert_missing(cur, member, data[member], target, present, stage) if member in data else 0
                 return n
 
             inserted = with_lock_retries(conn, work, lock_timeout_ms=2000)
