@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint venv db-up db-down clean demo readiness system-deps
+.PHONY: run test test-slow lint venv db-up db-down clean demo readiness system-deps cli-docs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=/path/to/python3.11)")'
@@ -51,6 +51,10 @@ demo: $(STAMP)
 
 readiness: $(STAMP)
 	$(BIN)/agents-pipeline readiness
+
+# docs/cli.md, the command reference, is generated from the parser (a test checks it matches).
+cli-docs: $(STAMP)
+	$(BIN)/python -m agents_pipeline.cli.reference
 
 lint: $(STAMP)
 	$(BIN)/ruff check agents_pipeline agents_pipeline_tests benchmarks

@@ -99,7 +99,8 @@ class PackageVersion(argparse.Action):
             found = version("agents_pipeline")
         except PackageNotFoundError:   # run from a source tree that was never installed
             from agents_pipeline import __version__ as found
-        parser.exit(message=f"{parser.prog} {found}\n")
+        print(f"{parser.prog} {found}")   # stdout, as argparse's own version action
+        parser.exit()
 
 
 def exit_code(exc: BaseException) -> int:
