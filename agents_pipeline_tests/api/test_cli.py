@@ -49,5 +49,5 @@ def test_rotate_ping_key_and_revoke_token_replace_the_key(db_env, capsys) -> Non
 
 def test_unknown_agent_is_one_line(db_env, capsys) -> None:
     for action in ("ping-url", "rotate-ping-key"):
-        assert main(["agents", action, "ghost"]) == 1
+        assert main(["agents", action, "ghost"]) == 2
         assert capsys.readouterr().err == "agents-pipeline: unknown agent 'ghost'\n"

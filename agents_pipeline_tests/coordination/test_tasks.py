@@ -287,11 +287,11 @@ def test_an_operator_grants_and_clears_capabilities_from_the_command_line(fleet:
     assert worker.claim_tasks(["render"], 1) == []
     assert main(["agents", "capabilities", "worker"]) == 0
     assert "render, summarise" in capsys.readouterr().out
-    assert main(["agents", "capabilities", "worker", "bad cap"]) == 1
+    assert main(["agents", "capabilities", "worker", "bad cap"]) == 2
     assert "capability must be 1 to 200 letters" in capsys.readouterr().err
     assert main(["agents", "capabilities", "worker", "--clear"]) == 0
     assert capsys.readouterr().out.strip() == "worker: may claim tasks needing no capability"
     with pytest.raises(AuthError):
         worker.claim_tasks(["render"], 1)
-    assert main(["agents", "capabilities", "nobody", "x"]) == 1
+    assert main(["agents", "capabilities", "nobody", "x"]) == 2
     assert "unknown agent 'nobody'" in capsys.readouterr().err

@@ -41,7 +41,7 @@ def test_agent_token_from_environment_only(db_env: str) -> None:
     env = {**os.environ, "AGENTS_PIPELINE_AGENT_TOKEN": token}
     run(["heartbeat", "a1"], env=env)
     refused = run(["heartbeat", "a2"], env=env, check=False)
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert refused.stderr.strip() == "agents-pipeline: token refused for agent 'a2'"
 
 
@@ -55,7 +55,7 @@ def test_agent_token_from_environment_only(db_env: str) -> None:
 )
 def test_failures_are_one_line_on_stderr(db_env: str, args: list[str], message: str) -> None:
     proc = run(args, check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith(message)
 

@@ -78,7 +78,7 @@ def test_dev_without_a_database_says_what_to_do_before_starting_dagster(tmp_path
     monkeypatch.delenv(settings.DATABASE_URL, raising=False)
     monkeypatch.setenv(settings.HOME, str(tmp_path / "no-cluster"))
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("dagster dev was started"))
-    assert main(["dev"]) == 1
+    assert main(["dev"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "`make run`" in err and settings.DATABASE_URL in err
 

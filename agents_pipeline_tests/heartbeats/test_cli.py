@@ -30,9 +30,9 @@ def test_silence_sets_and_lifts(db_env, engine, capsys):
     assert timedelta(hours=2) - timedelta(seconds=5) < left <= timedelta(hours=2)
     assert main(["silence", "batch", "--clear"]) == 0
     assert agent_row(engine, "batch").silenced_until is None
-    assert main(["silence", "nobody", "--for", "1h"]) == 1
+    assert main(["silence", "nobody", "--for", "1h"]) == 2
     assert "unknown agent 'nobody'" in capsys.readouterr().err
-    assert main(["silence", "batch", "--for", "100d"]) == 1
+    assert main(["silence", "batch", "--for", "100d"]) == 2
     assert "at most 90 days" in capsys.readouterr().err
 
 

@@ -101,7 +101,7 @@ def test_cli_ask_json_and_errors(db_env, database, capsys, monkeypatch):
     out = json.loads(capsys.readouterr().out)
     assert out["mode"] == "extractive" and out["agents"] == ["demo"] and "demo is DOWN since" in out["answer"]
     assert any(s["type"] == "doc" and s["doc"] == "docs/runbooks/agent-down.md" for s in out["sources"])
-    assert main(["ask", "why?", "--agent", "ghost"]) == 1
+    assert main(["ask", "why?", "--agent", "ghost"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["agents-pipeline: unknown agent 'ghost'"]
     assert main(["ask", "what does the grace period do?"]) == 0

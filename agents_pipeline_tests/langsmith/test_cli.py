@@ -23,11 +23,11 @@ def test_sync_then_status(fake, db_env, monkeypatch, capsys):
     (project,) = status["projects"]
     assert (project["project"], project["runs_stored"], project["pending"]) == (PROJECT, 2, 1)
     assert status["configured"] is True and status["conversations"] == {"unsent": 0, "failing": 0}
-    assert main(["langsmith", "sync", "--start", "2026-13-01", "--end", "2026-11-02"]) == 1
+    assert main(["langsmith", "sync", "--start", "2026-13-01", "--end", "2026-11-02"]) == 2
     assert "start '2026-13-01' is not an ISO 8601 date or time" in capsys.readouterr().err
 
 
 def test_sync_without_key_says_so(db_env, monkeypatch, capsys):
     monkeypatch.delenv("LANGSMITH_API_KEY", raising=False)
-    assert main(["langsmith", "push"]) == 1
+    assert main(["langsmith", "push"]) == 2
     assert "LANGSMITH_API_KEY is not set" in capsys.readouterr().err

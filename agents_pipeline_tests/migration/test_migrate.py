@@ -171,9 +171,9 @@ def test_cli_json_report_and_exit_codes(legacy_file, db_env, capsys, tmp_path):
     assert out["ok"] and out["totals"]["read"] == out["totals"]["written"] + out["totals"]["rejected"]
     junk = tmp_path / "notes.txt"
     junk.write_text("not a database at all\n" * 10)
-    assert main(["migrate-sqlite", str(junk)]) == 1
+    assert main(["migrate-sqlite", str(junk)]) == 2
     assert "not a SQLite database" in capsys.readouterr().err
-    assert main(["migrate-sqlite", str(tmp_path / "missing.db")]) == 1
+    assert main(["migrate-sqlite", str(tmp_path / "missing.db")]) == 2
     assert "no such file" in capsys.readouterr().err
 
 

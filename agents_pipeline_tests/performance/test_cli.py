@@ -36,9 +36,9 @@ def test_set_and_show_thresholds(db_env, engine, register, capsys):
 
 def test_bad_threshold_is_refused_and_nothing_stored(db_env, engine, register, capsys):
     register("strict")
-    assert main(["perf", "set-threshold", "disk_used_percent", "--agent", "strict", "--above", "5"]) == 1
+    assert main(["perf", "set-threshold", "disk_used_percent", "--agent", "strict", "--above", "5"]) == 2
     assert "applies to the host" in capsys.readouterr().err
-    assert main(["perf", "set-threshold", "cpu_percent", "--above", "-3"]) == 1
+    assert main(["perf", "set-threshold", "cpu_percent", "--above", "-3"]) == 2
     assert "between 0" in capsys.readouterr().err
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT config FROM fleet.agents WHERE name = 'strict'")).scalar() == {}
@@ -47,6 +47,6 @@ def test_bad_threshold_is_refused_and_nothing_stored(db_env, engine, register, c
 
 
 def test_rollup_of_an_empty_hour_fails_with_one_line(db_env, capsys):
-    assert main(["perf", "rollup", "2026-03-01T10:00Z"]) == 1
+    assert main(["perf", "rollup", "2026-03-01T10:00Z"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("agents-pipeline: no raw samples for 2026-03-01 10:00 UTC") and "\n" not in err

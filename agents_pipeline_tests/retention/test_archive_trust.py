@@ -151,7 +151,7 @@ def test_a_locked_day_is_waited_for_then_the_holders_pid_is_named(db_env, archiv
         with pytest.raises(ConflictError, match=f"held by PostgreSQL backend pid {pid} .*test:lock-holder"):
             archive_day(db_url, archive_dir, "heartbeats", OLD_DAY, 30, lock_wait_s=1.0)
         assert 1.0 <= time.monotonic() - started < 5.0
-        assert main(["archive", "run", "heartbeats", OLD_DAY.isoformat(), "--lock-wait", "0.3"]) == 1
+        assert main(["archive", "run", "heartbeats", OLD_DAY.isoformat(), "--lock-wait", "0.3"]) == 2
         assert f"pid {pid}" in capsys.readouterr().err
         assert execute(db_url, "SELECT count(*) FROM fleet.heartbeats") == [(50,)]
         # Released within the wait: the archival goes ahead.

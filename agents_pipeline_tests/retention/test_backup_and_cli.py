@@ -44,13 +44,13 @@ def test_restore_target_on_the_command_line_is_refused(db_env, empty_db_url, tmp
     path, _ = backup.backup(db_env, tmp_path)
     secret_url = empty_db_url.replace("postgres@", "postgres:s3cr3t-pw@")
     monkeypatch.setenv(backup.RESTORE_URL_ENV, empty_db_url)
-    assert main(["db", "restore", str(path), "--into", secret_url]) == 1
+    assert main(["db", "restore", str(path), "--into", secret_url]) == 2
     err = capsys.readouterr().err
     assert "--into URL is refused" in err and backup.RESTORE_URL_ENV in err and "nothing was restored" in err
     assert "s3cr3t-pw" not in err
     assert backup.table_fingerprints_for(empty_db_url) == {}     # nothing restored
     monkeypatch.delenv(backup.RESTORE_URL_ENV)
-    assert main(["db", "restore", str(path), "--into", ""]) == 1   # any value, even empty, is the old form
+    assert main(["db", "restore", str(path), "--into", ""]) == 2   # any value, even empty, is the old form
     assert backup.RESTORE_URL_ENV in capsys.readouterr().err
 
 
@@ -86,7 +86,7 @@ def test_backup_and_its_sidecar_are_private(db_env, tmp_path, monkeypatch):
 
 def test_restore_into_a_database_that_holds_the_schema_is_refused(db_env, tmp_path, capsys):
     path, _ = backup.backup(db_env, tmp_path)
-    assert main(["db", "restore", str(path)]) == 1
+    assert main(["db", "restore", str(path)]) == 2
     assert "already holds the product's schema" in capsys.readouterr().err
     bogus = tmp_path / "bogus.dump"
     bogus.write_bytes(b"not a dump")
@@ -109,9 +109,9 @@ def test_archive_commands_run_restore_and_list(db_env, archive_dir: Path, capsys
     assert main(["archive", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed[0]["status"] == "restored" and listed[0]["held_until"]
-    assert main(["archive", "restore", "agents", OLD_DAY.isoformat()]) == 1
+    assert main(["archive", "restore", "agents", OLD_DAY.isoformat()]) == 2
     assert "not subject to retention" in capsys.readouterr().err
-    assert main(["archive", "run", "heartbeats", "yesterday"]) == 1
+    assert main(["archive", "run", "heartbeats", "yesterday"]) == 2
     assert "is not a date" in capsys.readouterr().err
 
 
@@ -124,5 +124,5 @@ def test_policy_and_maintain_commands(db_env, archive_dir: Path, capsys, monkeyp
     report = json.loads(capsys.readouterr().out)
     assert report["analyzed"] == ["heartbeats", "perf_samples"] and report["database_bytes"] > 0
     monkeypatch.setenv("AGENTS_PIPELINE_RETENTION", "users=10")
-    assert main(["archive", "policy"]) == 1
+    assert main(["archive", "policy"]) == 2
     assert "unknown table 'users'" in capsys.readouterr().err

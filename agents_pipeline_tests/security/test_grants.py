@@ -106,7 +106,7 @@ def test_grant_agent_before_migrations_names_the_fix(pg_cluster, monkeypatch, ca
     try:
         monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", pg_cluster.url(name))
         code, out = _run(capsys, "db", "grant-agent")
-        assert code == 1 and "run `agents-pipeline db migrate` first" in out
+        assert code == 2 and "run `agents-pipeline db migrate` first" in out
     finally:
         pg.drop_database(pg_cluster, name)
 
@@ -149,7 +149,7 @@ def test_an_agent_host_configured_from_grant_agent(operator_env, pg_cluster, cap
 
     monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", agent_url)
     code, out = _run(capsys, "heartbeat", "host-agent")
-    assert code == 1 and "token refused" in out
+    assert code == 2 and "token refused" in out
     monkeypatch.setenv("AGENTS_PIPELINE_AGENT_TOKEN", new_token)
     assert _run(capsys, "heartbeat", "host-agent")[0] == 0
 
@@ -157,7 +157,7 @@ def test_an_agent_host_configured_from_grant_agent(operator_env, pg_cluster, cap
     assert _run(capsys, "agents", "revoke-token", "host-agent")[0] == 0
     monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", agent_url)
     code, out = _run(capsys, "heartbeat", "host-agent")
-    assert code == 1 and "token refused" in out
+    assert code == 2 and "token refused" in out
     stored = database.transaction(lambda cur: (cur.execute(
         "SELECT count(*), count(*) FILTER (WHERE kind = 'start') FROM fleet.heartbeats h "
         "JOIN fleet.agents a USING (agent_id) WHERE a.name = 'host-agent'"), cur.fetchone())[1])

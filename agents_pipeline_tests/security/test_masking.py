@@ -59,7 +59,7 @@ def test_an_unreachable_database_is_reported_masked():
 def test_the_cli_prints_one_masked_line(monkeypatch, capsys):
     monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", f"postgresql+psycopg2://fleet:{SECRET}@127.0.0.1:1/app")
     monkeypatch.setenv("AGENTS_PIPELINE_RETRY_WINDOW_S", "0.3")
-    assert main(["status"]) == 1
+    assert main(["status"]) == 2
     out = capsys.readouterr()
     assert SECRET not in out.out + out.err
     assert out.err.startswith("agents-pipeline: ") and "***" in out.err

@@ -36,8 +36,8 @@ def test_demo_seed_then_fleet(db_env, capsys):
 
 
 def test_bad_arguments_are_one_line_errors(db_env, capsys):
-    assert main(["demo-seed", "--days", "0"]) == 1
+    assert main(["demo-seed", "--days", "0"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "agents-pipeline: days must be between 1 and 400, got 0"
-    assert main(["launch", "some_job", "--ui", "ftp://nowhere"]) == 1
+    assert main(["launch", "some_job", "--ui", "ftp://nowhere"]) == 2
     assert "webserver URL must look like http://host:port" in capsys.readouterr().err
