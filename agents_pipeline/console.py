@@ -69,11 +69,14 @@ class Progress:
         self._stage = self._note = ""
         self._started = self._last_log = clock()
         self._bar = None
-        stream = stream if stream is not None else sys.stderr
-        if log is None and _is_terminal(stream):
-            from tqdm import tqdm  # imported only when drawn: the heartbeat path never pays for it
+        self._stream = stream if stream is not None else sys.stderr
+        if log is None and _is_terminal(self._stream):
+            self._bar = self._new_bar(desc, total)
 
-            self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=stream, dynamic_ncols=True)
+    def _new_bar(self, desc: str, total: int | None):
+        from tqdm import tqdm  # imported only when drawn: the heartbeat path never pays for it
+
+        return tqdm(total=total, desc=desc, unit=self.unit, unit_scale=True, file=self._stream, dynamic_ncols=True)
 
     @property
     def mode(self) -> str:
@@ -86,9 +89,13 @@ class Progress:
             self._emit(final=True)
         self._stage, self.total, self.done, self._note = name, total, 0, ""
         self._started = self._last_log = self._clock()
-        if self._bar is not None:
-            self._bar.reset(total=total)
-            self._bar.set_description(f"{self.desc}: {name}" if name else self.desc)
+        if self._bar is not None:   # the finished phase keeps its line; the new one gets a bar
+            if self._bar.n:
+                self._bar.close()
+            else:
+                self._bar.leave = False
+                self._bar.close()
+            self._bar = self._new_bar(f"{self.desc}: {name}" if name else self.desc, total)
 
     def update(self, n: int = 1) -> None:
         self.done += n
