@@ -7,7 +7,6 @@ import os
 import shlex
 
 from agents_pipeline.cli.conventions import add_command, add_json
-from agents_pipeline.core import settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _configured_url() -> str | None:
+    from agents_pipeline.core import settings  # not at import: --help and --version skip psycopg2
+
     return os.environ.get(settings.DATABASE_URL) or None
 
 
@@ -72,6 +73,7 @@ def _migrate(url: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agents_pipeline.core import settings
     from agents_pipeline.core.dsn import mask_url
     from agents_pipeline.core.localdb import LocalCluster
     from agents_pipeline.core.shared_state import resolve_url
@@ -97,10 +99,16 @@ def run(args: argparse.Namespace) -> int:
         else:
             url = cluster.up()
             result = {"started": True, "url": url, "message": url}
-        print_json(result) if args.json else print(result["message"])
+        if args.json:
+            print_json(result)
+        else:
+            print(result["message"])
     elif args.action == "down":
         stopped = cluster.down()
-        print_json({"stopped": stopped}) if args.json else print("stopped" if stopped else "not running")
+        if args.json:
+            print_json({"stopped": stopped})
+        else:
+            print("stopped" if stopped else "not running")
     elif args.action == "url":
         print(resolve_url())
     elif args.action == "migrate":

@@ -25,7 +25,6 @@ import sys
 import time
 
 from agents_pipeline.cli.conventions import add_command
-from agents_pipeline.core import settings
 
 GRACE_S = 45.0  # how long Ctrl-C waits for `dagster dev` to stop its services by itself
 
@@ -39,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agents_pipeline.core import settings  # not at import: the parser of every command loads this module
     from agents_pipeline.platform.instance_env import app_database_url, dagster_env
 
     env = {**os.environ, **dagster_env(app_database_url())}

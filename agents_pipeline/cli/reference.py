@@ -44,7 +44,7 @@ def subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse
     """(full command, parser) for every command below ``parser``, depth first, in parser order."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            for name, child in action.choices.items():
+            for child in action.choices.values():
                 yield child.prog, child
                 yield from subcommands(child)
 

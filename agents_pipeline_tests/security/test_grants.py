@@ -139,8 +139,8 @@ def test_an_agent_host_configured_from_grant_agent(operator_env, pg_cluster, cap
     assert code == 0 and "ok heartbeat stored" in out
     with Agent("host-agent", interval_s=60) as agent, agent.unit_of_work("job"):
         pass
-    assert _run(capsys, "agents", "register", "sneaky")[0] == 1  # the agent login cannot register
-    assert _run(capsys, "agents", "rotate-token", "host-agent")[0] == 1  # nor rotate
+    assert _run(capsys, "agents", "register", "sneaky")[0] == 2  # the agent login cannot register
+    assert _run(capsys, "agents", "rotate-token", "host-agent")[0] == 2  # nor rotate
 
     monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", operator_env)  # back on the operator's host
     code, out = _run(capsys, "agents", "rotate-token", "host-agent")
