@@ -42,7 +42,7 @@ def test_launch_cli_waits_for_the_run_and_names_a_missing_job(dagster_dev):
     assert ok.returncode == 0, ok.stderr
     assert f"{dagster_dev.url}/runs/" in ok.stdout and ok.stdout.rstrip().endswith("success")
     missing = _cli(dagster_dev, "launch", "no_such_job", "--ui", dagster_dev.url)
-    assert missing.returncode == 1 and "no_such_job" in missing.stderr and "Traceback" not in missing.stderr
+    assert missing.returncode == 2 and "no_such_job" in missing.stderr and "Traceback" not in missing.stderr
 
 
 def test_readiness_passes_on_the_running_system(dagster_dev):
