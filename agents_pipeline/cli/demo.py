@@ -61,7 +61,7 @@ def _demo_kickoff(args: argparse.Namespace) -> int:
         if args.json:
             from agents_pipeline.console import print_json
 
-            print_json({"dry_run": True, "queued": [{"asset": item.asset_key.to_user_string(),
+            print_json({"dry_run": True, "launches": [{"asset": item.asset_key,
                                                      "partition": item.partition} for item in plan]})
             return 0
         for item in plan:
@@ -73,7 +73,7 @@ def _demo_kickoff(args: argparse.Namespace) -> int:
     if args.json:
         from agents_pipeline.console import print_json
 
-        print_json({"dry_run": False, "queued": [{"asset": item.asset_key.to_user_string(), "partition": item.partition,
+        print_json({"dry_run": False, "launches": [{"asset": item.asset_key, "partition": item.partition,
                                                   "run_id": run_id, "url": f"{url}/runs/{run_id}"}
                                                  for item, run_id in launched]})
         return 0

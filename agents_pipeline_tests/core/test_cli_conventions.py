@@ -197,3 +197,84 @@ def test_database_unreachable_exits_2_with_one_line(tmp_path) -> None:
             assert json.loads(proc.stdout)["exit_code"] == 2
         else:
             assert proc.stdout == ""
+
+
+# One real run of every command that takes --json, with the exit code it must give: 0 done,
+# 1 a check found problems, 2 could not run. A new command that takes --json must add its run
+# here (the test below fails until it does). Each runs on a fresh database where the agent
+# `crawler` is registered and its token set; {tmp} is the test's own folder.
+NO_ARCHIVE_DAY = "2020-01-01"
+JSON_RUNS: dict[str, tuple[list[str], set[int]]] = {
+    "agents-pipeline db up": (["db", "up"], {0}),                  # a URL is configured: nothing started
+    "agents-pipeline db down": (["db", "down"], {0}),              # no local cluster in {tmp}: "not running"
+    "agents-pipeline db status": (["db", "status"], {0}),
+    "agents-pipeline db migrate": (["db", "migrate"], {0}),
+    "agents-pipeline db backup": (["db", "backup", "{tmp}/b.dump"], {0}),
+    "agents-pipeline db restore": (["db", "restore", "{tmp}/missing.dump"], {2}),
+    "agents-pipeline db grant-agent": (["db", "grant-agent"], {0}),
+    "agents-pipeline agents register": (["agents", "register", "indexer", "--period", "30"], {0}),
+    "agents-pipeline agents list": (["agents", "list"], {0}),
+    "agents-pipeline agents pause": (["agents", "pause", "crawler"], {0}),
+    "agents-pipeline agents resume": (["agents", "resume", "crawler"], {0}),
+    "agents-pipeline agents rotate-token": (["agents", "rotate-token", "crawler"], {0}),
+    "agents-pipeline agents revoke-token": (["agents", "revoke-token", "crawler"], {0}),
+    "agents-pipeline agents ping-url": (["agents", "ping-url", "crawler"], {0}),
+    "agents-pipeline agents rotate-ping-key": (["agents", "rotate-ping-key", "crawler"], {0}),
+    "agents-pipeline agents grant-keys": (["agents", "grant-keys", "crawler", "shared/"], {0}),
+    "agents-pipeline agents revoke-keys": (["agents", "revoke-keys", "crawler", "shared/"], {2}),   # no such grant
+    "agents-pipeline agents capabilities": (["agents", "capabilities", "crawler", "fetch"], {0}),
+    "agents-pipeline heartbeat": (["heartbeat", "crawler"], {0}),
+    "agents-pipeline status": (["status"], {0}),
+    "agents-pipeline alerts": (["alerts", "--open"], {0}),
+    "agents-pipeline silence": (["silence", "crawler", "--for", "30m"], {0}),
+    "agents-pipeline perf sample": (["perf", "sample", "--no-remote"], {0}),
+    "agents-pipeline perf thresholds": (["perf", "thresholds", "--agent", "crawler"], {0}),
+    "agents-pipeline perf set-threshold": (["perf", "set-threshold", "cpu_percent", "--agent", "crawler",
+                                            "--above", "80"], {0}),
+    "agents-pipeline perf rollup": (["perf", "rollup", "2026-03-01T10:00"], {2}),   # no samples in that hour
+    "agents-pipeline langsmith status": (["langsmith", "status"], {0}),
+    "agents-pipeline langsmith sync": (["langsmith", "sync"], {2}),   # LANGSMITH_API_KEY unset
+    "agents-pipeline langsmith push": (["langsmith", "push"], {2}),
+    "agents-pipeline archive policy": (["archive", "policy"], {0}),
+    "agents-pipeline archive pending": (["archive", "pending"], {0}),
+    "agents-pipeline archive list": (["archive", "list"], {0}),
+    "agents-pipeline archive run": (["archive", "run", "heartbeats", NO_ARCHIVE_DAY], {0}),   # no data: no_data
+    "agents-pipeline archive restore": (["archive", "restore", "heartbeats", NO_ARCHIVE_DAY], {2}),   # no archive
+    "agents-pipeline archive maintain": (["archive", "maintain"], {0}),
+    "agents-pipeline migrate-sqlite": (["migrate-sqlite", "{tmp}/missing.sqlite"], {2}),
+    "agents-pipeline ask": (["ask", "why is crawler down?", "--no-llm"], {0}),
+    "agents-pipeline security grant-agent": (["security", "grant-agent"], {0}),
+    "agents-pipeline security audit": (["security", "audit"], {0, 1}),   # a copied database may lack revokes
+    "agents-pipeline readiness": (["readiness", "--skip-dagster"], {0, 1}),
+    "agents-pipeline demo-seed": (["demo-seed", "--agents", "1", "--days", "1"], {0}),
+    "agents-pipeline demo-kickoff": (["demo-kickoff", "--dry-run"], {0}),
+    "agents-pipeline launch": (["launch", "some_job", "--ui", "http://127.0.0.1:9", "--no-wait"], {2}),
+}
+JSON_LEAVES = [prog for prog in LEAVES if prog not in WITHOUT_JSON]
+
+
+def test_every_command_with_json_has_a_run_below() -> None:
+    missing = sorted(set(JSON_LEAVES) - set(JSON_RUNS))
+    assert not missing, f"add a representative run of {missing} to JSON_RUNS"
+    assert not set(JSON_RUNS) - set(JSON_LEAVES), "JSON_RUNS names a command that no longer exists"
+
+
+@pytest.mark.parametrize("prog", sorted(JSON_RUNS))
+def test_every_command_exits_0_1_or_2_with_one_json_document(prog, db_env, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("AGENTS_PIPELINE_HOME", str(tmp_path / "home"))        # never a real local cluster
+    monkeypatch.setenv("AGENTS_PIPELINE_ARCHIVE_DIR", str(tmp_path / "archive"))
+    monkeypatch.delenv("LANGSMITH_API_KEY", raising=False)
+    monkeypatch.delenv("AGENTS_PIPELINE_RETENTION", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["agents", "register", "crawler", "--json"]) == 0
+    monkeypatch.setenv("AGENTS_PIPELINE_AGENT_TOKEN", json.loads(capsys.readouterr().out)["token"])
+    argv, expected = JSON_RUNS[prog]
+    code = main([a.format(tmp=tmp_path) for a in argv] + ["--json"])
+    out, err = capsys.readouterr()
+    assert code in expected, f"{prog}: exit {code}, expected {expected}; stderr: {err}"
+    doc = json.loads(out)   # exactly one document: json.loads refuses anything after it
+    if code == 2:
+        assert doc["ok"] is False and doc["exit_code"] == 2 and doc["error"]
+        assert err.count("\n") == 1 and err.startswith("agents-pipeline: "), err
+    if code == 1:
+        assert isinstance(doc, dict) and (doc.get("ok") is False or doc.get("ready") is False), doc
