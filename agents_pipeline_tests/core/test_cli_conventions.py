@@ -278,3 +278,19 @@ def test_every_command_exits_0_1_or_2_with_one_json_document(prog, db_env, tmp_p
         assert err.count("\n") == 1 and err.startswith("agents-pipeline: "), err
     if code == 1:
         assert isinstance(doc, dict) and (doc.get("ok") is False or doc.get("ready") is False), doc
+
+
+def test_a_restore_that_does_not_match_its_backup_exits_1(db_env, empty_db_url, tmp_path, capsys, monkeypatch) -> None:
+    """The restore ran; its verification found a difference: 1 (a problem found), not 2."""
+    assert main(["agents", "register", "crawler"]) == 0
+    assert main(["db", "backup", str(tmp_path / "b.dump")]) == 0
+    sidecar = tmp_path / "b.dump.json"
+    info = json.loads(sidecar.read_text())
+    info["tables"]["fleet.agents"] = "2:12345"   # the backup "said" two agents
+    sidecar.write_text(json.dumps(info))
+    capsys.readouterr()
+    monkeypatch.setenv("AGENTS_PIPELINE_RESTORE_DATABASE_URL", empty_db_url)
+    code, out, err = _run(capsys, "db", "restore", str(tmp_path / "b.dump"), "--json")
+    assert code == 1
+    assert err == "agents-pipeline: restored database differs from the backup in fleet.agents\n"
+    assert _doc(out) == {"ok": False, "exit_code": 1, "error": "restored database differs from the backup in fleet.agents"}
