@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     agents = add_command(subparsers, "agents", "the agent registry: register, pause, tokens, keys, capabilities",
                          ["agents-pipeline agents register crawler --period 60", "agents-pipeline agents list"])
     agents.set_defaults(handler=run)
-    sub = agents.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub = agents.add_subparsers(title="actions", dest="action", required=True, metavar="ACTION")
     reg = add_command(sub, "register", "register an agent, print its token once and its ping URL",
                       ["agents-pipeline agents register crawler --period 60 --grace 30 --match 'crawler\\.py'",
                        "agents-pipeline agents register nightly-report --period 86400 --json"])

@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     db = add_command(subparsers, "db", "the shared-state database: local cluster, schema, backups",
                      ["agents-pipeline db up", "agents-pipeline db migrate --json"])
     db.set_defaults(handler=run)
-    sub = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub = db.add_subparsers(title="actions", dest="action", required=True, metavar="ACTION")
     p = add_command(sub, "up", "start the project-local PostgreSQL (when no URL is configured)", "agents-pipeline db up")
     add_json(p)
     p = add_command(sub, "down", "stop the project-local PostgreSQL", "agents-pipeline db down")

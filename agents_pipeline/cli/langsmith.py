@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds this domain's sub-commands; each sets `handler` with parser.set_defaults(handler=...)."""
     ls = add_command(subparsers, "langsmith", "LangSmith sync: runs in, conversations out",
                      ["agents-pipeline langsmith status", "agents-pipeline langsmith sync"])
-    sub = ls.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub = ls.add_subparsers(title="actions", dest="action", required=True, metavar="ACTION")
     status = add_command(sub, "status", "per project: cursor, last success, runs stored, pending",
                          ["agents-pipeline langsmith status", "agents-pipeline langsmith status --json"])
     add_json(status)

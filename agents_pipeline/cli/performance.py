@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds this domain's sub-commands; each sets `handler` with parser.set_defaults(handler=...)."""
     perf = add_command(subparsers, "perf", "performance samples, thresholds and rollups",
                        ["agents-pipeline perf sample", "agents-pipeline perf thresholds --agent crawler"])
-    actions = perf.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = perf.add_subparsers(title="actions", dest="action", required=True, metavar="ACTION")
 
     sample = add_command(actions, "sample", "sample this host and its agents now, store and judge it",
                          ["agents-pipeline perf sample", "agents-pipeline perf sample --host worker-2 --no-remote --json"])

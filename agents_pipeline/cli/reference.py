@@ -27,8 +27,8 @@ fails when this file and the parser differ, so edit the commands' help, not this
 Conventions every command follows (`agents_pipeline/cli/conventions.py`):
 
 - `-h` on every command, with at least one example;
-- `--json` on every command that acts: one JSON document on stdout (on failure too:
-  `{{"ok": false, "exit_code": 2, "error": "..."}}`); servers (`api`, `dev`, `demo-fleet`) and
+- `--json` on every command that acts: one JSON document on stdout, on failure too once the
+  arguments parsed (`{{"ok": false, "exit_code": 2, "error": "..."}}`); servers (`api`, `dev`, `demo-fleet`) and
   commands whose output is a shell value (`db url`, `db env`) have none;
 - logs, warnings and progress bars go to stderr; a progress bar (rows/s, ETA) is drawn only when
   stderr is a terminal; in Dagster runs the same progress is a log line every 10 seconds;

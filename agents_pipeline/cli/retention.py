@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds ``archive``; each action sets ``handler`` with set_defaults."""
     archive = add_command(subparsers, "archive", "retention: archive old days to Parquet, restore them",
                           ["agents-pipeline archive pending", "agents-pipeline archive run heartbeats 2025-01-31"])
-    actions = archive.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = archive.add_subparsers(title="actions", dest="action", required=True, metavar="ACTION")
     p = add_command(actions, "policy", "retention per table and the archive folder",
                     ["agents-pipeline archive policy", "agents-pipeline archive policy --json"])
     add_json(p)

@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds this domain's sub-commands; each sets `handler` with parser.set_defaults(handler=...)."""
     security = add_command(subparsers, "security", "database roles and agent credentials",
                            ["agents-pipeline security audit", "agents-pipeline security grant-agent --json"])
-    sub = security.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub = security.add_subparsers(title="actions", dest="action", required=True, metavar="ACTION")
     grant = add_command(sub, "grant-agent", "print the connection settings an agent host needs (as db grant-agent)",
                         ["agents-pipeline security grant-agent", "agents-pipeline security grant-agent "
                          "--host db.internal --port 5432 --json"])
