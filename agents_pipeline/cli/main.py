@@ -24,11 +24,12 @@ from agents_pipeline.cli import (
     readiness,
     retention,
     security,
+    soak,
 )
 from agents_pipeline.cli import help as help_commands
 
 DOMAIN_COMMANDS = (alerts, performance, langsmith, retention, migration, help_commands, security, readiness, demo,
-                   api)
+                   api, soak)
 
 
 def _build() -> argparse.ArgumentParser:
