@@ -39,8 +39,12 @@ class UsageSampler:
                 times = proc.cpu_times()
                 cpu += times.user + times.system
                 # PSS: shared pages (PostgreSQL's shared buffers, forked workers) counted once
-                # across the tree, not once per process as RSS would.
-                rss += proc.memory_full_info().pss
+                # across the tree, not once per process as RSS would. Another user's process
+                # (PostgreSQL's, when not root) only shows its RSS.
+                try:
+                    rss += proc.memory_full_info().pss
+                except psutil.AccessDenied:
+                    rss += proc.memory_info().rss
             except psutil.Error:
                 continue
         return cpu, int(rss)
