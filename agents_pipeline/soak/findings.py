@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import psycopg2
 from agents_pipeline.core.dsn import connect_kwargs
 from agents_pipeline.soak import plan
 from agents_pipeline.soak.harness import SoakRun
-from agents_pipeline.soak.usage import UsageSample
+from agents_pipeline.soak.usage import HOST, UsageSample
 
 # After a restored kill, its alert may still resolve up to a deadline plus an evaluation or two.
 MATCH_SLACK_S = plan.PERIOD_S + plan.GRACE_S + 3 * plan.EVALUATION_S
@@ -110,8 +111,8 @@ def delivery(ledger: Ledger, stored: Stored) -> dict[str, Any]:
             "refused_by_rate_limit": ledger.refused, "not_acknowledged": ledger.errors}
 
 
-def detection_and_accuracy(run: SoakRun, ledger: Ledger, stored: Stored,
-                           notices: list[tuple[float, dict[str, Any]]]) -> tuple[dict[str, Any], dict[str, Any]]:
+def detection_and_accuracy(run: SoakRun, ledger: Ledger, stored: Stored, notices: list[tuple[float, dict[str, Any]]],
+                           samples: list[UsageSample] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
     opened = [(t, p) for t, p in notices if p.get("event") == "opened"]
     deaths, latencies, missed, resolutions = [], [], [], []
     for fault in run.injected:
@@ -135,6 +136,9 @@ def detection_and_accuracy(run: SoakRun, ledger: Ledger, stored: Stored,
         if cause is None and agent and agent.startswith("agents-pipeline:") \
                 and any(0 <= at - t <= PIPELINE_SLACK_S for t in infra):
             expected += 1
+            continue
+        if cause is None and host_cpu_confirms(alert, list(samples)):
+            expected += 1      # the machine really was that busy: a true alert, not a false one
             continue
         if cause is None:
             false_alerts.append({k: alert[k] for k in ("alert_id", "kind", "key", "agent")}
@@ -187,7 +191,8 @@ def resources(samples: list[UsageSample]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     by_component: dict[str, list[UsageSample]] = defaultdict(list)
     for s in samples:
-        by_component[s.component].append(s)
+        if s.component != HOST:
+            by_component[s.component].append(s)
     grouped: dict[str, dict[str, Any]] = {}
     for component, rows in sorted(by_component.items()):
         last_pid = rows[-1].pid
@@ -210,7 +215,22 @@ def resources(samples: list[UsageSample]) -> dict[str, Any]:
             g["worst_end_to_mid"] = max(g["worst_end_to_mid"], row["end_to_mid"])
     out.update(grouped)
     flat = all((r.get("end_to_mid") or r.get("worst_end_to_mid") or 0) <= FLAT_RATIO for r in out.values())
-    return {"components": out, "flat": flat}
+    machine = [s for s in samples if s.component == HOST]
+    return {"components": out, "flat": flat,
+            "host_cpu_mean_percent": _round(statistics.fmean(s.cpu_percent for s in machine)) if machine else None,
+            "load_average_max": _round(max(s.rss_bytes for s in machine) / 1000) if machine else None}
+
+
+def host_cpu_confirms(alert: dict[str, Any], samples: list[UsageSample]) -> bool:
+    """A host CPU threshold alert is true when the harness's own reading of the machine agrees:
+    its mean CPU from the breach's start to the alert is above the rule's threshold (less 5 points
+    for the two readers' different sampling)."""
+    details = alert.get("details") or {}
+    if details.get("rule") != "host_cpu_percent" or "above" not in details or "breach_since" not in details:
+        return False
+    since = datetime.fromisoformat(details["breach_since"]).timestamp()
+    readings = [s.cpu_percent for s in samples if s.component == HOST and since <= s.at <= alert["opened"]]
+    return bool(readings) and statistics.fmean(readings) >= float(details["above"]) - 5.0
 
 
 def storage(stored: Stored, run: SoakRun) -> dict[str, Any]:

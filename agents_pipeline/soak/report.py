@@ -11,7 +11,7 @@ from typing import Any
 from agents_pipeline.soak import plan
 from agents_pipeline.soak.findings import FLAT_RATIO, group_of
 from agents_pipeline.soak.harness import SoakRun
-from agents_pipeline.soak.usage import UsageSample
+from agents_pipeline.soak.usage import HOST, UsageSample
 
 ASSET_KEY = "soak_report"
 LATENCY_GOAL_S = 30.0
@@ -57,7 +57,8 @@ def plots(out: Path, run: SoakRun, samples: list[UsageSample], per_bucket: list[
                                        ("rss_bytes", "RSS, MB", 1 / 2**20, "memory.png")):
         series: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
         for s in samples:
-            series[group_of(s.component)][round(s.at)] += getattr(s, metric) * scale
+            if s.component != HOST:
+                series[group_of(s.component)][round(s.at)] += getattr(s, metric) * scale
         fig, ax = plt.subplots(figsize=(9, 3.5))
         for group, points in sorted(series.items()):
             xs = sorted(points)
@@ -116,6 +117,9 @@ def markdown(run: SoakRun, findings: dict[str, Any], images: list[str]) -> str:
         "",
         _table(acc["false_alerts"], ["alert_id", "kind", "key", "agent", "opened_s"]) if acc["false_alerts"] else "",
         "## 4. Resources: CPU and memory of every process",
+        f"The machine: mean CPU {res.get('host_cpu_mean_percent')} % of its cores, 1-minute load average up to "
+        f"{res.get('load_average_max')} (2 cores; anything above the stack's own use ran beside the soak).",
+        "",
         _table([{"component": k, **r} for k, r in res["components"].items()],
                ["component", "cpu_mean_percent", "rss_mid_mb", "rss_end_mb", "end_to_mid", "worst_end_to_mid",
                 "hosts", "lived_s"]),

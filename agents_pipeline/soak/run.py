@@ -29,7 +29,8 @@ def soak(out: Path, minutes: float, agents: int, *, record: bool = True) -> dict
         run = harness.execute()
         ledger = fd.read_ledgers(work / "ledgers")
         stored = fd.read_database(harness.stack.url, run.started_at, retention_days().get("heartbeats", 30))
-        detection, accuracy = fd.detection_and_accuracy(run, ledger, stored, harness.stack.receiver.notices())
+        detection, accuracy = fd.detection_and_accuracy(run, ledger, stored, harness.stack.receiver.notices(),
+                                                        harness.sampler.samples)
         found: dict[str, Any] = {
             "minutes": minutes, "agents": agents,
             "delivery": fd.delivery(ledger, stored), "detection": detection, "accuracy": accuracy,

@@ -3,12 +3,15 @@ over each component's process tree: `dagster api grpc` and the daemon run their 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
+
+HOST = "host"   # a sample of the whole machine: CPU % of all cores, and the 1-minute load x 1000 as "rss"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class UsageSampler:
 
     def sample_once(self) -> None:
         now = time.time()
+        # The machine itself: its CPU explains (or not) a host_high_cpu alert, its load average
+        # how much else ran beside the soak.
+        self.samples.append(UsageSample(now, HOST, 0, psutil.cpu_percent(), int(os.getloadavg()[0] * 1000)))
         for component, pid in self.pids().items():
             if pid is None:
                 continue

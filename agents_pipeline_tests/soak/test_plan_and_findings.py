@@ -102,3 +102,17 @@ def test_memory_is_flat_only_within_five_percent_of_halfway():
     # A restarted process is judged on its own lifetime, not against its predecessor.
     restarted = fd.resources(samples("daemon", 3, [300, 300]) + samples("daemon", 4, [100, 100, 101]))
     assert restarted["flat"]
+
+
+def test_a_host_cpu_alert_is_true_only_when_the_harness_saw_the_machine_that_busy(tmp_path):
+    alert = {"alert_id": 4, "kind": "host_high_cpu", "key": "threshold:host", "agent": None, "opened": 1100.0,
+             "resolved": None, "details": {"rule": "host_cpu_percent", "above": 95.0,
+                                           "breach_since": "1970-01-01T00:16:40+00:00"}}   # 1000.0
+    busy = [UsageSample(1000.0 + 10 * i, "host", 0, 99.0, 9000) for i in range(11)]
+    idle = [UsageSample(1000.0 + 10 * i, "host", 0, 40.0, 1000) for i in range(11)]
+    ledger = _ledger(tmp_path, [])
+    _, accuracy = fd.detection_and_accuracy(_run(), ledger, _stored({}, [alert]), [], busy)
+    assert accuracy["false_alerts"] == [] and accuracy["expected"] == 1
+    _, accuracy = fd.detection_and_accuracy(_run(), ledger, _stored({}, [alert]), [], idle)
+    assert [a["kind"] for a in accuracy["false_alerts"]] == ["host_high_cpu"]
+    assert fd.resources(busy)["host_cpu_mean_percent"] == 99.0 and fd.resources(busy)["load_average_max"] == 9.0
