@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint venv db-up db-down clean demo readiness system-deps cli-docs
+.PHONY: run test test-slow soak lint venv db-up db-down clean demo readiness system-deps cli-docs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=/path/to/python3.11)")'
@@ -44,6 +44,17 @@ test: $(STAMP) system-deps
 
 test-slow: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m slow
+
+# The live test (issue #19): the whole stack for 60 minutes with 200 agents under injected faults,
+# on a throwaway PostgreSQL; the report (markdown and PNG plots) goes to SOAK_OUT. With `make run`
+# up, the result is also recorded as a materialization of soak_report in its UI.
+SOAK_MINUTES ?= 60
+SOAK_AGENTS ?= 200
+SOAK_OUT ?= docs/soak/$(shell date -u +%Y-%m-%d)
+
+soak: $(STAMP) system-deps
+	$(BIN)/python -m pip install --quiet -e '.[soak]'
+	$(BIN)/agents-pipeline soak --minutes $(SOAK_MINUTES) --agents $(SOAK_AGENTS) --out $(SOAK_OUT)
 
 # Beside `make run`, in a second terminal: backdated history, then a simulated fleet.
 demo: $(STAMP)

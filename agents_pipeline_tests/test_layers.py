@@ -31,7 +31,7 @@ DOMAINS = ("heartbeats", "performance", "langsmith", "retention", "migration", "
 # independent of each other. A module belongs to the longest unit that prefixes its name.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli", "definitions"),
-    ("demo",),
+    ("demo", "soak"),
     # "defs" is the folder itself: its resources.py binds what every domain shares.
     ("defs", *(f"defs.{domain}" for domain in DOMAINS)),
     ("defs.alerts",),  # the shared alert service, used by domains that raise alerts

@@ -31,6 +31,7 @@ from agents_pipeline.cli import (
     readiness,
     retention,
     security,
+    soak,
 )
 from agents_pipeline.cli import help as help_commands
 from agents_pipeline.cli.conventions import (
@@ -42,7 +43,7 @@ from agents_pipeline.cli.conventions import (
 )
 
 DOMAIN_COMMANDS = (db, agents, alerts, performance, langsmith, retention, migration, help_commands, security,
-                   readiness, demo, api, dev)
+                   readiness, demo, api, dev, soak)
 
 DESCRIPTION = """Operate a fleet of background AI agents: register them, record their heartbeats,
 see their health, alerts and performance, sync their LangSmith runs, archive old data, back up

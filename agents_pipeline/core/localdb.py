@@ -80,7 +80,11 @@ def free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on ``port``: it binds with SO_REUSEADDR, so connections of
+    its previous run lingering in TIME_WAIT do not count (without it a quick down/up moved the
+    cluster to a new port, and every client holding the old URL lost it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -67,6 +67,22 @@ def test_recovery_seen_only_once_late_again_ends_the_downtime_at_the_heartbeat(e
     assert resolved.payload["agent_status"] == "late"
 
 
+def test_an_evaluator_held_up_still_ends_the_downtime_at_the_first_heartbeat_back(engine, t0):
+    """The soak (issue #19) found this: with the daemon restarting, the evaluation that saw the
+    agent back came 35 s after its first heartbeat; the downtime ended at the latest one."""
+    add_agent(engine, "back", period_s=5, grace_s=10, created_at=t0)
+    beat(engine, "back", t0 + s(1))
+    run(engine, t0 + s(2))
+    run(engine, t0 + s(20))                                                   # down at 16
+    for at in (60, 65, 70, 75, 80, 85, 90, 95):                               # back at 60, seen at 96
+        beat(engine, "back", t0 + s(at))
+    run(engine, t0 + s(96))
+    (alert,) = alerts(engine)
+    assert alert.resolved_at == t0 + s(60)
+    (resolved,) = [n for n in notifications(engine) if n.event == "resolved" and n.channel == "webhook"]
+    assert resolved.payload["duration_s"] == 44.0                             # 16 -> 60, not 95
+
+
 def test_new_to_up_and_paused_to_up_send_nothing(engine, t0):
     add_agent(engine, "quiet", period_s=10, grace_s=5, created_at=t0)
     beat(engine, "quiet", t0 + s(1))

@@ -233,6 +233,7 @@ JSON_RUNS: dict[str, tuple[list[str], set[int]]] = {
                                             "--above", "80"], {0}),
     "agents-pipeline perf rollup": (["perf", "rollup", "2026-03-01T10:00"], {2}),   # no samples in that hour
     "agents-pipeline langsmith status": (["langsmith", "status"], {0}),
+    "agents-pipeline soak": (["soak", "--minutes", "1"], {2}),        # too short: refused before starting anything
     "agents-pipeline langsmith sync": (["langsmith", "sync"], {2}),   # LANGSMITH_API_KEY unset
     "agents-pipeline langsmith push": (["langsmith", "push"], {2}),
     "agents-pipeline archive policy": (["archive", "policy"], {0}),

@@ -22,8 +22,8 @@ def beat(engine: sa.Engine, name: str, at: datetime, *, kind: str = "ok", messag
          sent_at: datetime | None = None) -> None:
     """A heartbeat as fleet.record_heartbeats leaves it, with the receive time set to ``at``.
 
-    The heartbeat path stamps now(); to drive time explicitly the row's columns are then moved
-    to ``at`` exactly as the function would have set them at that moment.
+    The heartbeat path stamps now(); to drive time explicitly the agent's columns and the
+    heartbeat row are then moved to ``at`` exactly as the function would have set them then.
     """
     with engine.begin() as conn:
         err = conn.execute(sa.text("""
@@ -37,6 +37,12 @@ def beat(engine: sa.Engine, name: str, at: datetime, *, kind: str = "ok", messag
                 last_fail_at = CASE WHEN last_kind = 'fail' THEN CAST(:at AS timestamptz) ELSE last_fail_at END,
                 clock_skew_s = extract(epoch FROM CAST(:s AS timestamptz) - CAST(:at AS timestamptz))
             WHERE name = :n"""), {"n": name, "at": at, "s": sent_at or at})
+        # The row itself too (same transaction, so now() is the time it was stamped with): the
+        # evaluator ends a downtime at the first heartbeat row after the alert opened.
+        conn.execute(sa.text("""
+            UPDATE fleet.heartbeats SET received_at = :at
+            WHERE agent_id = (SELECT agent_id FROM fleet.agents WHERE name = :n) AND received_at = now()"""),
+            {"n": name, "at": at})
 
 
 def agent_row(engine: sa.Engine, name: str) -> sa.Row:

@@ -197,10 +197,18 @@ BEGIN
     -- The downtime ends when the agent came back: for 'up' that is the transition's time (its
     -- heartbeat); for 'late' (it heartbeated and went quiet again before this evaluation saw it
     -- up) it is that heartbeat, not the start of 'late' one period later.
+    -- Issue #19's soak: when the evaluator itself was held up (its daemon or code server
+    -- restarting), last_seen is the latest of several heartbeats since the agent came back, and
+    -- the downtime grew by the evaluator's delay. The first 'ok' or 'start' heartbeat after the
+    -- alert opened ends it (one probe of heartbeats_agent_time_idx per resolved alert).
     WITH resolved AS (
         UPDATE alerts al
-        SET resolved_at = greatest(CASE WHEN c.to_status = 'late' AND a.last_seen IS NOT NULL
-                                        THEN least(a.last_seen, c.changed_at) ELSE c.changed_at END,
+        SET resolved_at = greatest(coalesce(
+                (SELECT min(h.received_at) FROM heartbeats h
+                 WHERE h.agent_id = c.agent_id AND h.received_at > al.opened_at AND h.received_at <= p_now
+                   AND h.kind IN ('ok', 'start')),
+                CASE WHEN c.to_status = 'late' AND a.last_seen IS NOT NULL
+                     THEN least(a.last_seen, c.changed_at) ELSE c.changed_at END),
                                    al.opened_at)
         FROM unnest(v_changes) c
         JOIN agents a ON a.agent_id = c.agent_id
