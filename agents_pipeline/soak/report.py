@@ -54,7 +54,7 @@ def plots(out: Path, run: SoakRun, samples: list[UsageSample], per_bucket: list[
     files.append("heartbeats.png")
 
     for metric, label, scale, name in (("cpu_percent", "CPU, % of one core", 1.0, "cpu.png"),
-                                       ("rss_bytes", "RSS, MB", 1 / 2**20, "memory.png")):
+                                       ("rss_bytes", "memory (PSS), MB", 1 / 2**20, "memory.png")):
         series: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
         for s in samples:
             if s.component != HOST:
