@@ -65,6 +65,7 @@ class Stored:
     heartbeat_bytes: int
     heartbeat_rows: int
     retention_days: int
+    received: dict[str, list[float]] = field(default_factory=dict)   # agent -> its rows' receive times
 
 
 def read_database(url: str, since: float, retention_days: int) -> Stored:
@@ -74,6 +75,11 @@ def read_database(url: str, since: float, retention_days: int) -> Stored:
             cur.execute("""SELECT a.name || ' ' || h.message FROM fleet.heartbeats h JOIN fleet.agents a USING (agent_id)
                            WHERE a.agent_type = 'soak' AND h.message LIKE 'soak:%%'""")
             messages = Counter(r[0] for r in cur.fetchall())
+            cur.execute("""SELECT a.name, extract(epoch FROM h.received_at) FROM fleet.heartbeats h
+                           JOIN fleet.agents a USING (agent_id) WHERE a.agent_type = 'soak' ORDER BY 1, 2""")
+            received: dict[str, list[float]] = defaultdict(list)
+            for name, at in cur.fetchall():
+                received[name].append(float(at))
             cur.execute("""SELECT al.alert_id, al.kind, al.alert_key, a.name, extract(epoch FROM al.opened_at),
                                   extract(epoch FROM al.resolved_at), al.details
                            FROM fleet.alerts al LEFT JOIN fleet.agents a USING (agent_id)
@@ -93,7 +99,7 @@ def read_database(url: str, since: float, retention_days: int) -> Stored:
             db_bytes, hb_bytes, hb_rows = cur.fetchone()
     finally:
         conn.close()
-    return Stored(messages, alerts, buckets, int(db_bytes), int(hb_bytes), int(hb_rows), retention_days)
+    return Stored(messages, alerts, buckets, int(db_bytes), int(hb_bytes), int(hb_rows), retention_days, dict(received))
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -130,7 +136,9 @@ def detection_and_accuracy(run: SoakRun, ledger: Ledger, stored: Stored, notices
     false_alerts, expected = [], 0
     for alert in stored.alerts:
         agent, at = alert["agent"], alert["opened"]
-        cause = next((f for f in run.injected if f.kind in ("agent_kill", "collapse")
+        # The latest fault before the alert that could explain it: an agent killed twice in a
+        # row (a kill, then the collapse) has two alerts, each of its own fault.
+        cause = next((f for f in reversed(run.injected) if f.kind in ("agent_kill", "collapse")
                       and (agent in f.agents or (alert["key"] == "fleet_collapse" and f.kind == "collapse"))
                       and f.at <= at <= (f.restored_at or run.ended_at) + MATCH_SLACK_S), None)
         if cause is None and agent and agent.startswith("agents-pipeline:") \
@@ -145,9 +153,11 @@ def detection_and_accuracy(run: SoakRun, ledger: Ledger, stored: Stored, notices
                                 | {"opened_s": round(at - run.started_at, 1)})
             continue
         expected += 1
-        if alert["kind"] != "agent_down" or cause.kind != "agent_kill":
+        if alert["kind"] != "agent_down":
             continue
-        acks = ledger.acks_by_agent.get(agent, [])
+        # The rows themselves when read (a heartbeat stored just before a kill -9 may never have
+        # reached the ledger), else what the agent was told.
+        acks = stored.received.get(agent) or ledger.acks_by_agent.get(agent, [])
         before = [t for t in acks if t <= cause.at]
         after = [t for t in acks if t >= (cause.restored_at or run.ended_at)]
         if alert["resolved"] is None or not before or not after:
@@ -185,9 +195,11 @@ def group_of(component: str) -> str:
     return "agent hosts" if component.startswith("agents-") else component
 
 
-def resources(samples: list[UsageSample]) -> dict[str, Any]:
-    """Per component: mean CPU, and RSS at the end against RSS at the halfway point of the
-    component's last incarnation (a restarted process starts its own clock)."""
+def resources(samples: list[UsageSample], halfway: float | None = None) -> dict[str, Any]:
+    """Per component: mean CPU, and memory at the end against memory at the soak's halfway point,
+    for a process that was alive then and still is (the issue's definition of flat). A process
+    restarted after the halfway point has no reading there: it is listed, with its own lifetime's
+    halfway for information, and not judged."""
     out: dict[str, Any] = {}
     by_component: dict[str, list[UsageSample]] = defaultdict(list)
     for s in samples:
@@ -197,24 +209,29 @@ def resources(samples: list[UsageSample]) -> dict[str, Any]:
     for component, rows in sorted(by_component.items()):
         last_pid = rows[-1].pid
         life = [r for r in rows if r.pid == last_pid]
-        mid_time = (life[0].at + life[-1].at) / 2
+        judged = halfway is None or life[0].at <= halfway
+        mid_time = halfway if halfway is not None and judged else (life[0].at + life[-1].at) / 2
         mid = min(life, key=lambda r: abs(r.at - mid_time))
         ratio = life[-1].rss_bytes / mid.rss_bytes if mid.rss_bytes else 1.0
         row = {"cpu_mean_percent": round(statistics.fmean(r.cpu_percent for r in rows), 2),
                "rss_end_mb": round(life[-1].rss_bytes / 2**20, 1), "rss_mid_mb": round(mid.rss_bytes / 2**20, 1),
-               "end_to_mid": round(ratio, 3), "lived_s": round(life[-1].at - life[0].at)}
+               "end_to_mid": round(ratio, 3) if judged else None, "lived_s": round(life[-1].at - life[0].at),
+               "judged": judged}
         group = group_of(component)
         if group == component:
             out[component] = row
         else:
             g = grouped.setdefault(group, {"hosts": 0, "cpu_mean_percent": 0.0, "worst_end_to_mid": 0.0,
-                                           "rss_end_mb": 0.0})
+                                           "rss_end_mb": 0.0, "judged": 0})
             g["hosts"] += 1
             g["cpu_mean_percent"] = round(g["cpu_mean_percent"] + row["cpu_mean_percent"], 2)
             g["rss_end_mb"] = round(g["rss_end_mb"] + row["rss_end_mb"], 1)
-            g["worst_end_to_mid"] = max(g["worst_end_to_mid"], row["end_to_mid"])
+            if judged:
+                g["judged"] += 1
+                g["worst_end_to_mid"] = max(g["worst_end_to_mid"], row["end_to_mid"])
     out.update(grouped)
-    flat = all((r.get("end_to_mid") or r.get("worst_end_to_mid") or 0) <= FLAT_RATIO for r in out.values())
+    flat = all((r.get("end_to_mid") or r.get("worst_end_to_mid") or 0) <= FLAT_RATIO for r in out.values()) \
+        and any(r.get("judged") for r in out.values())
     machine = [s for s in samples if s.component == HOST]
     return {"components": out, "flat": flat,
             "host_cpu_mean_percent": _round(statistics.fmean(s.cpu_percent for s in machine)) if machine else None,

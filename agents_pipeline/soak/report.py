@@ -54,7 +54,7 @@ def plots(out: Path, run: SoakRun, samples: list[UsageSample], per_bucket: list[
     files.append("heartbeats.png")
 
     for metric, label, scale, name in (("cpu_percent", "CPU, % of one core", 1.0, "cpu.png"),
-                                       ("rss_bytes", "RSS, MB", 1 / 2**20, "memory.png")):
+                                       ("rss_bytes", "memory (PSS), MB", 1 / 2**20, "memory.png")):
         series: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
         for s in samples:
             if s.component != HOST:
@@ -122,7 +122,9 @@ def markdown(run: SoakRun, findings: dict[str, Any], images: list[str]) -> str:
         "",
         _table([{"component": k, **r} for k, r in res["components"].items()],
                ["component", "cpu_mean_percent", "rss_mid_mb", "rss_end_mb", "end_to_mid", "worst_end_to_mid",
-                "hosts", "lived_s"]),
+                "hosts", "judged", "lived_s"]),
+        "Memory is PSS, in MB. `end_to_mid` compares the end with the soak's halfway point, for processes "
+        "alive then and still (`judged`); a process restarted by a fault after the halfway point is not judged.",
         "",
         "## 5. Storage against the retention plan",
         _table([sto], ["database_mb", "heartbeat_rows", "heartbeat_mb", "bytes_per_heartbeat", "retention_days",

@@ -34,7 +34,8 @@ def soak(out: Path, minutes: float, agents: int, *, record: bool = True) -> dict
         found: dict[str, Any] = {
             "minutes": minutes, "agents": agents,
             "delivery": fd.delivery(ledger, stored), "detection": detection, "accuracy": accuracy,
-            "resources": fd.resources(harness.sampler.samples), "storage": fd.storage(stored, run),
+            "resources": fd.resources(harness.sampler.samples, (run.started_at + run.ended_at) / 2),
+            "storage": fd.storage(stored, run),
             "logs": str(work), "harness_errors": run.errors,
             "faults": [{"kind": f.kind, "at_s": round(f.at - run.started_at, 1), "hosts": f.hosts,
                         "restored_s": round(f.restored_at - run.started_at, 1) if f.restored_at else None}

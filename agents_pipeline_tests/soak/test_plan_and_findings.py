@@ -116,3 +116,27 @@ def test_a_host_cpu_alert_is_true_only_when_the_harness_saw_the_machine_that_bus
     _, accuracy = fd.detection_and_accuracy(_run(), ledger, _stored({}, [alert]), [], idle)
     assert [a["kind"] for a in accuracy["false_alerts"]] == ["host_high_cpu"]
     assert fd.resources(busy)["host_cpu_mean_percent"] == 99.0 and fd.resources(busy)["load_average_max"] == 9.0
+
+
+def test_memory_is_judged_at_the_soaks_halfway_for_processes_alive_then():
+    rows = [UsageSample(1000.0 + 100 * i, "api", 1, 1.0, mb << 20) for i, mb in enumerate([50, 60, 60, 60, 61])]
+    late = [UsageSample(1250.0 + 10 * i, "daemon", 7, 1.0, mb << 20) for i, mb in enumerate([80, 100, 120])]
+    got = fd.resources(rows + late, halfway=1200.0)
+    assert got["components"]["api"]["end_to_mid"] == round(61 / 60, 3) and got["components"]["api"]["judged"]
+    assert got["components"]["daemon"]["judged"] is False and got["components"]["daemon"]["end_to_mid"] is None
+    assert got["flat"]
+
+
+def test_an_agent_killed_twice_has_each_alert_checked_against_its_own_kill(tmp_path):
+    run = SoakRun(10, 8, Path("."), started_at=1000.0, ended_at=1400.0)
+    run.injected = [Injected("agent_kill", 1020.0, 1060.0, ["agents-001"], ["b"]),
+                    Injected("collapse", 1090.0, 1140.0, ["agents-001"], ["b"])]
+    ledger = _ledger(tmp_path, ["ack\tb\tsoak:1:1\t1019.0\t", "ack\tb\tsoak:2:1\t1061.0\t",
+                                "ack\tb\tsoak:2:6\t1086.0\t", "ack\tb\tsoak:3:1\t1141.0\t"])
+    alerts = [{"alert_id": 1, "kind": "agent_down", "key": "agent_down:2", "agent": "b", "opened": 1034.0,
+               "resolved": 1061.0, "details": {}},
+              {"alert_id": 2, "kind": "agent_down", "key": "agent_down:2", "agent": "b", "opened": 1101.0,
+               "resolved": 1141.0, "details": {}}]
+    _, accuracy = fd.detection_and_accuracy(run, ledger, _stored({}, alerts), [])
+    assert accuracy["false_alerts"] == [] and accuracy["resolutions_checked"] == 2
+    assert accuracy["resolutions_wrong"] == [], accuracy["resolutions_wrong"]
