@@ -136,19 +136,15 @@ class Stack:
     # Health checks: the commands docs/DEPLOY.md gives an operator, and what they call, polled
     # in this process (each command is a Python start, seconds of CPU on a busy machine).
 
-    def health_commands(self) -> dict[str, subprocess.CompletedProcess]:
-        """`dagster api grpc-health-check` and `dagster-daemon liveness-check`, run side by side."""
+    def start_health_commands(self) -> dict[str, subprocess.Popen]:
+        """`dagster api grpc-health-check` and `dagster-daemon liveness-check`, started side by side
+        (collect them with ``finish``)."""
         commands = {
             "code server": [str(BIN / "dagster"), "api", "grpc-health-check", "-h", "127.0.0.1", "-p", self.code_port],
             "daemon": [str(BIN / "dagster-daemon"), "liveness-check"],
         }
-        running = {name: subprocess.Popen(args, env=self.env, cwd=self.home, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, text=True) for name, args in commands.items()}
-        done = {}
-        for name, proc in running.items():
-            out, _ = proc.communicate(timeout=120)
-            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out)
-        return done
+        return {name: subprocess.Popen(args, env=self.env, cwd=self.home, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True) for name, args in commands.items()}
 
     def code_server_serving(self) -> bool:
         """What `dagster api grpc-health-check` asks: the gRPC health service says SERVING."""
@@ -181,6 +177,14 @@ class Stack:
             return False
         return any(e["name"] == LOCATION and e["loadStatus"] == "LOADED"
                    and (e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation" for e in entries)
+
+
+def finish(running: dict[str, subprocess.Popen], timeout: float = 150) -> dict[str, subprocess.CompletedProcess]:
+    done = {}
+    for name, proc in running.items():
+        out, _ = proc.communicate(timeout=timeout)
+        done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out)
+    return done
 
 
 def wait_for(what: str, check, timeout: float, stack: Stack | None = None, poll: float = 0.5) -> float:
