@@ -200,7 +200,7 @@ def test_production_processes_queue_limit_and_survive_crashes(deployment):
     # 3. A worker killed twice (a step that fails on its data comes after the restart below).
     crash = _launch(stack, work, "deploy_crash_job", _hold(crash_gate))
 
-    out, err = migrate.communicate(timeout=150)
+    out, err = migrate.communicate(timeout=200)
     assert migrate.returncode == 0, err[-2000:]
     migrate_id = out.split("/runs/", 1)[1].split()[0]
     assert out.splitlines()[-1] == f"run {migrate_id}: success"
