@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -150,6 +151,10 @@ class Stack:
         """What `dagster api grpc-health-check` asks: the gRPC health service says SERVING."""
         from dagster._grpc.client import DagsterGrpcClient
 
+        try:   # the port first: the client prints every refused connection
+            socket.create_connection(("127.0.0.1", int(self.code_port)), timeout=2).close()
+        except OSError:
+            return False
         try:
             return DagsterGrpcClient(port=int(self.code_port), host="127.0.0.1").health_check_query() == "SERVING"
         except Exception:

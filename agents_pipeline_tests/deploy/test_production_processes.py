@@ -188,8 +188,12 @@ def test_production_processes_queue_limit_and_survive_crashes(deployment):
     # The operator's health checks, as commands: they pass once the stack serves (checked below).
     health = stack.start_health_commands()
 
-    # 1. The queue, through the real command as an operator types it (it waits for the run).
-    migrate = subprocess.Popen([str(deploy_stack.BIN / "agents-pipeline"), "launch", "schema_migrate_job"],
+    # 1. The queue, through the real command as an operator types it (it waits for the run). In
+    # one process: the default executor would start one per step, three more loads of the location.
+    in_process = work / "in_process.yaml"
+    in_process.write_text(yaml.safe_dump({"execution": {"config": {"in_process": {}}}}))
+    migrate = subprocess.Popen([str(deploy_stack.BIN / "agents-pipeline"), "launch", "schema_migrate_job",
+                                "--config", str(in_process)],
                                env=stack.env, cwd=stack.home, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     # 2. Limits: the first of each pair holds until the gate opens, the second waits its turn.
