@@ -83,6 +83,12 @@ def test_the_dockerfile_installs_with_the_script_and_runs_unprivileged():
     assert users and users[-1].split(":")[0] not in ("0", "root")
     assert "COPY deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml" in text
     assert '"-m", "agents_pipeline.definitions", "--location-name", "agents_pipeline"' in text
+    # .dockerignore keeps the build context small by naming what may go in: every COPY source.
+    admitted = {line[1:].rstrip("/") for line in (PROJECT / ".dockerignore").read_text().splitlines()
+                if line.startswith("!")}
+    sources = {src.rstrip("/") for args in re.findall(r"^COPY (?!--from)(.+)$", text, flags=re.MULTILINE)
+               for src in args.split()[:-1]}
+    assert sources and sources <= admitted, sorted(sources - admitted)
 
 
 @pytest.mark.slow
