@@ -96,7 +96,10 @@ def test_the_dockerfile_installs_with_the_script_and_runs_unprivileged():
 def test_the_install_script_builds_a_working_code_server_environment(tmp_path: Path):
     """The image's install steps, in a fresh virtual environment: the pinned stack installs,
     `pip check` passes, and `dagster definitions validate` loads the code location from the new
-    environment (not from the clone) with no database and no variable."""
+    environment (not from the clone) with no database and no variable.
+
+    Regression: installed (not editable), the location failed to load: Dagster's defs-folder
+    loader looks for pyproject.toml above the package, and site-packages has none."""
     source, venv, neutral = tmp_path / "source", tmp_path / "venv", tmp_path / "run"
     neutral.mkdir()
     _copy_project(source)
@@ -111,10 +114,10 @@ def test_the_install_script_builds_a_working_code_server_environment(tmp_path: P
     assert f"agents_pipeline.definitions loads from {site / 'agents_pipeline' / 'definitions.py'}" in done.stdout
 
     validate = subprocess.run([str(venv / "bin" / "dagster"), "definitions", "validate", "-m",
-                               "agents_pipeline.definitions", "--location-name", "agents_pipeline"],
+                               "agents_pipeline.definitions"],
                               env=env, cwd=neutral, capture_output=True, text=True, timeout=300)
     assert validate.returncode == 0, validate.stderr[-3000:]
-    assert "Validation successful for code location agents_pipeline" in validate.stdout + validate.stderr
+    assert "Validation successful for code location agents_pipeline.definitions" in validate.stdout + validate.stderr
     frozen = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude", "agents_pipeline"],
                             env=env, capture_output=True, text=True, timeout=120).stdout
     installed = {_name(line): line.split("==", 1)[1] for line in frozen.splitlines() if "==" in line}
