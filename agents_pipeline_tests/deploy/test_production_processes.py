@@ -235,7 +235,7 @@ def test_production_processes_queue_limit_and_survive_crashes(deployment):
     killed_at = time.time()
     hold_gate.touch()    # the holders' workers outlive their code server and finish
     for run_id in (bulk[0], light[0]):
-        _wait_status(instance, stack, run_id, {"SUCCESS"}, 30)
+        _wait_status(instance, stack, run_id, {"SUCCESS"}, 90)
     deploy_stack.wait_for("the daemon putting a queued run back", lambda: all(
         any("Run dequeue failed to reach the user code server, re-submitting the run into the queue" in m
             for m in _engine_messages(instance, r)) for r in (bulk[1], light[1])), 60, stack, 0.5)
@@ -247,7 +247,8 @@ def test_production_processes_queue_limit_and_survive_crashes(deployment):
     deploy_stack.wait_for("code server serving after the restart", stack.code_server_serving, STARTUP_BOUND_S, stack)
     back_at = time.time()
     print(f"code server down for {back_at - killed_at:.1f} s (restart took {back_at - restarted_at:.1f} s)")
-    # The restarted server takes new work at once: a step that fails on its data is not retried.
+    deploy_stack.wait_for("the webserver reloading the location", stack.location_loaded, 60, stack, 1)
+    # The restarted server takes new work: a step that fails on its data is not retried.
     bad_data = _launch(stack, work, "deploy_bad_data_job")
     for run_id in (bulk[1], light[1]):
         _wait_status(instance, stack, run_id, {"SUCCESS"}, 90)
@@ -258,7 +259,6 @@ def test_production_processes_queue_limit_and_survive_crashes(deployment):
         "Not retrying run since it failed due to an asset or op failure" in m
         for m in _engine_messages(instance, bad_data)), RETRY_BOUND_S, stack, 0.5)
     assert _children(instance, bad_data) == []
-    deploy_stack.wait_for("the webserver reloading the location", stack.location_loaded, 60, stack, 1)
 
     for pair in (bulk, light):
         gap, held = _ran_one_at_a_time(instance, *pair)
