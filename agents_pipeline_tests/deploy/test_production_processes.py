@@ -39,7 +39,9 @@ from agents_pipeline.cli.main import main
 from agents_pipeline_tests.deploy import stack as deploy_stack
 from agents_pipeline_tests.deploy.location import PROBE_INTERVAL_S
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+# The budget is 3 minutes with the start-up, on two cores the test has to itself; the hard stop
+# leaves room for a machine shared with other work (its phases print their times).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 WORKER_DEATH_BOUND_S = 10       # kill -9 of a run worker -> run FAILURE (measured: under a second)
 RETRY_BOUND_S = 30              # run FAILURE -> its retry exists (event-log consumer: every 5 s)
