@@ -58,7 +58,8 @@ def test_deploy_settings_take_effect(deploy_home, monkeypatch):
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert instance.run_storage._engine is instance.event_log_storage._engine  # one pooled engine
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-        assert instance.run_coordinator.get_run_queue_config().max_user_code_failure_retries == 3
+        assert instance.run_coordinator.get_run_queue_config().max_user_code_failure_retries == 6
+        assert instance.run_monitoring_max_runtime_seconds == 21600
         # The storage really is the test database: a run written here is read back.
         assert instance.get_runs_count() == 0
 

@@ -54,6 +54,6 @@ def handle_dead_letters(context: dg.OpExecutionContext, config: DeadLetterConfig
 
 
 @dg.job(description="Requeue or drop dead-lettered tasks (Launchpad config: action, kind, task_ids, limit).",
-        tags={"agents_pipeline/job": "dead_letter_job"})
+        tags={"agents_pipeline/job": "dead_letter_job", "agents_pipeline/kind": "light"})
 def dead_letter_job() -> None:
     handle_dead_letters()

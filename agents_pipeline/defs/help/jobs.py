@@ -41,6 +41,6 @@ def ask_help(context: dg.OpExecutionContext, config: HelpQuestionConfig, postgre
 
 
 @dg.job(description="Ask the help from the Launchpad: the question is typed config.",
-        tags={"domain": "help"})
+        tags={"domain": "help", "agents_pipeline/job": "help_request_job", "agents_pipeline/kind": "light"})
 def help_request_job():
     ask_help()

@@ -27,6 +27,7 @@ langsmith_sync_job = dg.define_asset_job(
     "langsmith_sync_job", selection=[langsmith_runs, langsmith_pushed_conversations],
     executor_def=dg.in_process_executor,
     description="Pull new and changed LangSmith runs; push unsent local conversations.",
+    tags={"agents_pipeline/job": "langsmith_sync_job", "agents_pipeline/kind": "light"},
 )
 
 
@@ -91,6 +92,7 @@ def backfill_langsmith_runs(context: dg.OpExecutionContext, config: LangSmithBac
 
 
 @dg.job(description="Backfill: re-read LangSmith runs for a chosen time range (Launchpad config start/end).",
-        executor_def=dg.in_process_executor)
+        executor_def=dg.in_process_executor,
+        tags={"agents_pipeline/job": "langsmith_backfill_job", "agents_pipeline/kind": "bulk"})
 def langsmith_backfill_job():
     backfill_langsmith_runs()

@@ -78,6 +78,6 @@ def migrate_sqlite_file(context: dg.OpExecutionContext, config: SqliteMigrationC
 
 @dg.job(description="Import a legacy SQLite shared-state file (path in the Launchpad config). Re-runnable: "
                     "rows already imported are skipped; a killed run resumes after its last committed batch.",
-        tags={"domain": "migration"})
+        tags={"domain": "migration", "agents_pipeline/job": "sqlite_migration_job", "agents_pipeline/kind": "bulk"})
 def sqlite_migration_job() -> None:
     migrate_sqlite_file()

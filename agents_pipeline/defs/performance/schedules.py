@@ -8,6 +8,7 @@ performance_rollup_job = dg.define_asset_job(
     "performance_rollup_job",
     selection=[performance_rollups],
     description="Rolls up one hour of raw performance samples (launch a range from the Launchpad to backfill).",
+    tags={"agents_pipeline/job": "performance_rollup_job", "agents_pipeline/kind": "light"},
 )
 
 # Five minutes past the hour: remote agents' reports for the hour that just ended have arrived.

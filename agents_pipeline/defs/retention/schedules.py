@@ -18,13 +18,16 @@ MAX_DAYS_PER_TICK = 31
 
 raw_telemetry_archive_job = dg.define_asset_job(
     "raw_telemetry_archive_job", selection=[raw_telemetry_archive],
-    description="Archive one UTC day of raw heartbeats and samples past retention.")
+    description="Archive one UTC day of raw heartbeats and samples past retention.",
+    tags={"agents_pipeline/job": "raw_telemetry_archive_job", "agents_pipeline/kind": "bulk"})
 history_archive_job = dg.define_asset_job(
     "history_archive_job", selection=[history_archive],
-    description="Archive one UTC day of rollups, status changes, alerts and LLM runs past retention.")
+    description="Archive one UTC day of rollups, status changes, alerts and LLM runs past retention.",
+    tags={"agents_pipeline/job": "history_archive_job", "agents_pipeline/kind": "bulk"})
 database_maintenance_job = dg.define_asset_job(
     "database_maintenance_job", selection=[database_maintenance],
-    description="Partitions ahead, ANALYZE, VACUUM, sizes, and the retention check.")
+    description="Partitions ahead, ANALYZE, VACUUM, sizes, and the retention check.",
+    tags={"agents_pipeline/job": "database_maintenance_job", "agents_pipeline/kind": "bulk"})
 
 
 def archive_requests(context: dg.ScheduleEvaluationContext, url: str, retention_class: str,

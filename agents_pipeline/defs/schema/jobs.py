@@ -8,5 +8,5 @@ schema_migrate_job = dg.define_asset_job(
     description="Applies pending schema migrations by materializing shared_state_schema "
                 "(what `agents-pipeline db migrate` does, as a run the UI records).",
     # One run per job at a time under deploy/dagster.yaml's per-job limit.
-    tags={"agents_pipeline/job": "schema_migrate_job"},
+    tags={"agents_pipeline/job": "schema_migrate_job", "agents_pipeline/kind": "light"},
 )

@@ -9,6 +9,7 @@ security_audit_job = dg.define_asset_job(
     "security_audit_job",
     selection=dg.AssetSelection.checks(database_roles_least_privilege),
     description="Compares the database roles' privileges with the least-privilege design.",
+    tags={"agents_pipeline/job": "security_audit_job", "agents_pipeline/kind": "light"},
 )
 
 security_audit_schedule = dg.ScheduleDefinition(
