@@ -18,6 +18,7 @@ from agents_pipeline.cli import (
     alerts,
     api,
     demo,
+    fleet,
     langsmith,
     migration,
     performance,
@@ -28,7 +29,7 @@ from agents_pipeline.cli import (
 from agents_pipeline.cli import help as help_commands
 
 DOMAIN_COMMANDS = (alerts, performance, langsmith, retention, migration, help_commands, security, readiness, demo,
-                   api)
+                   api, fleet)
 
 
 def _build() -> argparse.ArgumentParser:
