@@ -12,6 +12,7 @@ one agent's config never silences the rest of the fleet.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -57,6 +58,28 @@ DEFAULTS: dict[str, Setting] = {
     "disk_used_percent": Setting(True, 90.0, 0.0),      # disks fill, they do not flap
 }
 AGENT_RULES = tuple(name for name, rule in RULES.items() if rule.scope == "agent")
+# Custom metrics (Agent.metric) are judged by rules of their own name, "custom:<metric>", per agent
+# or fleet-wide; such a rule has no limit until one is set, and no duration by default.
+CUSTOM_PREFIX = "custom:"
+CUSTOM_DEFAULT = Setting(True, None, 0.0)
+_CUSTOM = re.compile(r"custom:[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}")
+
+
+def is_custom(rule: str) -> bool:
+    return isinstance(rule, str) and _CUSTOM.fullmatch(rule) is not None
+
+
+def rule_for(name: str) -> Rule:
+    """A built-in rule, or the rule of a custom metric (its metric is its own name)."""
+    if name in RULES:
+        return RULES[name]
+    if not is_custom(name):
+        raise KeyError(name)
+    return Rule(name, "agent", name, "custom_metric", f"metric {name[len(CUSTOM_PREFIX):]}")
+
+
+def custom_rules(settings: dict[str, Setting]) -> list[str]:
+    return sorted(name for name in settings if is_custom(name))
 HOST_RULES = tuple(name for name, rule in RULES.items() if rule.scope == "host")
 
 
@@ -76,9 +99,12 @@ def apply_layer(base: dict[str, Setting], layer: Any, where: str, *, allowed: tu
         raise ValidationError(f"{where} must be a JSON object of rule to settings, got {type(layer).__name__}")
     merged = dict(base)
     for rule, fields in layer.items():
-        if rule not in RULES:
-            raise ValidationError(f"{where}: unknown rule {rule!r} (known: {', '.join(RULES)})")
-        if rule not in allowed:
+        if is_custom(rule):
+            merged.setdefault(rule, CUSTOM_DEFAULT)
+        elif rule not in RULES:
+            raise ValidationError(f"{where}: unknown rule {rule!r} (known: {', '.join(RULES)}, "
+                                  f"or {CUSTOM_PREFIX}<metric> for a metric the agent records)")
+        elif rule not in allowed:
             raise ValidationError(f"{where}: rule {rule!r} applies to the host, not to one agent")
         if not isinstance(fields, dict):
             raise ValidationError(f"{where}.{rule} must be an object, got {fields!r}")

@@ -5,6 +5,7 @@ performance domain's modules and for code written against the old path."""
 from agents_pipeline.core.thresholds import (  # noqa: F401
     AGENT_RULES,
     CONFIG_KEY,
+    CUSTOM_PREFIX,
     DEFAULTS,
     HOST_RULES,
     MAX_FOR_S,
@@ -14,6 +15,9 @@ from agents_pipeline.core.thresholds import (  # noqa: F401
     Rule,
     Setting,
     apply_layer,
+    custom_rules,
+    is_custom,
     resolve,
+    rule_for,
     validate_layer,
 )
