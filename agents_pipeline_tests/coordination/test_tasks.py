@@ -81,7 +81,7 @@ def test_an_attempt_that_lost_its_task_cannot_complete_fail_or_extend_it(fleet: 
     with pytest.raises(LeaseLostError):
         fast.fail(second, "after completing")
     assert _row(fleet, task_id, "state, attempts, result, last_error") == (
-        "done", 2, {"by": "fast"}, "released: its lease ran out")
+        "done", 2, {"by": "fast"}, "released: its lease ran out (held by slow)")
 
 
 def test_an_expired_lease_nobody_took_may_still_complete(fleet: Fleet) -> None:
