@@ -28,18 +28,15 @@ import json
 import multiprocessing
 import os
 import statistics
-import sys
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import psycopg2
+from common import prepare_database
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agents_pipeline.core.dsn import connect_kwargs  # noqa: E402
-from agents_pipeline.core.localdb import LocalCluster, scratch_home  # noqa: E402
+from agents_pipeline.core.dsn import connect_kwargs
+from agents_pipeline.core.localdb import LocalCluster, scratch_home
 
 SPAWN = multiprocessing.get_context("spawn")
 PAYLOAD = {"doc": 0, "text": "lorem ipsum dolor sit amet " * 8}
@@ -54,19 +51,15 @@ def plain_dsn(url: str) -> str:
 
 # -- agents_pipeline -------------------------------------------------------------------------------
 def ours_prepare(url: str, workers: int) -> dict[str, str]:
-    from agents_pipeline.core import migrations, registry
+    from agents_pipeline.core import registry
     from agents_pipeline.core.connection import Database
 
-    conn = psycopg2.connect(**connect_kwargs(url))
-    try:
-        migrations.migrate(conn)
-    finally:
-        conn.close()
+    names = [f"bench-{i}" for i in range(max(workers, 1))]
+    prepare_database(url, [])
     db = Database(url)
     tokens = {}
     try:
-        for i in range(max(workers, 1)):
-            name = f"bench-{i}"
+        for name in names:
             tokens[name] = registry.register_agent(db, name).token
             registry.set_capabilities(db, name, ["bench"])
         db.transaction(lambda cur: cur.execute(
