@@ -12,9 +12,9 @@ database per system. Each system does the same work, through its own client as i
   override so the bucket does not set the pace), PgQueuer through Queries.enqueue, Procrastinate
   through Task.defer_async.
 - claim + complete: ``--tasks`` tasks queued beforehand, drained by W processes, claiming up to 10
-  at a time where the library can (ours: claim_tasks(n=10) then complete() per task; PgQueuer:
-  dequeue(batch_size=10) then log_jobs for the batch, as its queue manager does; Procrastinate
-  fetches one job per query, by its design) with an empty handler.
+  at a time where the library can (ours: claim_tasks(n=10) then complete_many for the batch, one
+  commit; PgQueuer: dequeue(batch_size=10) then log_jobs for the batch, as its queue manager does;
+  Procrastinate fetches and finishes one job per query, by its design) with an empty handler.
 
 Throughput is tasks over the wall time from the moment all W processes passed a barrier to the
 last one's end. Medians over ``--rounds``; the order of the systems rotates per round.
@@ -95,9 +95,8 @@ def ours_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out
             done += 1
     else:
         while tasks := state.claim_tasks(["bench"], BATCH, 60):
-            for task in tasks:
-                state.complete(task, None)
-                done += 1
+            state.complete_many([(task, None) for task in tasks])
+            done += len(tasks)
     out.put((start, time.perf_counter(), done))
     state.close()
 
