@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 print_json({"agents": rows, "generated_at": datetime.now(UTC)})
             elif rows:
-                print_table(rows, ["name", "status", "last_heartbeat", "since", "status_message"])
+                print_table(rows, ["name", "status", "lifecycle", "last_heartbeat", "since", "status_message"])
             else:
                 print("no agents registered (agents-pipeline agents register NAME)")
             return 0

@@ -25,6 +25,7 @@ from agents_pipeline.cli import (
     db,
     demo,
     dev,
+    fleet,
     langsmith,
     migration,
     performance,
@@ -43,7 +44,7 @@ from agents_pipeline.cli.conventions import (
 )
 
 DOMAIN_COMMANDS = (db, agents, alerts, performance, langsmith, retention, migration, help_commands, security,
-                   readiness, demo, api, dev, soak)
+                   readiness, demo, api, dev, soak, fleet)
 
 DESCRIPTION = """Operate a fleet of background AI agents: register them, record their heartbeats,
 see their health, alerts and performance, sync their LangSmith runs, archive old data, back up
@@ -60,6 +61,8 @@ Every command takes -h. Commands that act take --json: one JSON document on stdo
 warnings and progress go to stderr. The full reference is docs/cli.md.
 
 {EXIT_CODES_TEXT}"""
+DOMAIN_COMMANDS = (alerts, performance, langsmith, retention, migration, help_commands, security, readiness, demo,
+                   api, fleet)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            "agents-pipeline perf set-threshold rss_bytes --agent crawler --above 2e9",
                            "agents-pipeline perf set-threshold cpu_percent --agent crawler --reset"])
     setting.add_argument("rule", help="cpu_percent, rss_bytes, process_missing, host_cpu_percent, "
-                                      "host_memory_percent or disk_used_percent")
+                                      "host_memory_percent, disk_used_percent, or custom:<metric> for a "
+                                      "metric agents record with Agent.metric")
     setting.add_argument("--agent", default=None, help="only for this agent (agent rules only)")
     limit = setting.add_mutually_exclusive_group()
     limit.add_argument("--above", type=float, default=None, help="fire above this value")

@@ -66,8 +66,8 @@ def _show(conn: sa.Connection, args: argparse.Namespace) -> int:
         layers = {row.agent_id: (args.agent, row.layer)}
     eff = thresholds.resolve(global_thresholds(conn), layers)
     settings = eff.for_agent(next(iter(layers))) if layers else eff.fleet
-    rules = thresholds.AGENT_RULES if args.agent else tuple(thresholds.RULES)
-    rows = [{"rule": r, "scope": thresholds.RULES[r].scope, **asdict(settings[r])} for r in rules]
+    rules = (thresholds.AGENT_RULES if args.agent else tuple(thresholds.RULES)) + tuple(thresholds.custom_rules(settings))
+    rows = [{"rule": r, "scope": thresholds.rule_for(r).scope, **asdict(settings[r])} for r in rules]
     if args.json:
         print_json({"agent": args.agent, "settings": rows, "problems": eff.problems})
     else:
@@ -80,8 +80,9 @@ def _show(conn: sa.Connection, args: argparse.Namespace) -> int:
 def _set(conn: sa.Connection, args: argparse.Namespace) -> int:
     from agents_pipeline.defs.performance.store import global_thresholds
 
-    if args.rule not in thresholds.RULES:
-        raise ValidationError(f"unknown rule {args.rule!r} (known: {', '.join(thresholds.RULES)})")
+    if args.rule not in thresholds.RULES and not thresholds.is_custom(args.rule):
+        raise ValidationError(f"unknown rule {args.rule!r} (known: {', '.join(thresholds.RULES)}, "
+                              f"or {thresholds.CUSTOM_PREFIX}<metric> for a metric agents record)")
     current = _agent(conn, args.agent).layer if args.agent else global_thresholds(conn)
     layer = dict(current) if isinstance(current, dict) else {}
     fields = {} if args.reset else dict(layer.get(args.rule) or {})

@@ -5,12 +5,17 @@ start / success / fail signals, so an agent's author writes only the work itself
 on each, completes or fails them, and on SIGTERM (or SIGINT, or ``drain()``) drains: the task in
 hand finishes, tasks claimed but not started go back to the queue without counting an attempt,
 and it stops cleanly. Its heartbeats carry its lifecycle state (starting, running, draining,
-stopped) in their payload, and renew the leases of the tasks it holds.
+stopped) in their payload, and renew the leases of the tasks it holds; the registry keeps the
+latest (fleet.agents.lifecycle) and the UI shows it.
+
+``metric(name, value)`` records a custom metric beside the sampled ones (``custom:<name>`` in
+fleet.perf_samples), sent with the next heartbeat; ``custom:<name>`` threshold rules alert on it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -19,10 +24,12 @@ from typing import Any
 
 from agents_pipeline.core.errors import AgentsPipelineError, LeaseLostError, ValidationError
 from agents_pipeline.core.shared_state import SharedState
-from agents_pipeline.core.tasks import Task
+from agents_pipeline.core.tasks import Task, label
 
 log = logging.getLogger(__name__)
 LIFECYCLE = ("starting", "running", "draining", "stopped")
+CUSTOM_PREFIX = "custom:"      # a custom metric's name in perf_samples, apart from the sampled ones
+MAX_PENDING_METRICS = 1000
 
 
 class Agent:
@@ -36,6 +43,8 @@ class Agent:
         self._stop = threading.Event()
         self._drain = threading.Event()
         self._thread: threading.Thread | None = None
+        self._metrics: dict[str, float] = {}
+        self._metrics_lock = threading.Lock()
 
     def start_heartbeats(self) -> None:
         """Heartbeats every ``interval_s`` until stop(); a failed heartbeat is logged, not raised,
@@ -54,16 +63,57 @@ class Agent:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self.flush_metrics()
             self._beat()
             self._stop.wait(self.interval_s)
 
     def stop(self) -> None:
+        """Stops the heartbeats; the last one says 'stopped', and pending metrics go with it."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.interval_s + 5)
             self._thread = None
+            self.flush_metrics()
+            if self.lifecycle != "stopped":
+                self.lifecycle = "stopped"
+                self._beat()
         if self._owns_state:
             self.state.close()
+
+    # -- custom metrics --------------------------------------------------------------------------
+    def metric(self, name: str, value: float) -> None:
+        """Records a custom metric (a gauge: the latest value per name wins) as ``custom:<name>``
+        beside the sampled metrics. It is sent with the next heartbeat, so a hot loop costs no
+        round trip and no rate-limit token per call; at once when no heartbeat thread runs.
+        Threshold rules named ``custom:<name>`` alert on it (docs/performance.md)."""
+        key = CUSTOM_PREFIX + label(name, "metric name")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValidationError(f"metric {name!r} must be a finite number, got {value!r}")
+        with self._metrics_lock:
+            if key not in self._metrics and len(self._metrics) >= MAX_PENDING_METRICS:
+                raise ValidationError(f"more than {MAX_PENDING_METRICS} custom metrics waiting to be sent")
+            self._metrics[key] = float(value)
+        if self._thread is None:
+            self.flush_metrics()
+
+    def flush_metrics(self) -> int:
+        """Sends the metrics recorded since the last flush; returns how many were stored. On a
+        failure they are kept (unless newer values came meanwhile) for the next flush."""
+        with self._metrics_lock:
+            pending, self._metrics = self._metrics, {}
+        names = sorted(pending)
+        stored = 0
+        for i in range(0, len(names), 100):       # fleet.report_metrics takes 100 names a call
+            chunk = {k: pending[k] for k in names[i:i + 100]}
+            try:
+                stored += self.state.report_metrics(chunk, agent=self.name)
+            except AgentsPipelineError as exc:
+                log.warning("custom metrics of %s not sent yet: %s", self.name, exc)
+                with self._metrics_lock:
+                    for k in names[i:]:
+                        self._metrics.setdefault(k, pending[k])
+                break
+        return stored
 
     @contextmanager
     def unit_of_work(self, description: str | None = None) -> Iterator[None]:
@@ -158,6 +208,9 @@ class Agent:
         return restore
 
     def __enter__(self) -> Agent:
+        self._beat()                  # 'starting', before the work begins
+        if self.lifecycle == "starting":
+            self.lifecycle = "running"
         self.start_heartbeats()
         return self
 

@@ -119,7 +119,7 @@ def list_agents(db: Database) -> list[dict[str, Any]]:
             """SELECT agent_id, name, agent_type, host, extract(epoch FROM period)::float AS period_s,
                       extract(epoch FROM grace)::float AS grace_s, status, status_since, status_message,
                       paused, silenced_until, last_seen, last_kind, last_message, clock_skew_s,
-                      heartbeat_count, process_pid, process_pidfile, process_match,
+                      heartbeat_count, process_pid, process_pidfile, process_match, lifecycle, retired_at,
                       token_hash IS NOT NULL AS has_token
                FROM fleet.agents ORDER BY name""")
         return [dict(row) for row in cur.fetchall()]

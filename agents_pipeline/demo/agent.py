@@ -5,6 +5,13 @@ imports (and so with its own token, read from AGENTS_PIPELINE_AGENT_TOKEN): unit
 wrapped in start / success signals, LLM calls logged as conversations, CPU burnt on a core,
 failures reported with a message, crashes (the process exits; the fleet supervisor brings it
 back with a new pid) and hangs (alive, silent). Only core is imported, so it starts fast.
+
+Each cycle it also claims up to two tasks its profile can do (the supervisor submits them as
+demo-producer) and completes them, or fails them at its profile's fail rate (they are retried).
+The crashy one claims tasks and crashes with them in hand: once the health evaluation marks it
+down they go back to the queue, and an agent that can do them takes them (task_queue shows it).
+Its heartbeats carry its lifecycle state, and it reports how many tasks it completed as the
+custom metric ``custom:tasks_completed``.
 """
 
 from __future__ import annotations
@@ -18,13 +25,14 @@ import time
 import uuid
 from types import FrameType
 
-from agents_pipeline.core.errors import AgentsPipelineError
+from agents_pipeline.core.errors import AgentsPipelineError, LeaseLostError
 from agents_pipeline.core.shared_state import SharedState
 from agents_pipeline.demo.profiles import MODELS, Profile, profile_named
 
 log = logging.getLogger("agents_pipeline.demo_agent")
 EXIT_CRASH = 3
 """Exit status of a simulated crash: the supervisor restarts only these and real errors."""
+RUNNING = {"lifecycle": "running"}
 
 _TASKS = (
     "summarise the overnight incident channel", "plan the weekly dependency upgrades",
@@ -74,6 +82,7 @@ class DemoAgent:
         self.period_s = period_s
         self.rng = random.Random(seed)
         self.cycles = 0
+        self.tasks_done = 0
         self._stopping = False
         lo_hi = profile.crash_after
         self.crash_at = self.rng.randint(*lo_hi) if lo_hi else None
@@ -99,9 +108,35 @@ class DemoAgent:
         if call["error"] or self.rng.random() < self.profile.fail_rate:
             self.state.fail(message=call["error"] or self.rng.choice(_ERRORS))
         else:
-            self.state.heartbeat(message=f"done: {task}")
+            self.state.heartbeat(message=f"done: {task}", payload=RUNNING)
+        self.work_tasks()
+
+    def work_tasks(self) -> int:
+        """Claims up to two tasks it can do and completes (or, at its fail rate, fails) each."""
+        if not self.profile.capabilities:
+            return 0
+        done = 0
+        for task in self.state.claim_tasks(self.profile.capabilities, 2, lease_s=max(30.0, 3 * self.period_s)):
+            burn_cpu(self.rng.uniform(0.05, 0.3))
+            try:
+                if self.rng.random() < self.profile.fail_rate:
+                    self.state.fail(task, self.rng.choice(_ERRORS))
+                else:
+                    self.state.complete(task, {"by": self.name, "attempt": task.attempt})
+                    done += 1
+            except LeaseLostError as exc:
+                log.warning("%s: %s", self.name, exc)
+        self.tasks_done += done
+        self.state.report_metrics({"custom:tasks_completed": self.tasks_done})
+        return done
+
+    def crash_with_tasks(self) -> list[int]:
+        """What the crashy agent does before it dies: takes tasks it will never finish."""
+        held = self.state.claim_tasks(self.profile.capabilities, 3, lease_s=600) if self.profile.capabilities else []
+        return [t.task_id for t in held]
 
     def run(self) -> int:
+        self._say("starting")
         while not self._stopping:
             started = time.monotonic()
             try:
@@ -110,7 +145,11 @@ class DemoAgent:
                 log.warning("%s: %s", self.name, exc)
             self.cycles += 1
             if self.crash_at is not None and self.cycles >= self.crash_at:
-                log.warning("%s: simulated crash after %d cycles", self.name, self.cycles)
+                try:
+                    held = self.crash_with_tasks()
+                except AgentsPipelineError:
+                    held = []
+                log.warning("%s: simulated crash after %d cycles, holding tasks %s", self.name, self.cycles, held)
                 return EXIT_CRASH
             hang = self.profile.hang_after
             if hang and self.cycles % hang == 0:
@@ -118,7 +157,14 @@ class DemoAgent:
                 self._sleep(self.profile.hang_s)
                 continue
             self._sleep(self.period_s - (time.monotonic() - started))
+        self._say("stopped")
         return 0
+
+    def _say(self, lifecycle: str) -> None:
+        try:
+            self.state.heartbeat(message=lifecycle, payload={"lifecycle": lifecycle})
+        except AgentsPipelineError as exc:
+            log.warning("%s: %s", self.name, exc)
 
 
 def main(argv: list[str] | None = None) -> int:

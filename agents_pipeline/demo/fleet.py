@@ -4,6 +4,10 @@ Each agent is registered by pid, so the performance sampler finds its process; a
 agent is restarted after a pause with a new pid, which is written back to the registry.
 Tokens are issued on every start (an agent's old token is replaced, as a redeploy would),
 passed to the child in its environment, never on its command line.
+
+The supervisor is also the fleet's producer: as ``demo-producer`` (an agent with a token of its
+own) it submits a task every couple of seconds, of a kind some member can do, and the members
+claim them by capability (``demo/agent.py``).
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from types import FrameType
 
 from agents_pipeline.core import settings, validation
 from agents_pipeline.core.connection import Database
-from agents_pipeline.core.errors import NotFoundError
+from agents_pipeline.core.errors import AgentsPipelineError, NotFoundError
 from agents_pipeline.core.registry import new_token, token_hash
+from agents_pipeline.core.shared_state import SharedState
 from agents_pipeline.demo.agent import EXIT_CRASH
-from agents_pipeline.demo.profiles import DEMO_AGENT_TYPE, Profile, fleet
+from agents_pipeline.demo.profiles import DEMO_AGENT_TYPE, PRODUCER, Profile, fleet
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +41,17 @@ def ensure_demo_agent(db: Database, name: str, profile: Profile, *, period_s: fl
 
     def work(cur):
         cur.execute(
-            """INSERT INTO fleet.agents (name, agent_type, period, grace, token_hash, token_issued_at, config)
+            """INSERT INTO fleet.agents (name, agent_type, period, grace, token_hash, token_issued_at, config,
+                                        capabilities)
                VALUES (%(name)s, %(type)s, make_interval(secs => %(period)s), make_interval(secs => %(grace)s),
-                       %(token_hash)s, now(), %(config)s::jsonb)
+                       %(token_hash)s, now(), %(config)s::jsonb, %(caps)s::text[])
                ON CONFLICT (name) DO UPDATE
                SET token_hash = EXCLUDED.token_hash, token_issued_at = now(),
-                   period = EXCLUDED.period, grace = EXCLUDED.grace,
+                   period = EXCLUDED.period, grace = EXCLUDED.grace, capabilities = EXCLUDED.capabilities,
                    config = fleet.agents.config || EXCLUDED.config, updated_at = now()""",
             {"name": name, "type": DEMO_AGENT_TYPE, "period": period_s, "grace": grace_s, "token_hash": token_hash(token),
-             "config": validation.document({"demo": True, "profile": profile.name}, "agent config")},
+             "config": validation.document({"demo": True, "profile": profile.name}, "agent config"),
+             "caps": list(profile.capabilities)},
         )
 
     db.transaction(work)
@@ -78,7 +85,7 @@ class Fleet:
     """Starts, watches and restarts the agents; ``stop()`` ends them all (SIGTERM, then SIGKILL)."""
 
     def __init__(self, url: str, n: int, *, period_s: float = 10.0, grace_s: float = 5.0,
-                 restart_scale: float = 1.0, seed: int | None = None) -> None:
+                 restart_scale: float = 1.0, seed: int | None = None, produce_every_s: float = 2.0) -> None:
         self.url = url
         self.db = Database(url, maxconn=1, application_name="agents_pipeline:demo-fleet")
         self.period_s = period_s
@@ -86,7 +93,32 @@ class Fleet:
         self.restart_scale = restart_scale
         self.rng = random.Random(seed)
         self.members = [Member(name, profile) for name, profile in fleet(n)]
+        self.kinds = sorted({c for m in self.members for c in m.profile.capabilities})
+        self.produce_every_s = produce_every_s
+        self.producer: SharedState | None = None
+        self.submitted = 0
+        self._next_task_at = 0.0
+        self._next_beat_at = 0.0
         self._stopping = False
+
+    def _produce(self, now: float) -> None:
+        """One task when it is time, of a kind some member can do; the producer's heartbeat each period."""
+        if self.producer is None:
+            token = ensure_demo_agent(self.db, PRODUCER, Profile("producer", "producer"), period_s=self.period_s,
+                                      grace_s=self.grace_s)
+            self.producer = SharedState(self.url, agent=PRODUCER, token=token, maxconn=1)
+        try:
+            if now >= self._next_beat_at:
+                self.producer.heartbeat(message=f"{self.submitted} tasks submitted", payload={"lifecycle": "running"})
+                self._next_beat_at = now + self.period_s
+            if self.kinds and now >= self._next_task_at:
+                kind = self.rng.choice(self.kinds)
+                self.producer.submit_task(kind, {"n": self.submitted, "what": f"{kind} item {self.submitted}"},
+                                          capability=kind, max_attempts=4)
+                self.submitted += 1
+                self._next_task_at = now + self.produce_every_s * self.rng.uniform(0.5, 1.5)
+        except AgentsPipelineError as exc:          # the database is away: the next poll tries again
+            log.warning("demo-producer: %s", exc)
 
     def _spawn(self, member: Member) -> None:
         token = ensure_demo_agent(self.db, member.name, member.profile, period_s=self.period_s, grace_s=self.grace_s)
@@ -107,8 +139,10 @@ class Fleet:
             self._spawn(member)
 
     def poll(self) -> None:
-        """Notices exits and restarts crashed agents once their pause is over."""
+        """Notices exits and restarts crashed agents once their pause is over; produces tasks."""
         now = time.monotonic()
+        if not self._stopping:
+            self._produce(now)
         for m in self.members:
             if m.proc is not None and (code := m.proc.poll()) is not None:
                 m.exits.append(code)
@@ -154,6 +188,9 @@ class Fleet:
         try:
             self.poll()
         finally:
+            if self.producer is not None:
+                self.producer.close()
+                self.producer = None
             self.db.close()
 
 

@@ -30,16 +30,21 @@ class Profile:
     restart_delay_s: tuple[float, float] = (40.0, 70.0)
     hang_after: int | None = None
     hang_s: float = 0.0
+    capabilities: tuple[str, ...] = ()     # the task kinds it claims; each kind has two agents or more
 
 
+# The crawler crashes with crawl tasks in hand; the planner and the researcher (in every fleet of
+# three or more) can crawl too, so its tasks move to them once it is marked down.
 PROFILES: tuple[Profile, ...] = (
-    Profile("steady", "planner"),
-    Profile("flaky", "researcher", cpu_share=0.1, fail_rate=0.2),
-    Profile("crashy", "crawler", crash_after=(2, 5)),
-    Profile("hot", "summarizer", cpu_share=0.5),
-    Profile("hung", "indexer", hang_after=2, hang_s=120.0),
-    Profile("busy", "reviewer", cpu_share=0.08, fail_rate=0.05),
+    Profile("steady", "planner", capabilities=("crawl", "summarise")),
+    Profile("flaky", "researcher", cpu_share=0.1, fail_rate=0.2, capabilities=("crawl", "research")),
+    Profile("crashy", "crawler", crash_after=(2, 5), capabilities=("crawl",)),
+    Profile("hot", "summarizer", cpu_share=0.5, capabilities=("summarise", "research")),
+    Profile("hung", "indexer", hang_after=2, hang_s=120.0, capabilities=("index", "summarise")),
+    Profile("busy", "reviewer", cpu_share=0.08, fail_rate=0.05, capabilities=("index", "research")),
 )
+PRODUCER = f"{DEMO_PREFIX}producer"
+"""The agent that submits the demo's tasks (the fleet supervisor acts for it)."""
 
 
 def fleet(n: int) -> list[tuple[str, Profile]]:

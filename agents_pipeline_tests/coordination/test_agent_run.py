@@ -65,3 +65,39 @@ def test_a_handlers_exception_fails_the_task_and_the_agent_keeps_working(fleet: 
     assert fleet.sql("SELECT task_id, state, result, last_error FROM fleet.tasks ORDER BY task_id") == [
         (ids[0], "done", {"parsed": 1}, None), (ids[1], "ready", None, "RuntimeError: cannot parse"),
         (ids[2], "done", {"parsed": 2}, None)]
+
+
+def test_lifecycle_is_kept_on_the_agent_row_and_shown_by_status_and_agent_health(db_url, fleet, capsys, monkeypatch):
+    """The registry keeps the latest lifecycle an agent sent, so the UI reads it without scanning
+    heartbeats; a heartbeat that says nothing of it (a shell ping) leaves it as it was."""
+    import sqlalchemy as sa
+
+    from agents_pipeline.cli.main import main
+    from agents_pipeline.defs.heartbeats.health import summarize
+    from agents_pipeline.defs.heartbeats.report import metadata, not_up_table
+
+    def lifecycle() -> str | None:
+        return fleet.sql("SELECT lifecycle FROM fleet.agents WHERE name = 'cycler'")[0][0]
+
+    state = fleet.agent("cycler")
+    agent = Agent("cycler", state=state, interval_s=60)
+    with agent:
+        deadline = time.monotonic() + 10               # the thread's first heartbeat says 'running'
+        while lifecycle() != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lifecycle() == "running"
+        state.heartbeat(message="a shell ping")                            # no payload: kept
+        state.heartbeat(payload={"lifecycle": "exploded"})                # not a state: ignored
+        assert lifecycle() == "running"
+        state.heartbeat(payload={"lifecycle": "draining"})
+        assert lifecycle() == "draining"
+        engine = sa.create_engine(db_url)
+        with engine.connect() as conn:
+            summary = summarize(conn)
+        engine.dispose()
+        assert metadata(summary)["lifecycle_draining"] == 1 and metadata(summary)["lifecycle_running"] == 0
+        assert "| cycler | new |" in not_up_table(summary) and "| draining |" in not_up_table(summary)
+    assert lifecycle() == "stopped"                                       # the last heartbeat of stop()
+    monkeypatch.setenv("AGENTS_PIPELINE_DATABASE_URL", db_url)
+    assert main(["status"]) == 0
+    assert "stopped" in [line.split()[2] for line in capsys.readouterr().out.splitlines() if "cycler" in line][0]

@@ -58,7 +58,10 @@ def test_the_asset_plots_each_kind_and_passes_while_nothing_is_stuck_or_dead(pos
     assert checks == {"no_tasks_stuck_past_lease": True, "no_dead_letters": True}
 
 
-def test_the_sensor_warns_on_a_stuck_task_and_on_dead_letters(postgres, state, database, fleet):
+def test_the_sensor_warns_on_a_stuck_task_and_on_dead_letters(postgres, state, database, fleet, tmp_path,
+                                                              monkeypatch):
+    no_file = tmp_path / "fleet.yaml"
+    monkeypatch.setenv("AGENTS_PIPELINE_FLEET_FILE", str(no_file))
     ids = _queue(state, database, fleet)
     (task,) = [t for t in state.claim_tasks(None, 5, 60, agent="worker") if t.task_id == ids["summarise"][5]]
     fleet.sql("UPDATE fleet.tasks SET max_attempts = 1 WHERE task_id = %s", (task.task_id,))
@@ -68,8 +71,11 @@ def test_the_sensor_warns_on_a_stuck_task_and_on_dead_letters(postgres, state, d
               (ids["render"][0],))
     with dg.build_sensor_context(resources={"postgres": postgres}) as context:
         result = task_queue_sensor(context)
-    materialization, *checks = result.asset_events
-    assert materialization.asset_key == dg.AssetKey("task_queue")
+    events = {key: [e for e in result.asset_events if e.asset_key == dg.AssetKey(key)]
+              for key in ("task_queue", "fleet_config")}
+    assert len(result.asset_events) == 5
+    materialization, *checks = events["task_queue"]
+    assert isinstance(materialization, dg.AssetMaterialization)
     assert materialization.metadata["dead_letters"].value == 1
     (dead,) = materialization.metadata["dead_letter_tasks"].value.records
     assert (dead.data["task_id"], dead.data["last_error"], dead.data["last_holder"]) == (
@@ -84,6 +90,9 @@ def test_the_sensor_warns_on_a_stuck_task_and_on_dead_letters(postgres, state, d
     assert "render" in by_name["no_tasks_stuck_past_lease"].description
     assert not by_name["no_dead_letters"].passed
     assert "1 dead letter(s) of kind(s) summarise" in by_name["no_dead_letters"].description
+    fleet_materialization, fleet_check = events["fleet_config"]     # no fleet file here: nothing to compare
+    assert fleet_materialization.metadata["fleet_file"].value == str(no_file)
+    assert fleet_check.passed and fleet_check.description.startswith("no fleet file at")
 
 
 def test_dead_letter_job_requeues_and_drops_and_resolves_the_alert(postgres, state, database, fleet):

@@ -81,7 +81,21 @@ def test_an_attempt_that_lost_its_task_cannot_complete_fail_or_extend_it(fleet: 
     with pytest.raises(LeaseLostError):
         fast.fail(second, "after completing")
     assert _row(fleet, task_id, "state, attempts, result, last_error") == (
-        "done", 2, {"by": "fast"}, "released: its lease ran out")
+        "done", 2, {"by": "fast"}, "released: its lease ran out (held by slow)")
+
+
+def test_complete_many_completes_in_one_transaction_and_returns_the_attempts_that_lost(fleet: Fleet) -> None:
+    producer, slow, fast = fleet.agent("producer"), fleet.agent("slow"), fleet.agent("fast")
+    ids = [producer.submit_task("render", {"page": i}) for i in range(3)]
+    held = slow.claim_tasks(None, 3, lease_s=60)
+    fleet.sql("UPDATE fleet.tasks SET lease_until = now() - interval '1 second' WHERE task_id = %s", (ids[0],))
+    (taken,) = fast.claim_tasks(None, 1, lease_s=60)          # attempt 2 of the first task
+    lost = slow.complete_many([(t, {"by": "slow", "page": t.payload["page"]}) for t in held])
+    assert [t.task_id for t in lost] == [ids[0]]
+    assert [_row(fleet, i, "state, result") for i in ids[1:]] == [
+        ("done", {"by": "slow", "page": 1}), ("done", {"by": "slow", "page": 2})]
+    assert _row(fleet, ids[0], "state") == ("claimed",) and fast.complete_many([(taken, None)]) == []
+    assert slow.complete_many([]) == []
 
 
 def test_an_expired_lease_nobody_took_may_still_complete(fleet: Fleet) -> None:

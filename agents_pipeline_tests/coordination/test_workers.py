@@ -11,9 +11,11 @@ import time
 from collections import Counter
 
 import psycopg2
+import sqlalchemy as sa
 
 from agents_pipeline.core.dsn import connect_kwargs
 from agents_pipeline.core.registry import token_proof
+from agents_pipeline.defs.coordination import queue, report
 from agents_pipeline_tests.coordination import workers
 from agents_pipeline_tests.coordination.conftest import Fleet
 
@@ -73,13 +75,24 @@ def test_a_sigkilled_workers_tasks_go_to_another_agent_when_its_agent_is_marked_
                         ARRAY['log']) WHERE name = 'doomed'""")
     assert down == [("doomed", "down")]
     assert fleet.sql("SELECT state, attempts, last_error FROM fleet.tasks ORDER BY task_id") == [
-        ("ready", 1, "released: its agent was marked down")] * 3
+        ("ready", 1, "released: its agent was marked down (held by doomed)")] * 3
     taken = rescuer.claim_tasks(None, 3)
     assert [(t.task_id, t.attempt) for t in taken] == [(i, 2) for i in ids]
     for task in taken:
         rescuer.complete(task, {"page": task.payload["page"], "by": "rescuer"})
     assert fleet.sql("""SELECT t.state, a.name FROM fleet.tasks t JOIN fleet.agents a ON a.agent_id = t.claimed_by
                         ORDER BY t.task_id""") == [("done", "rescuer")] * 3
+    # The task_queue asset shows the move: released from doomed, now done with rescuer.
+    engine = sa.create_engine(fleet.db_url)
+    try:
+        with engine.connect() as conn:
+            meta = report.metadata(queue.report(conn))
+    finally:
+        engine.dispose()
+    assert meta["tasks_released"] == 3
+    assert [(r.data["task_id"], r.data["state"], r.data["now_with"], r.data["reason"])
+            for r in meta["released_tasks"].records] == [
+        (i, "done", "rescuer", "released: its agent was marked down (held by doomed)") for i in reversed(ids)]
 
 
 def test_the_health_evaluation_never_waits_on_task_rows_an_agent_holds(fleet: Fleet) -> None:

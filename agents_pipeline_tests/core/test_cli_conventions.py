@@ -234,6 +234,9 @@ JSON_RUNS: dict[str, tuple[list[str], set[int]]] = {
     "agents-pipeline perf rollup": (["perf", "rollup", "2026-03-01T10:00"], {2}),   # no samples in that hour
     "agents-pipeline langsmith status": (["langsmith", "status"], {0}),
     "agents-pipeline soak": (["soak", "--minutes", "1"], {2}),        # too short: refused before starting anything
+    "agents-pipeline fleet plan": (["fleet", "plan", "{tmp}/missing.yaml"], {2}),
+    "agents-pipeline fleet apply": (["fleet", "apply", "{tmp}/missing.yaml"], {2}),
+    "agents-pipeline fleet export": (["fleet", "export", "--output", "{tmp}/fleet.yaml"], {0}),
     "agents-pipeline langsmith sync": (["langsmith", "sync"], {2}),   # LANGSMITH_API_KEY unset
     "agents-pipeline langsmith push": (["langsmith", "push"], {2}),
     "agents-pipeline archive policy": (["archive", "policy"], {0}),

@@ -53,7 +53,7 @@ def test_materializing_a_partition_archives_that_day(db_url, archive_dir):
 
 def test_a_key_inside_retention_is_refused(db_url, archive_dir, monkeypatch):
     """The partitions were cut at load time; a longer retention set since must still be honoured."""
-    monkeypatch.setenv(policy.RETENTION_ENV, "heartbeats=60,perf_samples=60")
+    monkeypatch.setenv(policy.RETENTION_ENV, "heartbeats=60,perf_samples=60,tasks=60")
     seed_heartbeats(db_url, OLD_DAY, 10)
     with pytest.raises(dg.Failure, match="still inside retention for every table"):
         dg.materialize([assets.raw_telemetry_archive], partition_key=OLD_DAY.isoformat(),

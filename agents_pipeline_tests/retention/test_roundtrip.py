@@ -79,3 +79,35 @@ def test_a_restored_day_archived_again_keeps_every_earlier_row(db_url, archive_d
     assert files == [f"heartbeats_{OLD_DAY:%Y%m%d}.g2.parquet"]
     assert restore_day(db_url, archive_dir, "heartbeats", OLD_DAY).exact
     assert rows_of(db_url, HB, (OLD_DAY, OLD_DAY)) == before
+
+
+TASKS = ("SELECT task_id, kind, capability, payload::text, priority, run_after, state, attempts, max_attempts, dedupe_key, "
+         "submitted_by, claimed_by, attempt_id, claimed_at, lease, lease_until, renew_at, result::text, last_error, "
+         "failed_at, created_at, finished_at FROM fleet.tasks ORDER BY task_id")
+
+
+def test_finished_tasks_archive_and_restore_and_dead_letters_and_live_tasks_stay(db_url, archive_dir):
+    """Retention of the task queue: done and failed tasks of a day past retention go (every column
+    back equal on restore: uuid attempt ids, intervals, jsonb); dead letters wait for an operator
+    and ready or claimed tasks are live, whatever their age."""
+    ts = f"{OLD_DAY} 08:00:00+00"
+    execute(db_url, """
+        INSERT INTO fleet.tasks (kind, capability, payload, state, attempts, dedupe_key, submitted_by, claimed_by,
+                                 attempt_id, claimed_at, lease, lease_until, result, last_error, failed_at,
+                                 created_at, finished_at, run_after)
+        SELECT 'crawl', CASE WHEN g %% 3 = 0 THEN NULL ELSE 'crawl' END, jsonb_build_object('n', g),
+               (ARRAY['done', 'failed', 'dead', 'ready', 'claimed'])[g %% 5 + 1], 1 + g %% 3,
+               CASE WHEN g %% 2 = 0 THEN 'key-' || g END, 1, 2, gen_random_uuid(), %s::timestamptz,
+               interval '90 seconds', %s::timestamptz + interval '90 seconds',
+               CASE WHEN g %% 5 = 0 THEN jsonb_build_object('ok', g) END, CASE WHEN g %% 5 = 1 THEN E'bad\\tinput' END,
+               CASE WHEN g %% 5 = 1 THEN %s::timestamptz END, %s::timestamptz - interval '1 hour',
+               CASE WHEN g %% 5 < 3 THEN %s::timestamptz + make_interval(secs => g) END, %s::timestamptz
+        FROM generate_series(1, 100) g""", (ts, ts, ts, ts, ts, ts))
+    before = rows_of(db_url, TASKS)
+    result = archive_day(db_url, archive_dir, "tasks", OLD_DAY, 30)
+    assert result.outcome == "archived" and result.rows == 40
+    assert sorted({r[6] for r in rows_of(db_url, TASKS)}) == ["claimed", "dead", "ready"]
+    assert len(rows_of(db_url, TASKS)) == 60
+    restored = restore_day(db_url, archive_dir, "tasks", OLD_DAY)
+    assert restored.exact and restored.rows_inserted == 40
+    assert rows_of(db_url, TASKS) == before

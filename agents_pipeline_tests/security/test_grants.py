@@ -161,7 +161,7 @@ def test_an_agent_host_configured_from_grant_agent(operator_env, pg_cluster, cap
     stored = database.transaction(lambda cur: (cur.execute(
         "SELECT count(*), count(*) FILTER (WHERE kind = 'start') FROM fleet.heartbeats h "
         "JOIN fleet.agents a USING (agent_id) WHERE a.name = 'host-agent'"), cur.fetchone())[1])
-    assert tuple(stored) == (5, 1)  # CLI, helper loop, start, success, CLI after rotation
+    assert tuple(stored) == (7, 1)  # CLI; helper: starting, loop, start, success, stopped; CLI after rotation
 
 
 def test_restore_onto_a_server_without_the_roles(pg_cluster, monkeypatch, capsys, tmp_path):

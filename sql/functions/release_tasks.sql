@@ -1,9 +1,9 @@
 -- Ends the given attempts (task ids and attempt ids, side by side) without a result, when they are
 -- still current (and with p_expired_only, when their lease has run out, as judged now): back
 -- to 'ready' at once, so another agent can take them now, or 'dead' when their attempts are used
--- up (with the kind's alert). The attempt was counted when it was claimed; p_reason becomes the
--- task's last_error. The attempt ids make a candidate list read without locks safe: an attempt
--- that ended and was claimed again meanwhile is not the one named. Rows another session holds
+-- up (with the kind's alert). The attempt was counted when it was claimed; p_reason, with the
+-- holder's name, becomes the task's last_error. The attempt ids make a candidate list read without
+-- locks safe: an attempt that ended and was claimed again meanwhile is not the one named. Rows another session holds
 -- are skipped (SKIP LOCKED): the health evaluation calls this and must never wait on an agent; a
 -- later call gets them. Returns how many it released.
 --
@@ -32,7 +32,10 @@ BEGIN
         UPDATE tasks t
         SET state = CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'ready' END,
             finished_at = CASE WHEN t.attempts >= t.max_attempts THEN now() END,
-            run_after = now(), lease_until = NULL, last_error = p_reason, failed_at = now()
+            run_after = now(), lease_until = NULL, failed_at = now(),
+            -- the holder's name with the reason: the UI then shows where a task moved from
+            last_error = p_reason || coalesce(' (held by ' || (SELECT a.name FROM agents a
+                                                               WHERE a.agent_id = t.claimed_by) || ')', '')
         FROM picked p
         WHERE t.task_id = p.task_id
         RETURNING t.kind, t.state

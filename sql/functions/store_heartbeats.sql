@@ -119,6 +119,8 @@ BEGIN
                (array_agg(j.kind ORDER BY j.ord DESC) FILTER (WHERE NOT j.refused AND j.kind <> 'log'))[1] AS kind,
                (array_agg(j.sent_at ORDER BY j.ord DESC) FILTER (WHERE NOT j.refused AND j.kind <> 'log'))[1] AS sent_at,
                (array_agg(j.message ORDER BY j.ord DESC) FILTER (WHERE NOT j.refused AND j.kind <> 'log'))[1] AS message,
+               (array_agg(j.payload ->> 'lifecycle' ORDER BY j.ord DESC) FILTER (WHERE NOT j.refused
+                    AND j.payload ->> 'lifecycle' IN ('starting', 'running', 'draining', 'stopped')))[1] AS lifecycle,
                min(j.avail) AS avail
         FROM judged j WHERE j.err IS NULL GROUP BY j.aid
     ), touched AS (
@@ -132,6 +134,8 @@ BEGIN
                                   WHEN p.kind = 'start' THEN now() ELSE NULL END,
             last_fail_at = CASE WHEN p.any_fail THEN now() ELSE a.last_fail_at END,
             heartbeat_count = a.heartbeat_count + p.n_signals,
+            lifecycle = coalesce(p.lifecycle, a.lifecycle),
+            lifecycle_at = CASE WHEN p.lifecycle IS NULL THEN a.lifecycle_at ELSE now() END,
             hb_tokens = CASE WHEN p.avail IS NULL THEN a.hb_tokens ELSE p.avail - p.n_taken END,
             hb_refill_at = CASE WHEN p.avail IS NULL THEN a.hb_refill_at ELSE now() END
         FROM per_agent p

@@ -60,6 +60,19 @@ _DEAD = sa.text("""
     WHERE t.state = 'dead' ORDER BY t.finished_at DESC NULLS LAST, t.task_id DESC LIMIT :limit""")
 
 
+# Tasks released lately (their agent marked down, or a lease run out) and where they are now: how
+# a crashed agent's work is seen moving to another agent. By the failed_at index, within the window.
+_RELEASED = sa.text("""
+    SELECT t.task_id, t.kind, t.state, t.attempts, t.last_error AS reason, t.failed_at,
+           CASE WHEN t.state IN ('claimed', 'done') THEN a.name END AS now_with
+    FROM fleet.tasks t LEFT JOIN fleet.agents a ON a.agent_id = t.claimed_by
+    WHERE t.failed_at >= :now - make_interval(secs => :window) AND t.last_error LIKE 'released:%'
+    ORDER BY t.failed_at DESC, t.task_id DESC LIMIT :limit""")
+_RELEASED_COUNT = sa.text("""
+    SELECT count(*) FROM fleet.tasks
+    WHERE failed_at >= :now - make_interval(secs => :window) AND last_error LIKE 'released:%'""")
+
+
 @dataclass(frozen=True)
 class KindStats:
     kind: str
@@ -83,6 +96,8 @@ class QueueReport:
     kinds: list[KindStats]
     stuck: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    released: list[dict[str, Any]] = field(default_factory=list)   # the latest LISTED, newest first
+    released_total: int = 0                                         # released in the window
     window_s: float = WINDOW_S
 
     def total(self, attribute: str) -> int:
@@ -100,7 +115,9 @@ def report(conn: sa.Connection, now: datetime | None = None) -> QueueReport:
     kinds = [KindStats(**row._mapping) for row in conn.execute(_PER_KIND, params)]
     stuck = [dict(row._mapping) for row in conn.execute(_STUCK, params)]
     dead = [dict(row._mapping) for row in conn.execute(_DEAD, params)]
-    return QueueReport(at, kinds, stuck, dead)
+    released = [dict(row._mapping) for row in conn.execute(_RELEASED, params)]
+    released_total = conn.execute(_RELEASED_COUNT, params).scalar_one()
+    return QueueReport(at, kinds, stuck, dead, released, released_total)
 
 
 def check_alerts(conn: sa.Connection, channels: list[str], now: datetime | None = None) -> int:

@@ -66,6 +66,15 @@ def metadata(report: QueueReport) -> dict[str, object]:
               "last_holder": r["last_holder"] or "",
               "finished_at": r["finished_at"].isoformat() if r["finished_at"] else "",
               "last_error": r["last_error"][:500]} for r in report.dead_letters])
+    meta["tasks_released"] = report.released_total
+    if report.released:
+        # A task whose agent went down: its reason names that agent, now_with the one that took it.
+        meta["released_tasks"] = _table(
+            [("task_id", "int"), ("kind", "string"), ("state", "string"), ("now_with", "string"),
+             ("attempts", "int"), ("released_at", "string"), ("reason", "string")],
+            [{"task_id": r["task_id"], "kind": r["kind"], "state": r["state"], "now_with": r["now_with"] or "",
+              "attempts": r["attempts"], "released_at": r["failed_at"].isoformat(),
+              "reason": (r["reason"] or "")[:500]} for r in report.released])
     return meta
 
 

@@ -23,6 +23,7 @@ from agents_pipeline.defs.heartbeats.settings import HealthSettings
 from agents_pipeline.platform.pipeline_agents import EVALUATOR_AGENT
 
 STATUSES = ("new", "up", "late", "down", "paused")
+LIFECYCLES = ("starting", "running", "draining", "stopped")   # fleet.agents.lifecycle (sql/0016)
 SKEW_LIMIT_S = 5.0
 NOT_UP_ROWS = 50
 
@@ -54,6 +55,7 @@ class FleetSummary:
     transitions: list[Transition] = field(default_factory=list)
     evaluation_ms: float = 0.0
     boundary: BoundaryReport = field(default_factory=BoundaryReport)  # held rows, throttling: same evaluation
+    lifecycles: dict[str, int] = field(default_factory=dict)  # what agents said of themselves (Agent helper)
 
     @property
     def down_share(self) -> float:
@@ -89,10 +91,14 @@ def summarize(conn: sa.Connection, *, now: datetime | None = None) -> FleetSumma
                count(*) FILTER (WHERE status = 'paused') AS n_paused,
                count(*) FILTER (WHERE silenced_until > coalesce(CAST(:now AS timestamptz), now())) AS silenced,
                max(last_seen) AS latest, coalesce(sum(heartbeat_count), 0) AS hb_total,
-               (SELECT count(*) FROM fleet.alerts WHERE resolved_at IS NULL) AS open_alerts
+               (SELECT count(*) FROM fleet.alerts WHERE resolved_at IS NULL) AS open_alerts,
+               count(*) FILTER (WHERE lifecycle = 'starting') AS lc_starting,
+               count(*) FILTER (WHERE lifecycle = 'running') AS lc_running,
+               count(*) FILTER (WHERE lifecycle = 'draining') AS lc_draining,
+               count(*) FILTER (WHERE lifecycle = 'stopped') AS lc_stopped
         FROM fleet.agents WHERE NOT placeholder"""), {"now": now}).one()
     not_up = [dict(r._mapping) for r in conn.execute(sa.text("""
-        SELECT name, status, status_since, status_message, last_seen,
+        SELECT name, status, status_since, status_message, last_seen, lifecycle,
                silenced_until > coalesce(CAST(:now AS timestamptz), now()) AS silenced
         FROM fleet.agents
         WHERE NOT placeholder AND status <> 'up'
@@ -114,6 +120,7 @@ def summarize(conn: sa.Connection, *, now: datetime | None = None) -> FleetSumma
         total=head.total, down_unsilenced=down_unsilenced, silenced=head.silenced,
         clock_skewed=skewed, not_up=not_up, latest_heartbeat_at=head.latest,
         heartbeat_total=int(head.hb_total), open_alerts=head.open_alerts,
+        lifecycles={state: getattr(head, f"lc_{state}") for state in LIFECYCLES},
     )
 
 

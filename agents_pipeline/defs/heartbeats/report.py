@@ -28,11 +28,12 @@ def _cell(value: object) -> str:
 def not_up_table(summary: FleetSummary) -> str:
     if not summary.not_up:
         return "Every agent is up."
-    lines = ["| agent | status | since | last heartbeat | silenced | message |", "|---|---|---|---|---|---|"]
+    lines = ["| agent | status | since | last heartbeat | lifecycle | silenced | message |",
+             "|---|---|---|---|---|---|---|"]
     for row in summary.not_up:
         lines.append("| " + " | ".join(_cell(row[k]) for k in (
-            "name", "status", "status_since", "last_seen")) + f" | {'yes' if row['silenced'] else ''} | "
-            + _cell(row["status_message"]) + " |")
+            "name", "status", "status_since", "last_seen")) + f" | {row['lifecycle'] or ''}"
+            + f" | {'yes' if row['silenced'] else ''} | " + _cell(row["status_message"]) + " |")
     hidden = summary.total - summary.counts.get("up", 0) - len(summary.not_up)
     if hidden > 0:
         lines.append(f"\n… and {hidden} more (`agents-pipeline status`).")
@@ -54,6 +55,8 @@ def metadata(summary: FleetSummary) -> dict[str, object]:
         "evaluation_ms": round(summary.evaluation_ms, 2),
         "heartbeats_total": summary.heartbeat_total,
     })
+    # What agents using the Agent helper say of themselves: a deploy shows as draining, then stopped.
+    meta.update({f"lifecycle_{state}": n for state, n in summary.lifecycles.items()})
     if summary.heartbeats_per_minute is not None:
         meta["heartbeats_per_minute"] = round(summary.heartbeats_per_minute, 1)
     if summary.latest_heartbeat_at is not None:

@@ -16,7 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from agents_pipeline.defs.alerts.store import open_alert, resolve_alert
-from agents_pipeline.defs.performance.thresholds import RULES, Setting
+from agents_pipeline.defs.performance.thresholds import Setting, is_custom, rule_for
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,13 @@ def _shown(rule_name: str, value: float | None) -> str:
         return "?"
     if rule_name == "rss_bytes":
         return f"{value / 1048576:,.0f} MiB"
+    if is_custom(rule_name):
+        return f"{value:,.6g}"
     return f"{value:,.1f} %"
 
 
 def _describe(v: Verdict, rule_name: str) -> tuple[str, str]:
-    rule, s = RULES[rule_name], v.setting
+    rule, s = rule_for(rule_name), v.setting
     held = f" for {s.for_s:g} s" if s.for_s else ""
     if rule_name == "process_missing":
         return f"{v.subject}: process not found{held}", "The sampler found no process for this agent."
@@ -110,7 +112,7 @@ def evaluate(conn: sa.Connection, verdicts: list[Verdict], *, evaluator: str, no
             if key not in open_keys:
                 subject, message = _describe(v, v.rule)
                 opened = open_alert(
-                    conn, key=key, kind=RULES[v.rule].kind, subject=subject, severity=v.setting.severity,
+                    conn, key=key, kind=rule_for(v.rule).kind, subject=subject, severity=v.setting.severity,
                     agent_id=v.agent_id, message=message, opened_at=v.at, notify=v.notify,
                     details={"rule": v.rule, "value": v.value, "above": v.setting.above,
                              "for_s": v.setting.for_s, "breach_since": since.isoformat(),

@@ -103,6 +103,29 @@ def _verdicts(host: str, now: datetime, rows: list[Row], readings: list[AgentRea
     return out
 
 
+def _custom_verdicts(conn: sa.Connection, now: datetime, agents: list[store.RegisteredAgent],
+                     eff: thresholds.Effective) -> list[Verdict]:
+    """Custom metrics (Agent.metric) against their ``custom:<metric>`` rules: the newest value each
+    agent reported within REMOTE_WINDOW, wherever it runs; no recent value is no breach."""
+    wanted = {a.target.agent_id: (a, thresholds.custom_rules(eff.for_agent(a.target.agent_id))) for a in agents}
+    wanted = {aid: v for aid, v in wanted.items() if v[1]}
+    if not wanted:
+        return []
+    names = sorted({rule for _, rules in wanted.values() for rule in rules})
+    latest = store.latest_remote(conn, list(wanted), names, now - REMOTE_WINDOW)
+    out = []
+    for aid, (reg, rules) in wanted.items():
+        settings = eff.for_agent(aid)
+        notify = reg.silenced_until is None or reg.silenced_until <= now
+        for name in rules:
+            reported = latest.get((aid, name))
+            value, at = (reported[0], reported[1]) if reported else (None, now)
+            verdict = judge(settings[name], value, rule=name) if reported else False
+            out.append(Verdict(agent_key(name, aid), name, settings[name], verdict, value, at,
+                               f"agent {reg.target.name!r}", aid, notify))
+    return out
+
+
 def sample_once(conn: sa.Connection, *, host: str | None = None, now: datetime | None = None,
                 evaluate_remote: bool = True, min_gap_s: float = 5.0, max_gap_s: float = 900.0) -> SampleResult:
     """Samples, stores and judges. Skips (and says why) when another sampler on this host
@@ -145,5 +168,6 @@ def sample_once(conn: sa.Connection, *, host: str | None = None, now: datetime |
                                         ["cpu_percent", "rss_bytes"], now - REMOTE_WINDOW)
     verdicts = _verdicts(host, now, rows, readings, {a.target.agent_id: a for a in local}, judged_remote,
                          remote_values, eff)
+    verdicts += _custom_verdicts(conn, now, local + judged_remote, eff)
     result.alerts = evaluate(conn, verdicts, evaluator=host, now=now)
     return result

@@ -75,7 +75,8 @@ def archive_class_day(context: dg.AssetExecutionContext, postgres: PostgresResou
     owners=OWNERS, kinds={"postgres", "parquet"},
     description=("Raw heartbeats and performance samples of one UTC day past retention, moved to "
                  "compressed Parquet (with a manifest of row counts and checksums), verified by reading "
-                 "back, then removed by detaching and dropping the day's partition."),
+                 "back, then removed by detaching and dropping the day's partition; finished tasks (done "
+                 "or failed; dead letters stay) of that day likewise, deleted in small batches."),
 )
 def raw_telemetry_archive(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
     return archive_class_day(context, postgres, policy.RAW)

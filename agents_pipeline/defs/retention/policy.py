@@ -59,9 +59,12 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (
               keep_filter="{t}.resolved_at IS NULL",
               children=(ChildSpec("notifications", "alert_id", "alert_id"),)),
     TableSpec("llm_runs", "start_time", False, HISTORY, 400, key_columns=("run_id",)),
+    # Finished tasks (done, failed) by the day they finished; a dead letter waits for an operator
+    # (dead_letter_job) whatever its age, and ready or claimed tasks have no finished_at.
+    TableSpec("tasks", "finished_at", False, RAW, 30, key_columns=("task_id",), keep_filter="{t}.state = 'dead'"),
 )}
 CLASSES: dict[str, tuple[str, ...]] = {
-    RAW: ("heartbeats", "perf_samples"),
+    RAW: ("heartbeats", "perf_samples", "tasks"),
     HISTORY: ("perf_rollups", "status_changes", "alerts", "llm_runs"),
 }
 

@@ -1,0 +1,300 @@
+"""The task queue against PgQueuer and Procrastinate, in the same run on the same server (issue #18).
+
+    .venv/bin/pip install -e '.[benchmarks]'      # PgQueuer, Procrastinate, psycopg 3: never product deps
+    .venv/bin/python benchmarks/task_queue.py [--tasks 4000] [--workers 1 20] [--rounds 3]
+
+One scratch PostgreSQL cluster with its durable defaults (synchronous_commit on, fsync on), a
+database per system. Each system does the same work, through its own client as its users would:
+
+- submit: ``--tasks`` tasks of one kind with the same ~250-byte JSON payload, one call (one
+  transaction) per task, split over W processes; ours through SharedState.submit_task with each
+  process's own agent and token (authenticated, rate buckets drawn: the agents get a rate
+  override so the bucket does not set the pace), PgQueuer through Queries.enqueue, Procrastinate
+  through Task.defer_async.
+- claim + complete: ``--tasks`` tasks queued beforehand, drained by W processes, claiming up to 10
+  at a time where the library can (ours: claim_tasks(n=10) then complete_many for the batch, one
+  commit; PgQueuer: dequeue(batch_size=10) then log_jobs for the batch, as its queue manager does;
+  Procrastinate fetches and finishes one job per query, by its design) with an empty handler.
+
+Throughput is tasks over the wall time from the moment all W processes passed a barrier to the
+last one's end. Medians over ``--rounds``; the order of the systems rotates per round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import time
+import uuid
+from datetime import timedelta
+
+import psycopg2
+from common import prepare_database
+
+from agents_pipeline.core.dsn import connect_kwargs
+from agents_pipeline.core.localdb import LocalCluster, scratch_home
+
+SPAWN = multiprocessing.get_context("spawn")
+PAYLOAD = {"doc": 0, "text": "lorem ipsum dolor sit amet " * 8}
+BATCH = 10
+SYSTEMS = ("agents_pipeline", "pgqueuer", "procrastinate")
+
+
+def plain_dsn(url: str) -> str:
+    """A libpq URL (no SQLAlchemy driver suffix) for asyncpg and psycopg 3."""
+    return url.replace("postgresql+psycopg2://", "postgresql://")
+
+
+# -- agents_pipeline -------------------------------------------------------------------------------
+def ours_prepare(url: str, workers: int) -> dict[str, str]:
+    from agents_pipeline.core import registry
+    from agents_pipeline.core.connection import Database
+
+    names = [f"bench-{i}" for i in range(max(workers, 1))]
+    prepare_database(url, [])
+    db = Database(url)
+    tokens = {}
+    try:
+        for name in names:
+            tokens[name] = registry.register_agent(db, name).token
+            registry.set_capabilities(db, name, ["bench"])
+        db.transaction(lambda cur: cur.execute(
+            "INSERT INTO fleet.rate_limit_overrides (agent_id, kind, rate_per_s, burst) "
+            "SELECT agent_id, 'tasks', 1e6, 1e6 FROM fleet.agents"))
+    finally:
+        db.close()
+    return tokens
+
+
+def ours_fill(url: str, n: int) -> None:
+    conn = psycopg2.connect(**connect_kwargs(url))
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("""INSERT INTO fleet.tasks (kind, capability, payload, submitted_by)
+                           SELECT 'bench', 'bench', %s::jsonb, (SELECT min(agent_id) FROM fleet.agents)
+                           FROM generate_series(1, %s)""", (json.dumps(PAYLOAD), n))
+    finally:
+        conn.close()
+
+
+def ours_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out) -> None:
+    from agents_pipeline.core.shared_state import SharedState
+
+    state = SharedState(url, agent=name, token=token, maxconn=1)
+    state.peers()                      # connect and authenticate before the clock starts
+    barrier.wait()
+    start = time.perf_counter()
+    done = 0
+    if mode == "submit":
+        for i in range(n):
+            state.submit_task("bench", {**PAYLOAD, "doc": i}, capability="bench")
+            done += 1
+    else:
+        while tasks := state.claim_tasks(["bench"], BATCH, 60):
+            state.complete_many([(task, None) for task in tasks])
+            done += len(tasks)
+    out.put((start, time.perf_counter(), done))
+    state.close()
+
+
+# -- PgQueuer ----------------------------------------------------------------------------------------
+async def _pgq_queries(dsn: str):
+    import asyncpg
+    from pgqueuer.db import AsyncpgDriver
+    from pgqueuer.queries import Queries
+
+    conn = await asyncpg.connect(dsn)
+    return conn, Queries(AsyncpgDriver(conn))
+
+
+def pgq_prepare(url: str, workers: int) -> dict[str, str]:
+    async def go():
+        conn, queries = await _pgq_queries(plain_dsn(url))
+        await queries.install()
+        await conn.close()
+    asyncio.run(go())
+    return {f"pgq-{i}": "" for i in range(max(workers, 1))}
+
+
+def pgq_fill(url: str, n: int) -> None:
+    async def go():
+        conn, queries = await _pgq_queries(plain_dsn(url))
+        body = json.dumps(PAYLOAD).encode()
+        for i in range(0, n, 1000):
+            k = min(1000, n - i)
+            await queries.enqueue(["bench"] * k, [body] * k, [0] * k)
+        await conn.close()
+    asyncio.run(go())
+
+
+def pgq_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out) -> None:
+    from pgqueuer.queries import EntrypointExecutionParameter
+
+    async def go():
+        conn, queries = await _pgq_queries(plain_dsn(url))
+        barrier.wait()
+        start = time.perf_counter()
+        done = 0
+        if mode == "submit":
+            for i in range(n):
+                await queries.enqueue("bench", json.dumps({**PAYLOAD, "doc": i}).encode())
+                done += 1
+        else:
+            manager = uuid.uuid4()
+            entry = {"bench": EntrypointExecutionParameter(concurrency_limit=0)}
+            while jobs := await queries.dequeue(BATCH, entry, manager, None, timedelta(seconds=60)):
+                await queries.log_jobs([(job, "successful", None) for job in jobs])
+                done += len(jobs)
+        out.put((start, time.perf_counter(), done))
+        await conn.close()
+    asyncio.run(go())
+
+
+# -- Procrastinate ---------------------------------------------------------------------------------
+def _proc_app(url: str):
+    import procrastinate
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=plain_dsn(url)))
+
+    @app.task(name="bench")
+    async def bench(**kwargs) -> None:
+        return None
+
+    return app, bench
+
+
+def proc_prepare(url: str, workers: int) -> dict[str, str]:
+    async def go():
+        app, _ = _proc_app(url)
+        async with app.open_async():
+            await app.schema_manager.apply_schema_async()
+    asyncio.run(go())
+    return {f"proc-{i}": "" for i in range(max(workers, 1))}
+
+
+def proc_fill(url: str, n: int) -> None:
+    async def go():
+        app, bench = _proc_app(url)
+        async with app.open_async():
+            for i in range(0, n, 1000):
+                await bench.batch_defer_async(*[{**PAYLOAD, "doc": j} for j in range(i, min(n, i + 1000))])
+    asyncio.run(go())
+
+
+def proc_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out) -> None:
+    import logging
+
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)
+
+    async def go():
+        app, bench = _proc_app(url)
+        async with app.open_async():
+            await app.connector.execute_query_one_async("SELECT 1")
+            barrier.wait()
+            start = time.perf_counter()
+            done = n
+            if mode == "submit":
+                for i in range(n):
+                    await bench.defer_async(**{**PAYLOAD, "doc": i})
+            else:
+                await app.run_worker_async(concurrency=1, wait=False, install_signal_handlers=False,
+                                           listen_notify=False, delete_jobs="never")
+                done = 0
+            out.put((start, time.perf_counter(), done))
+    asyncio.run(go())
+
+
+PREPARE = {"agents_pipeline": ours_prepare, "pgqueuer": pgq_prepare, "procrastinate": proc_prepare}
+FILL = {"agents_pipeline": ours_fill, "pgqueuer": pgq_fill, "procrastinate": proc_fill}
+WORKER = {"agents_pipeline": ours_worker, "pgqueuer": pgq_worker, "procrastinate": proc_worker}
+REMAINING = {
+    "agents_pipeline": "SELECT count(*) FROM fleet.tasks WHERE state <> 'done'",
+    "pgqueuer": "SELECT count(*) FROM pgqueuer",
+    "procrastinate": "SELECT count(*) FROM procrastinate_jobs WHERE status <> 'succeeded'",
+}
+TRUNCATE = {
+    "agents_pipeline": "TRUNCATE fleet.tasks",
+    "pgqueuer": "TRUNCATE pgqueuer, pgqueuer_log",
+    "procrastinate": "TRUNCATE procrastinate_jobs CASCADE",
+}
+
+
+def sql(url: str, statement: str) -> list[tuple]:
+    conn = psycopg2.connect(**connect_kwargs(url))
+    conn.autocommit = True            # CREATE DATABASE runs outside a transaction
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def measure(system: str, url: str, tokens: dict[str, str], mode: str, tasks: int, workers: int) -> float:
+    sql(url, TRUNCATE[system])
+    if mode == "drain":
+        FILL[system](url, tasks)
+    barrier = SPAWN.Barrier(workers)
+    out = SPAWN.Queue()
+    names = list(tokens)[:workers]
+    share = [tasks // workers + (1 if i < tasks % workers else 0) for i in range(workers)]
+    procs = [SPAWN.Process(target=WORKER[system], args=(url, names[i], tokens[names[i]], mode, share[i], barrier, out))
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(60)
+    elapsed = max(r[1] for r in results) - min(r[0] for r in results)
+    left = sql(url, REMAINING[system])[0][0]
+    expected_left = tasks if mode == "submit" else 0
+    if left != expected_left:
+        raise SystemExit(f"{system} {mode}: {left} tasks left, expected {expected_left}")
+    return tasks / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=4000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 20])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    cluster = LocalCluster(scratch_home("ap-bench-queue-"))
+    cluster.up()
+    try:
+        urls, tokens = {}, {}
+        for system in SYSTEMS:
+            name = system.replace("_", "")
+            sql(cluster.url(), f"CREATE DATABASE {name}")
+            urls[system] = cluster.url(name)
+            tokens[system] = PREPARE[system](urls[system], max(args.workers))
+        figures: dict[tuple[str, str, int], list[float]] = {}
+        for rnd in range(args.rounds):
+            order = SYSTEMS[rnd % 3:] + SYSTEMS[:rnd % 3]
+            for mode in ("submit", "drain"):
+                for workers in args.workers:
+                    for system in order:
+                        rate = measure(system, urls[system], tokens[system], mode, args.tasks, workers)
+                        figures.setdefault((mode, system, workers), []).append(rate)
+                        print(f"round {rnd + 1} {mode:6} {system:15} {workers:2} processes: {rate:8.0f} tasks/s "
+                              f"(load {open('/proc/loadavg').read().split()[0]})", flush=True)
+        print(f"\n{args.tasks} tasks, {args.rounds} rounds, {os.cpu_count()} cores; "
+              f"load {open('/proc/loadavg').read().strip()}")
+        print("| metric | processes | agents_pipeline | PgQueuer | Procrastinate | vs the faster of the two |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for mode, label in (("submit", "submit"), ("drain", "claim + complete")):
+            for workers in args.workers:
+                med = {s: statistics.median(figures[(mode, s, workers)]) for s in SYSTEMS}
+                best = max(med["pgqueuer"], med["procrastinate"])
+                print(f"| {label} | {workers} | {med['agents_pipeline']:,.0f} | {med['pgqueuer']:,.0f} | "
+                      f"{med['procrastinate']:,.0f} | {med['agents_pipeline'] / best:.2f}x |")
+    finally:
+        cluster.destroy()
+
+
+if __name__ == "__main__":
+    main()
