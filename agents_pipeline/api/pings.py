@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 from agents_pipeline.api import config, responses
 from agents_pipeline.api.backend import Backend, Ping
 from agents_pipeline.api.body import BodyRefused, read_body
+from agents_pipeline.api.metrics import count_heartbeats
 from agents_pipeline.core.errors import DatabaseUnavailableError
 from agents_pipeline.core.ping_keys import KEY_SHAPE, key_hash
 
@@ -64,6 +65,7 @@ async def ping(request: Request) -> Response:
     except DatabaseUnavailableError:
         return responses.unavailable(json=False, retry_after_s=config.RETRY_AFTER_UNAVAILABLE_S)
     if outcome.error is None:
+        count_heartbeats("ping")
         return PlainTextResponse("OK\n")
     if outcome.error == "ping key refused":
         return responses.not_found()
