@@ -190,7 +190,7 @@ def document() -> dict[str, Any]:
             "Prometheus text format: the fleet, and this process's counters",
             _answer("exposition", {"type": "string"}, "text/plain"), codes=operator_codes, security="operatorKey")},
     }
-    for path, item in paths.items():      # every operation with a key answers 401 alike
+    for item in paths.values():      # every operation with a key answers 401 alike
         for op in item.values():
             if op.get("security"):
                 op["responses"].setdefault("401", _answer("missing, wrong or revoked credential (one answer)", ERROR))

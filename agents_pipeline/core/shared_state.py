@@ -281,7 +281,7 @@ class SharedState(TaskQueue, PeerMessaging):
         def work(cur):
             cur.execute(
                 "SELECT conversation_pk, retry_after_s FROM fleet.record_conversation("
-                "%s, NULL, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
+                "%s, %s::bytea, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
                 args,
             )
             return cur.fetchone()
