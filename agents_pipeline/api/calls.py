@@ -51,7 +51,7 @@ class RemoteAgent(SharedState):
     path, the proof of the request's bearer token. No heartbeat writer (batches go through the
     group-commit writer) and nothing to close: the pool belongs to the backend."""
 
-    def __init__(self, db: Database, agent: str, proof: bytes) -> None:   # noqa: no super(): no pool of its own
+    def __init__(self, db: Database, agent: str, proof: bytes) -> None:   # no super(): no pool of its own
         self.db = db
         self.agent = agent
         self.proof = proof
