@@ -27,6 +27,9 @@ from agents_pipeline.core.ping_keys import KEY_SHAPE, key_hash
 log = logging.getLogger(__name__)
 _EXIT_STATUS = re.compile(r"[0-9]{1,3}")
 SIGNALS = ("start", "fail", "log")
+# One answer object for every stored ping: a Response keeps no state between sends, and building
+# its headers once saves that work on the commonest answer.
+OK = PlainTextResponse("OK\n")
 
 
 def signal_of(segment: str | None) -> str | None:
@@ -77,7 +80,7 @@ async def answer(backend: Backend, key: str, segment: str | None, body: bytes) -
         return responses.unavailable(json=False, retry_after_s=config.RETRY_AFTER_UNAVAILABLE_S)
     if outcome.error is None:
         count_heartbeats("ping")
-        return PlainTextResponse("OK\n")
+        return OK
     if outcome.error == "ping key refused":
         return responses.not_found()
     if outcome.error.startswith("rate limited"):
