@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 
 CORE_MAY_IMPORT = {"psycopg2", PACKAGE}  # besides the standard library
-API_MAY_IMPORT = CORE_MAY_IMPORT | {"starlette", "uvicorn"}
+API_MAY_IMPORT = CORE_MAY_IMPORT | {"starlette", "uvicorn", "prometheus_client"}
 
 
 def _module_name(path: Path) -> str:

@@ -135,13 +135,16 @@ def prepare(cluster: LocalCluster) -> list[str]:
     return keys
 
 
-def start_api(cluster: LocalCluster, workers: int = 1) -> tuple[subprocess.Popen, int]:
+def start_api(cluster: LocalCluster, workers: int = 1, *, base: str | None = None,
+              access_log: bool = False) -> tuple[subprocess.Popen, int]:
+    """The server on a free port; ``base``: a folder whose agents_pipeline package runs instead
+    of the working tree's (benchmarks/http_ab.py)."""
     port = free_port()
     url = make_url("agents_pipeline", user=roles().api, host=str(cluster.sockdir), port=int(cluster.state()["port"]))
-    env = {**os.environ, "AGENTS_PIPELINE_API_DATABASE_URL": url}
+    env = {**os.environ, "AGENTS_PIPELINE_API_DATABASE_URL": url, **({"PYTHONPATH": base} if base else {})}
     proc = subprocess.Popen([sys.executable, "-m", "agents_pipeline.cli.main", "api", "--port", str(port),
-                             "--no-access-log", "--workers", str(workers)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             *([] if access_log else ["--no-access-log"]), "--workers", str(workers)],
+                            env=env, cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)

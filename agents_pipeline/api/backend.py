@@ -77,6 +77,8 @@ class Backend:
         self.login = str(connect_kwargs(self.url).get("user") or "")
         self.db = Database(self.url, maxconn=config.PING_FLUSHERS + config.BATCH_FLUSHERS,
                            retry_window=config.db_wait_s(), application_name="agents_pipeline:api")
+        self.calls = Database(self.url, maxconn=config.CALL_CONNECTIONS, retry_window=config.db_wait_s(),
+                              application_name="agents_pipeline:api-calls")
         self._checked = threading.Event()
         self.pings: GroupCommitWriter[Ping, Outcome] = GroupCommitWriter(
             self._send_pings, flushers=config.PING_FLUSHERS, name="ping-writer")
@@ -87,6 +89,7 @@ class Backend:
         self.pings.close()
         self.beats.close()
         self.db.close()
+        self.calls.close()
 
     def check_login(self, cur) -> None:
         """Refuses to work as an operator's or a superuser's login (once per process)."""
@@ -103,6 +106,11 @@ class Backend:
     def verify(self) -> None:
         """The login check on its own (at start-up), within the database wait."""
         self.db.transaction(self.check_login)
+
+    def ensure_verified(self) -> None:
+        """Before a call on ``calls``: the login check, if the database was away at start-up."""
+        if not self._checked.is_set():
+            self.calls.transaction(self.check_login)
 
     def _send_pings(self, items: list[Ping]) -> list[Outcome]:
         columns = ([i.key_hash for i in items], [i.signal for i in items],

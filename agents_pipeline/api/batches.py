@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from agents_pipeline.api import config, responses
 from agents_pipeline.api.backend import Backend, Beat, Outcome
 from agents_pipeline.api.body import BodyRefused, read_body
+from agents_pipeline.api.metrics import count_heartbeats, count_refusal
 from agents_pipeline.core import validation
 from agents_pipeline.core.errors import DatabaseUnavailableError, ValidationError
 
@@ -114,6 +115,8 @@ async def post_heartbeats(request: Request) -> Response:
     stored = sum(o.error is None for o in outcomes)
     limited = [o.retry_after_s for o in outcomes if o.error is not None and o.error.startswith("rate limited")]
     if stored == 0 and limited:
+        count_refusal(429)
         return JSONResponse({"stored": 0, "results": results}, status_code=429,
                             headers={"Retry-After": responses.retry_after(min(x or 1 for x in limited))})
+    count_heartbeats("batch", stored)
     return JSONResponse({"stored": stored, "results": results})

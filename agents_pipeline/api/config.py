@@ -37,6 +37,12 @@ RETRY_AFTER_UNAVAILABLE_S = 5
 # Statements in flight at once: pings merged by PING_FLUSHERS threads, bearer batches by one.
 PING_FLUSHERS = 2
 BATCH_FLUSHERS = 1
+# The agent calls (key-value, messages, tasks, metrics, help) and the operator reads run in
+# threads on a pool of their own, so a burst of them never takes the ping writers' connections.
+CALL_CONNECTIONS = 4
+# A call's JSON body: a key-value value may be 1 MiB of JSON (fleet.kv_set's cap), which takes a
+# little more as text; every other call's caps are smaller and checked by core's validation.
+CALL_BODY_LIMIT = 2 * 1024 * 1024
 # Requests served at once; beyond this uvicorn answers 503 at once instead of queueing.
 LIMIT_CONCURRENCY = 2000
 

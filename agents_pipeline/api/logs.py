@@ -1,11 +1,12 @@
-"""Logging without secrets: ping keys, bearer tokens and agent tokens never reach a log line.
+"""Logging without secrets: ping keys, bearer tokens and operator keys never reach a log line.
 
 uvicorn's access log prints each request's path, and a ping path holds the agent's key; error
 lines can hold whatever a failing call put in its message. One filter, on every handler of the
 server's log configuration, rewrites a record's message and arguments before any formatting:
-``/ping/<key>`` becomes ``/ping/***``, a path's query string becomes ``?***`` (no
-route reads one, but a client may put anything there), ``Bearer <token>`` becomes ``Bearer ***``
-and a token (``apt_...``) becomes ``apt_***``. The reverse proxy's log needs the same rule (docs/DEPLOY.md).
+``/ping/<key>`` becomes ``/ping/***``, a path's query string becomes ``?***`` (a key-value
+key is one, and a client may put anything there), ``Bearer <token>`` becomes ``Bearer ***``, and
+an agent token (``apt_...``) or an operator API key (``apk_...``) becomes ``apt_***`` or
+``apk_***``. The reverse proxy's log needs the same rule (docs/DEPLOY.md).
 """
 
 from __future__ import annotations
@@ -18,13 +19,21 @@ from typing import Any
 _PING_PATH = re.compile(r"(/ping/)[^/?#\s\"]+")
 _QUERY = re.compile(r"((?:^|[\s\"])/[^?\s\"]*\?)[^\s\"]*")
 _BEARER = re.compile(r"(?i)(bearer\s+)\S+")
-_TOKEN = re.compile(r"\bapt_[A-Za-z0-9_-]+")
+_TOKEN = re.compile(r"\b(ap[tk])_[A-Za-z0-9_-]+")
 
 
 def redact(text: str) -> str:
-    """``text`` with ping keys, bearer credentials and agent tokens replaced by ***."""
-    text = _QUERY.sub(r"\1***", _PING_PATH.sub(r"\1***", text))
-    return _TOKEN.sub("apt_***", _BEARER.sub(r"\1***", text))
+    """``text`` with ping keys, bearer credentials, agent tokens and operator keys replaced by ***."""
+    # Substring checks first: each access-log line passes here, and most hold none of these.
+    if "/ping/" in text:
+        text = _PING_PATH.sub(r"\1***", text)
+    if "?" in text:
+        text = _QUERY.sub(r"\1***", text)
+    if "bearer" in text.lower():
+        text = _BEARER.sub(r"\1***", text)
+    if "apt_" in text or "apk_" in text:
+        text = _TOKEN.sub(r"\1_***", text)
+    return text
 
 
 class RedactSecrets(logging.Filter):

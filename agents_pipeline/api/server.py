@@ -4,9 +4,9 @@ uvicorn picks uvloop and httptools when installed (they come with dagster-webser
 server waits on its sockets; the writers' threads sleep on a condition until a request comes.
 
 One process serves on one core (the event loop and the writers share a GIL); ``workers`` > 1
-runs that many processes on one socket under uvicorn's supervisor, each with its own pool of
-three connections, as replicas behind a load balancer would be (docs/BENCHMARKS.md measures
-both). The login is checked before any worker starts, so a wrong one fails the command at once.
+runs that many processes on one socket under uvicorn's supervisor, each with its own seven
+connections (three writers, four for the calls), as replicas behind a load balancer would be
+(docs/BENCHMARKS.md measures both). The login is checked before any worker starts, so a wrong one fails the command at once.
 """
 
 from __future__ import annotations

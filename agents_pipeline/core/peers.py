@@ -32,6 +32,9 @@ class PeerMessaging:
     """The discovery calls of SharedState; expects ``db``, ``_who`` and ``_refused`` from it."""
 
     db: Database
+    # The token's proof passed to each call: None (NULL) for SharedState, whose connections carry
+    # it as a session setting; the HTTP API, sharing one login among agents, passes each one's.
+    proof: bytes | None = None
     _who: Callable[[str | None], str]
     _refused: Callable[[str, float | None], RateLimitedError]
 
@@ -46,8 +49,8 @@ class PeerMessaging:
         key = str(uuid.UUID(str(client_id))) if client_id is not None else str(uuid.uuid4())
 
         def work(cur):
-            cur.execute("SELECT recipients, retry_after_s FROM fleet.broadcast_message(%s, NULL, %s, %s, %s::jsonb, "
-                        "%s::uuid)", (name, cap, mtype, doc, key))
+            cur.execute("SELECT recipients, retry_after_s FROM fleet.broadcast_message(%s, %s::bytea, %s, %s, %s::jsonb, "
+                        "%s::uuid)", (name, self.proof, cap, mtype, doc, key))
             return cur.fetchone()
 
         recipients, retry = self.db.transaction(work)
@@ -60,8 +63,8 @@ class PeerMessaging:
         name = self._who(agent)
 
         def work(cur):
-            cur.execute("SELECT name, agent_type, capabilities, status, retry_after_s FROM fleet.list_peers(%s, NULL)",
-                        (name,))
+            cur.execute("SELECT name, agent_type, capabilities, status, retry_after_s FROM fleet.list_peers(%s, %s::bytea)",
+                        (name, self.proof))
             return cur.fetchall()
 
         rows = self.db.transaction(work)

@@ -28,10 +28,11 @@ AGENT_FUNCTIONS = (
     "get_task", "release_task", "broadcast_message", "list_peers",
 )
 
-# The HTTP API server's login may execute the agent functions and the pings it authenticates by
-# key, nothing else (sql/functions/apply_security.sql grants the same list). It is never an
-# operator, so every request it serves carries a ping key or an agent token and meets the limits.
-API_FUNCTIONS = (*AGENT_FUNCTIONS, "record_pings")
+# The HTTP API server's login may execute the agent functions, the pings it authenticates by
+# key, and the two read-only operator views that answer only to an operator API key (sql/0018),
+# nothing else (sql/functions/apply_security.sql grants the same list). It is never an operator,
+# so every request it serves carries a ping key, an agent token or an operator key.
+API_FUNCTIONS = (*AGENT_FUNCTIONS, "record_pings", "api_status", "api_alerts")
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ class SharedState(TaskQueue, PeerMessaging):
         secret = token if token is not None else os.environ.get(settings.AGENT_TOKEN) or None
         # The proof rides in each connection's startup packet (a session setting the agent
         # functions read), so it is in no statement text, log line or pg_stat_activity row;
-        # the calls below pass NULL in its place.
+        # the calls below pass NULL (self.proof stays None) in its place.
         proof = {PROOF_SETTING: token_proof(secret).hex()} if secret else None
         self.db = Database(resolve_url(url), maxconn=maxconn, retry_window=retry_window,
                            application_name=f"agent:{self.agent}" if self.agent else "agents_pipeline",
@@ -170,27 +170,29 @@ class SharedState(TaskQueue, PeerMessaging):
         name = validation.name(name) if name is not None else None
 
         def work(cur):
-            cur.execute("SELECT value, version, updated_by, updated_at FROM fleet.kv_get(%s, NULL, %s)",
-                        (name, key))
+            cur.execute("SELECT value, version, updated_by, updated_at FROM fleet.kv_get(%s, %s::bytea, %s)",
+                        (name, self.proof, key))
             return cur.fetchone()
 
         row = self.db.transaction(work)
         return None if row is None else KeyValue(key, row[0], row[1], row[2], row[3])
 
-    def set(self, key: str, value: Any, *, expected_version: int | None = None, agent: str | None = None) -> int:
+    def set(self, key: str, value: Any, *, expected_version: int | None = None, agent: str | None = None,
+            write_id: uuid.UUID | str | None = None) -> int:
         """Stores ``value`` under ``key``; returns the new version. With ``expected_version``
-        it is a compare-and-set (0: the key must not exist) and raises ConflictError on a lost race."""
+        it is a compare-and-set (0: the key must not exist) and raises ConflictError on a lost race.
+        ``write_id`` (default: a new one) makes a retried write a no-op that answers its version."""
         key = validation.name(key, "key")
         doc = validation.document(value, f"value of {key!r}", max_bytes=validation.MAX_VALUE)
         name = agent or self.agent
         if name is not None:
             name = validation.name(name)
-        write_id = uuid.uuid4()
+        write_id = uuid.UUID(str(write_id)) if write_id is not None else uuid.uuid4()
 
         def work(cur):
             cur.execute(
-                "SELECT ok, version, retry_after_s FROM fleet.kv_set(%s, NULL, %s, %s::jsonb, %s, %s::uuid)",
-                (name, key, doc, expected_version, str(write_id)),
+                "SELECT ok, version, retry_after_s FROM fleet.kv_set(%s, %s::bytea, %s, %s::jsonb, %s, %s::uuid)",
+                (name, self.proof, key, doc, expected_version, str(write_id)),
             )
             return cur.fetchone()
 
@@ -207,17 +209,19 @@ class SharedState(TaskQueue, PeerMessaging):
         return self.set(key, value, expected_version=expected_version, agent=agent)
 
     # -- messages ----------------------------------------------------------------------------------
-    def send_message(self, to: str | None, message_type: str, payload: Any = None, *, agent: str | None = None) -> int:
-        """Queues a message for agent ``to`` (None: whichever agent claims it first)."""
+    def send_message(self, to: str | None, message_type: str, payload: Any = None, *, agent: str | None = None,
+                     client_id: uuid.UUID | str | None = None) -> int:
+        """Queues a message for agent ``to`` (None: whichever agent claims it first). The same
+        ``client_id`` (default: a new one) sent again queues nothing and answers the first id."""
         name = self._who(agent)
         to = validation.name(to, "recipient") if to is not None else None
         mtype = validation.text(message_type, "message type", max_len=200, required=True)
         doc = validation.document(payload if payload is not None else {}, "message payload", max_bytes=256 * 1024)
-        client_id = str(uuid.uuid4())
+        client_id = str(uuid.UUID(str(client_id)) if client_id is not None else uuid.uuid4())
 
         def work(cur):
-            cur.execute("SELECT message_id, retry_after_s FROM fleet.send_message(%s, NULL, %s, %s, %s::jsonb, %s::uuid)",
-                        (name, to, mtype, doc, client_id))
+            cur.execute("SELECT message_id, retry_after_s FROM fleet.send_message(%s, %s::bytea, %s, %s, %s::jsonb, %s::uuid)",
+                        (name, self.proof, to, mtype, doc, client_id))
             return cur.fetchone()
 
         message_id, retry = self.db.transaction(work)
@@ -235,8 +239,8 @@ class SharedState(TaskQueue, PeerMessaging):
         def work(cur):
             cur.execute(
                 "SELECT message_id, from_agent, message_type, payload, created_at "
-                "FROM fleet.claim_messages(%s, NULL, %s, make_interval(secs => %s))",
-                (name, int(limit), float(lease_s)),
+                "FROM fleet.claim_messages(%s, %s::bytea, %s, make_interval(secs => %s))",
+                (name, self.proof, int(limit), float(lease_s)),
             )
             return cur.fetchall()
 
@@ -246,7 +250,7 @@ class SharedState(TaskQueue, PeerMessaging):
         name = self._who(agent)
 
         def work(cur):
-            cur.execute("SELECT fleet.ack_message(%s, NULL, %s)", (name, int(message_id)))
+            cur.execute("SELECT fleet.ack_message(%s, %s::bytea, %s)", (name, self.proof, int(message_id)))
             return cur.fetchone()[0]
 
         if not self.db.transaction(work):
@@ -268,7 +272,7 @@ class SharedState(TaskQueue, PeerMessaging):
         response = validation.text(response, "response")
         rid = uuid.UUID(str(run_id)) if run_id else conversation_run_id(name, conversation_id, created, prompt)
         args = (
-            name, str(rid), validation.text(conversation_id, "conversation id", max_len=500),
+            name, self.proof, str(rid), validation.text(conversation_id, "conversation id", max_len=500),
             validation.text(model, "model", max_len=200), prompt, response, prompt_tokens,
             completion_tokens, cost, latency_ms, validation.text(error, "error", max_len=validation.MAX_MESSAGE),
             validation.document(dict(metadata or {}), "conversation metadata"), created,
@@ -277,7 +281,7 @@ class SharedState(TaskQueue, PeerMessaging):
         def work(cur):
             cur.execute(
                 "SELECT conversation_pk, retry_after_s FROM fleet.record_conversation("
-                "%s, NULL, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
+                "%s, %s::bytea, %s::uuid, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
                 args,
             )
             return cur.fetchone()
@@ -304,8 +308,8 @@ class SharedState(TaskQueue, PeerMessaging):
             raise ValidationError(f"at most 100 metrics per call, got {len(metrics)}")
 
         def work(cur):
-            cur.execute("SELECT stored, retry_after_s FROM fleet.report_metrics(%s, NULL, %s, %s::jsonb, %s)",
-                        (name, host_name, doc, sampled_at))
+            cur.execute("SELECT stored, retry_after_s FROM fleet.report_metrics(%s, %s::bytea, %s, %s::jsonb, %s)",
+                        (name, self.proof, host_name, doc, sampled_at))
             return cur.fetchone()
 
         stored, retry = self.db.transaction(work)
@@ -321,8 +325,8 @@ class SharedState(TaskQueue, PeerMessaging):
         doc = validation.document(dict(context or {}), "help request context", max_bytes=16 * 1024)
 
         def work(cur):
-            cur.execute("SELECT request_id, retry_after_s FROM fleet.submit_help_request(%s, NULL, %s, %s::jsonb)",
-                        (name, q, doc))
+            cur.execute("SELECT request_id, retry_after_s FROM fleet.submit_help_request(%s, %s::bytea, %s, %s::jsonb)",
+                        (name, self.proof, q, doc))
             return cur.fetchone()
 
         request_id, retry = self.db.transaction(work)
@@ -336,7 +340,7 @@ class SharedState(TaskQueue, PeerMessaging):
         def work(cur):
             cur.execute(
                 "SELECT request_id, status, question, answer, sources, answered_at "
-                "FROM fleet.get_help_request(%s, NULL, %s)", (name, int(request_id)))
+                "FROM fleet.get_help_request(%s, %s::bytea, %s)", (name, self.proof, int(request_id)))
             return cur.fetchone()
 
         row = self.db.transaction(work)

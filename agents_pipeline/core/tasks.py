@@ -89,6 +89,9 @@ class TaskQueue:
     """The task calls of SharedState; expects ``db``, ``_who`` and ``_refused`` from it."""
 
     db: Database
+    # The token's proof passed to each call: None (NULL) for SharedState, whose connections carry
+    # it as a session setting; the HTTP API, sharing one login among agents, passes each one's.
+    proof: bytes | None = None
     _who: Callable[[str | None], str]
     _refused: Callable[[str, float | None], RateLimitedError]
 
@@ -113,8 +116,8 @@ class TaskQueue:
             raise ValidationError("run_after must be a datetime with a time zone")
 
         def work(cur):
-            cur.execute("SELECT task_id, retry_after_s FROM fleet.submit_task(%s, NULL, %s, %s::jsonb, %s, %s, %s, %s, %s)",
-                        (name, kind, doc, cap, priority, run_after, max_attempts, key))
+            cur.execute("SELECT task_id, retry_after_s FROM fleet.submit_task(%s, %s::bytea, %s, %s::jsonb, %s, %s, %s, %s, %s)",
+                        (name, self.proof, kind, doc, cap, priority, run_after, max_attempts, key))
             return cur.fetchone()
 
         task_id, retry = self.db.transaction(work)
@@ -140,8 +143,8 @@ class TaskQueue:
             cur.execute(
                 "SELECT task_id, attempt_id::text, kind, capability, priority, payload, attempt, max_attempts, "
                 "lease_until, submitted_by, created_at, retry_after_s "
-                "FROM fleet.claim_tasks(%s, NULL, %s::text[], %s, make_interval(secs => %s))",
-                (name, caps, n, lease))
+                "FROM fleet.claim_tasks(%s, %s::bytea, %s::text[], %s, make_interval(secs => %s))",
+                (name, self.proof, caps, n, lease))
             return cur.fetchall()
 
         rows = self.db.transaction(work)
@@ -156,8 +159,8 @@ class TaskQueue:
         doc = validation.document(result, "task result", max_bytes=MAX_PAYLOAD)
 
         def work(cur):
-            cur.execute("SELECT fleet.complete_task(%s, NULL, %s, %s::uuid, %s::jsonb)",
-                        (task.agent, task.task_id, task.attempt_id, doc))
+            cur.execute("SELECT fleet.complete_task(%s, %s::bytea, %s, %s::uuid, %s::jsonb)",
+                        (task.agent, self.proof, task.task_id, task.attempt_id, doc))
             return cur.fetchone()[0]
 
         if not self.db.transaction(work):
@@ -194,8 +197,8 @@ class TaskQueue:
         delay = _seconds(retry_in, "retry_in", 0, MAX_RETRY_IN_S)
 
         def work(cur):
-            cur.execute("SELECT fleet.fail_task(%s, NULL, %s, %s::uuid, %s, make_interval(secs => %s), %s)",
-                        (task.agent, task.task_id, task.attempt_id, text, delay, bool(permanent)))
+            cur.execute("SELECT fleet.fail_task(%s, %s::bytea, %s, %s::uuid, %s, make_interval(secs => %s), %s)",
+                        (task.agent, self.proof, task.task_id, task.attempt_id, text, delay, bool(permanent)))
             return cur.fetchone()[0]
 
         state = self.db.transaction(work)
@@ -210,8 +213,8 @@ class TaskQueue:
         lease = _seconds(lease_s, "lease_s", 0, MAX_LEASE_S, open_low=True)
 
         def work(cur):
-            cur.execute("SELECT lease_until, retry_after_s FROM fleet.extend_task(%s, NULL, %s, %s::uuid, "
-                        "make_interval(secs => %s))", (task.agent, task.task_id, task.attempt_id, lease))
+            cur.execute("SELECT lease_until, retry_after_s FROM fleet.extend_task(%s, %s::bytea, %s, %s::uuid, "
+                        "make_interval(secs => %s))", (task.agent, self.proof, task.task_id, task.attempt_id, lease))
             return cur.fetchone()
 
         until, retry = self.db.transaction(work)
@@ -226,7 +229,7 @@ class TaskQueue:
         agent, and the claim does not count as an attempt. LeaseLostError when it is no longer held."""
 
         def work(cur):
-            cur.execute("SELECT fleet.release_task(%s, NULL, %s, %s::uuid)", (task.agent, task.task_id, task.attempt_id))
+            cur.execute("SELECT fleet.release_task(%s, %s::bytea, %s, %s::uuid)", (task.agent, self.proof, task.task_id, task.attempt_id))
             return cur.fetchone()[0]
 
         if not self.db.transaction(work):
@@ -237,7 +240,7 @@ class TaskQueue:
         name = self._who(agent)
 
         def work(cur):
-            cur.execute("SELECT * FROM fleet.get_task(%s, NULL, %s)", (name, int(task_id)))
+            cur.execute("SELECT * FROM fleet.get_task(%s, %s::bytea, %s)", (name, self.proof, int(task_id)))
             return cur.fetchone()
 
         row = self.db.transaction(work)

@@ -87,3 +87,21 @@ def test_an_unknown_signal_or_exit_status_is_named(api_server, new_agent) -> Non
         status, _, body = api_server.request("GET", f"/ping/{reg.ping_key}/{tail}")
         assert status == 400 and body.startswith(b"unknown ping signal"), tail
     assert api_server.request("DELETE", f"/ping/{reg.ping_key}")[0] == 405
+
+
+def test_the_fast_path_and_the_starlette_route_answer_alike(api_server, operator_db, new_agent) -> None:
+    """Guards against the two ways a ping is served drifting apart: a GET without a body takes
+    PingFastPath (api/pings.py), the same ping with a body Starlette's route; every outcome
+    (stored, unknown signal, unknown key, malformed key) must read the same from both."""
+    reg = new_agent("twin")
+    cases = [f"/ping/{reg.ping_key}", f"/ping/{reg.ping_key}/bogus", f"/ping/{'A' * 43}", "/ping/short",
+             f"/ping/{reg.ping_key}/3"]
+    for path in cases:
+        fast = api_server.request("GET", path)
+        routed = api_server.request("POST", path, b"m")
+        assert same(fast, routed), (path, fast, routed)
+    # a trailing slash is not the fast path's: Starlette redirects it to the ping URL, storing nothing
+    status, headers, _ = api_server.request("GET", f"/ping/{reg.ping_key}/")
+    assert status == 307 and headers["location"].endswith(f"/ping/{reg.ping_key}")
+    assert api_server.request("HEAD", f"/ping/{reg.ping_key}")[0] == 200
+    assert query(operator_db, "SELECT heartbeat_count FROM fleet.agents WHERE name = %s", (reg.name,)) == [(5,)]

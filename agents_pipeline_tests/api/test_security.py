@@ -82,3 +82,28 @@ def test_no_key_token_or_proof_reaches_the_servers_log(api_server, new_agent) ->
                hashlib.sha256(token.encode()).hexdigest()}
     found = sorted(s for s in secrets if s in log)
     assert found == [], "secrets in the API server's log"
+
+
+def test_no_operator_key_or_token_of_the_calls_reaches_the_log(api_server, operator_db, new_agent) -> None:
+    """The agent calls and the operator routes, answered 200, 400, 401, 403 and 404, leave no
+    token, operator key, proof or key-value key (a query string) in the server's log."""
+    from agents_pipeline.core import api_keys
+
+    reg = new_agent("quiet-caller")
+    op_key = api_keys.create_api_key(operator_db, f"log-{reg.name[-8:]}")
+    auth = {"Authorization": f"Bearer {reg.token}"}
+    private_key = f"{reg.name}/secret-place"
+    assert api_server.request("PUT", f"/v1/agents/{reg.name}/kv?key={private_key}", b'{"v": 1}', auth)[0] == 200
+    assert api_server.request("GET", f"/v1/agents/{reg.name}/kv?key=other/{private_key}", None, auth)[0] == 403
+    assert api_server.request("POST", f"/v1/agents/{reg.name}/tasks", b"{bad", auth)[0] == 400
+    assert api_server.request("GET", f"/v1/agents/{reg.name}/tasks/424242", None, auth)[0] == 404
+    assert api_server.request("GET", f"/v1/agents/{reg.name}/kv?key=x", None,
+                              {"Authorization": f"Bearer {op_key}"})[0] == 401
+    for path in ("/v1/status", "/metrics", "/v1/alerts?open=true"):
+        assert api_server.request("GET", path, None, {"Authorization": f"Bearer {op_key}"})[0] == 200
+        assert api_server.request("GET", path, None, auth)[0] == 401
+    log = api_server.log()
+    assert "/v1/agents/" in log and "/metrics" in log and "?***" in log
+    secrets = {reg.token, op_key, private_key, hashlib.sha256(op_key.encode()).hexdigest(),
+               hashlib.sha256(reg.token.encode()).hexdigest()}
+    assert sorted(s for s in secrets if s in log) == [], "secrets in the API server's log"

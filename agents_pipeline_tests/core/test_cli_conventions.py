@@ -237,6 +237,9 @@ JSON_RUNS: dict[str, tuple[list[str], set[int]]] = {
     "agents-pipeline fleet plan": (["fleet", "plan", "{tmp}/missing.yaml"], {2}),
     "agents-pipeline fleet apply": (["fleet", "apply", "{tmp}/missing.yaml"], {2}),
     "agents-pipeline fleet export": (["fleet", "export", "--output", "{tmp}/fleet.yaml"], {0}),
+    "agents-pipeline api-key create": (["api-key", "create", "grafana"], {0}),
+    "agents-pipeline api-key revoke": (["api-key", "revoke", "nobody"], {2}),       # no such key
+    "agents-pipeline api-key list": (["api-key", "list"], {0}),
     "agents-pipeline langsmith sync": (["langsmith", "sync"], {2}),   # LANGSMITH_API_KEY unset
     "agents-pipeline langsmith push": (["langsmith", "push"], {2}),
     "agents-pipeline archive policy": (["archive", "policy"], {0}),

@@ -18,8 +18,9 @@ DECLARE
         'record_conversation', 'report_metrics', 'submit_help_request', 'get_help_request',
         'ensure_current_partitions', 'submit_task', 'claim_tasks', 'complete_task', 'fail_task',
         'extend_task', 'get_task', 'release_task', 'broadcast_message', 'list_peers'];
-    -- The HTTP API's login: the agent functions, and the pings it authenticates by key.
-    v_api_functions constant text[] := v_agent_functions || ARRAY['record_pings'];
+    -- The HTTP API's login: the agent functions, the pings it authenticates by key, and the
+    -- operator reads that answer only to an operator API key (sql/0018).
+    v_api_functions constant text[] := v_agent_functions || ARRAY['record_pings', 'api_status', 'api_alerts'];
     o record;
 BEGIN
     PERFORM fleet.ensure_roles();
