@@ -145,8 +145,9 @@ BEGIN
     -- 1c. Tasks held by agents that are down (now, or before, when a held task row was skipped)
     -- are released at once, the attempt counted, rather than at lease expiry; rows an agent
     -- session holds are skipped (fleet.release_tasks). One index probe while no task is claimed;
-    -- otherwise the down agents (agents_status_idx), then each one's tasks by the holder index
-    -- (OFFSET 0 keeps that a lookup per down agent, never a scan of every claimed task).
+    -- otherwise the down agents (a scan of fleet.agents: sql/0015 dropped the status index so
+    -- that status changes are HOT updates), then each one's tasks by the holder index (OFFSET 0
+    -- keeps that a lookup per down agent, never a scan of every claimed task).
     IF EXISTS (SELECT 1 FROM tasks t WHERE t.state = 'claimed') THEN
         PERFORM fleet.release_tasks(array_agg(h.task_id), array_agg(h.attempt_id), 'released: its agent was marked down')
         FROM agents a
