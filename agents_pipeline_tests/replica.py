@@ -44,7 +44,7 @@ def base_backup(primary: LocalCluster, prefix: str = "ap-test-replica-") -> Loca
 def wait_caught_up(primary: LocalCluster, timeout_s: float = 30.0) -> None:
     """Until the standby has replayed everything the primary had written when this was called."""
     with pg.admin_connect(primary) as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_current_wal_lsn()")
+        cur.execute("SELECT pg_current_wal_insert_lsn()")   # commits not yet flushed (synchronous_commit=off) too
         (target,) = cur.fetchone()
         deadline = time.monotonic() + timeout_s
         while True:
