@@ -72,25 +72,31 @@ def set_synchronous(primary: LocalCluster, on: bool) -> None:
 
 
 def kill_postmaster(cluster: LocalCluster) -> None:
-    """SIGKILL to the server's postmaster: a crash, with no shutdown checkpoint; its backends
-    notice the postmaster is gone and exit."""
+    """SIGKILL to the server's postmaster and every process it started at once, as a machine
+    that dies takes them all: no shutdown checkpoint, no goodbye to clients or standbys."""
     pid = int((cluster.datadir / "postmaster.pid").read_text().splitlines()[0])
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    # Backends may outlive the postmaster for a moment and keep the port; stop them too.
+    children = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if f"{cluster.datadir}" in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode():
-                    os.kill(int(proc.name), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
+                stat = (proc / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:   # the field after the state: ppid
+                children.append(int(proc.name))
+    for target in (pid, *children):
+        try:
+            os.kill(target, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 30
+    for target in (pid, *children):
+        while time.monotonic() < deadline:
+            try:
+                os.kill(target, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
 
 
 def promote(standby: LocalCluster, timeout_s: float = 60.0) -> None:
