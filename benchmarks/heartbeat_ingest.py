@@ -159,9 +159,11 @@ def pgbench(cluster: LocalCluster, dbname: str, seconds: float, clients: int = 5
     proc = subprocess.run(
         [str(exe), "-n", "-c", str(clients), "-j", "2", "-T", str(int(seconds)), "-f", str(script),
          "-h", str(cluster.sockdir), "-p", str(state["port"]), "-U", user, dbname],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True,
     )
     shutil.rmtree(script.parent, ignore_errors=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pgbench failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-500:]}")
     match = re.search(r"tps = ([\d.]+)", proc.stdout)
     if not match:
         raise RuntimeError(f"pgbench printed no tps: {proc.stdout[-500:]}")

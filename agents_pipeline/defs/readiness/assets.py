@@ -44,7 +44,7 @@ def _repository(context: dg.AssetExecutionContext) -> dg.RepositoryDefinition | 
 
 def evaluate(url: str, instance: dg.DagsterInstance, repo: dg.RepositoryDefinition | None,
              location_name: str) -> tuple[list[Check], dict[str, int], list[Check]]:
-    """(the five asset-check answers, agents per status, the per-instigator detail)."""
+    """(the asset-check answers, agents per status, the per-instigator detail)."""
     checks, agents = database_checks(url)
     detail = dagster_checks(instance, repo, location_name)
     return [*checks, summarise(detail)], agents, detail
