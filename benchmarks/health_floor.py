@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 EVALUATE = """SELECT count(*) FROM fleet.evaluate_health(now() + make_interval(secs => %s),
                   ARRAY['log', 'webhook'], interval '1 hour', 5)"""
@@ -50,6 +51,15 @@ def floor_sql(floor: Floor) -> str:
             RETURNING a.agent_id, old.status AS from_status, a.status_since)
         INSERT INTO fleet.status_changes (agent_id, from_status, to_status, changed_at, noticed_at, reason)
         SELECT w.agent_id, w.from_status, %(to)s, w.status_since, now(), 'floor' FROM written w"""  # noqa: S608
+
+
+def reference_time(conn) -> datetime:
+    """The server's now, committed: a fixed time for the evaluations that follow."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT now()")
+        at = cur.fetchone()[0]
+    conn.commit()
+    return at
 
 
 def _timed(conn, sql: str, params: dict) -> float:
@@ -104,6 +114,7 @@ class CaseResult:
     transitions: int
     evaluation_ms: list[float]
     floor_ms: list[float]
+    at: datetime          # the evaluations' reference time (now + offset is what they judged at)
 
     @property
     def ratio(self) -> float:
@@ -121,10 +132,7 @@ def against_floor(conn, name: str, offset_s: float, floor: Floor, repeats: int) 
     """Times the evaluation at now + offset_s and its floor alternately from one saved state,
     ``repeats`` times each; leaves the database in the state after the evaluation."""
     saved = SavedState(conn)
-    with conn.cursor() as cur:
-        cur.execute("SELECT now()")
-        at = cur.fetchone()[0]
-    conn.commit()
+    at = reference_time(conn)
     evaluations, floors, transitions = [], [], 0
     for i in range(repeats):
         order = ("floor", "evaluation") if i % 2 == 0 else ("evaluation", "floor")
@@ -142,4 +150,4 @@ def against_floor(conn, name: str, offset_s: float, floor: Floor, repeats: int) 
     with conn.cursor() as cur:  # the state the case leads to, for the next case
         cur.execute(EVALUATE_AT, (at, offset_s))
     conn.commit()
-    return CaseResult(name, transitions, evaluations, floors)
+    return CaseResult(name, transitions, evaluations, floors, at)
