@@ -16,7 +16,9 @@ that nothing is refused). The ratio current / before is the boundary's price per
 With --baseline-rev REV, a third database at the current schema gets the heartbeat functions
 (store_heartbeats, record_heartbeats) as they were at git revision REV, the same agents and
 tokens, and pgbench as the agent login runs against it and the current one back to back in each
-round: the ratio current / REV is a change's price per heartbeat, measured in one run.
+round: the ratio current / REV is a change's price per heartbeat, measured in one run. Before
+the rounds, one session sends heartbeats into each database alternately (no concurrency, so no
+lock waits): the same ratio for the functions' own cost.
 """
 
 from __future__ import annotations
@@ -110,6 +112,39 @@ def prepare_baseline(cluster: LocalCluster, rev: str) -> str:
     return "baseline"
 
 
+def serial_rate(cluster: LocalCluster, dbname: str, calls: int) -> float:
+    """Heartbeats per second from one session, one agent, a commit each: the function's own cost,
+    with no lock waits (under a heavily loaded machine pgbench's 50 clients hit the heartbeat
+    path's 500 ms lock timeout and abort)."""
+    conn = psycopg2.connect(**connect_kwargs(cluster.url(dbname)))
+    try:
+        with conn.cursor() as cur:
+            started = time.perf_counter()
+            for i in range(calls):
+                cur.execute("""SELECT * FROM fleet.record_heartbeats(ARRAY[%s]::text[], ARRAY[NULL]::bytea[],
+                                   ARRAY['ok']::text[], ARRAY[now()]::timestamptz[], ARRAY[NULL]::text[],
+                                   ARRAY[NULL]::jsonb[])""", (f"agent-{i % AGENTS}",))
+                cur.fetchall()
+                conn.commit()
+            return calls / (time.perf_counter() - started)
+    finally:
+        conn.close()
+
+
+def compare_serial(cluster: LocalCluster, baseline: str, rev: str, repeats: int, calls: int = 2000) -> None:
+    """The current heartbeat functions against ``rev``'s, one session each, alternating."""
+    now, old = [], []
+    for r in range(repeats * 2 + 1):
+        pair = [(now, "agents_pipeline"), (old, baseline)]
+        for into, dbname in pair if r % 2 == 0 else pair[::-1]:
+            into.append(serial_rate(cluster, dbname, calls))
+    ratios = [a / b for a, b in zip(now, old, strict=True)]
+    print(f"one session, {calls} heartbeats per run, {len(now)} runs each, alternating: now median "
+          f"{statistics.median(now):,.0f}/s, at {rev} median {statistics.median(old):,.0f}/s; ratio "
+          f"{statistics.median(now) / statistics.median(old):.2f} (per pair {', '.join(f'{x:.2f}' for x in ratios)})",
+          flush=True)
+
+
 def timed_threads(url: str, writers: int, seconds: float) -> float:
     """Heartbeats per second from ``writers`` threads sharing one SharedState."""
     done = [0] * writers
@@ -187,6 +222,8 @@ def main() -> None:
         before = prepare_agent_logins(cluster)
         baseline = prepare_baseline(cluster, args.baseline_rev) if args.baseline_rev else None
         agent = roles().agent
+        if baseline:
+            compare_serial(cluster, baseline, args.baseline_rev, args.repeats)
 
         results: dict[str, list[float]] = {"sharedstate_1": [], "sharedstate_50": [], "batch": [], "pgbench_50": [],
                                            "agent_before_boundary": [], "agent_now": []}
