@@ -180,6 +180,8 @@ def main() -> None:
     if args.existing_url:   # 100 M rows take 15 minutes to generate here: measure again on them
         cluster = None
         conn = psycopg2.connect(**connect_kwargs(args.existing_url))
+        migrations.migrate(conn)   # the function files as they are now
+        conn.autocommit = False
         loaded = reset(conn)
         args.agents = count_agents(conn)
     else:
