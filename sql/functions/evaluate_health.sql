@@ -68,9 +68,9 @@ BEGIN
         INSERT INTO status_changes (agent_id, from_status, to_status, changed_at, noticed_at, reason, message)
         SELECT w.agent_id, w.from_status, w.to_status, w.changed_at, p_now, w.reason, w.message FROM written w
     )
-    -- The skipped rows by EXCEPT, not NOT EXISTS: the planner estimates a CTE's rows badly, and
-    -- an anti join it planned as a nested loop over two CTE scans was quadratic in the fleet
-    -- (issue #19: 6.4 s for a 10,000-agent collapse, over 12 minutes at 100,000 agents).
+    -- The skipped rows by EXCEPT (a hashed set operation) rather than NOT EXISTS: the planner
+    -- estimates a CTE's rows badly, and could run that anti join as a nested loop over two CTE
+    -- scans, quadratic in the number of transitions (issue #19).
     SELECT coalesce(array_agg(ROW(w.agent_id, w.name, w.from_status, w.to_status, w.changed_at,
                                   w.reason, w.message)::health_transition ORDER BY w.agent_id), '{}'),
            ARRAY(SELECT c.agent_id FROM candidates c EXCEPT SELECT l.agent_id FROM locked l)
