@@ -12,6 +12,13 @@ sends each heartbeat with its agent's token, once into a database at the schema 
 the boundary (0011: the token in the call, no caps or buckets) and once into the current one
 (the proof in the call, caps, a token bucket drawn on every heartbeat, with limits high enough
 that nothing is refused). The ratio current / before is the boundary's price per heartbeat.
+
+With --baseline-rev REV, a third database at the current schema gets the heartbeat functions
+(store_heartbeats, record_heartbeats) as they were at git revision REV, the same agents and
+tokens, and pgbench as the agent login runs against it and the current one back to back in each
+round: the ratio current / REV is a change's price per heartbeat, measured in one run. Before
+the rounds, one session sends heartbeats into each database alternately (no concurrency, so no
+lock waits): the same ratio for the functions' own cost.
 """
 
 from __future__ import annotations
@@ -83,6 +90,61 @@ def prepare_agent_logins(cluster: LocalCluster) -> str:
     return "before_boundary"
 
 
+def prepare_baseline(cluster: LocalCluster, rev: str) -> str:
+    """Database 'baseline': the current schema and agents, the heartbeat functions at ``rev``."""
+    admin = psycopg2.connect(**connect_kwargs(cluster.url("postgres")))  # not connected to the template
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("CREATE DATABASE baseline TEMPLATE agents_pipeline")
+    admin.close()
+    conn = psycopg2.connect(**connect_kwargs(cluster.url("baseline")))
+    try:
+        for name in ("store_heartbeats", "record_heartbeats"):
+            text = subprocess.run(["git", "show", f"{rev}:sql/functions/{name}.sql"], capture_output=True,
+                                  text=True, check=True, cwd=Path(__file__).resolve().parents[1]).stdout
+            with conn.cursor() as cur:
+                cur.execute(text)
+        with conn.cursor() as cur:
+            cur.execute("SELECT fleet.apply_security()")
+        conn.commit()
+    finally:
+        conn.close()
+    return "baseline"
+
+
+def serial_rate(cluster: LocalCluster, dbname: str, calls: int) -> float:
+    """Heartbeats per second from one session, one agent, a commit each: the function's own cost,
+    with no lock waits (under a heavily loaded machine pgbench's 50 clients hit the heartbeat
+    path's 500 ms lock timeout and abort)."""
+    conn = psycopg2.connect(**connect_kwargs(cluster.url(dbname)))
+    try:
+        with conn.cursor() as cur:
+            started = time.perf_counter()
+            for i in range(calls):
+                cur.execute("""SELECT * FROM fleet.record_heartbeats(ARRAY[%s]::text[], ARRAY[NULL]::bytea[],
+                                   ARRAY['ok']::text[], ARRAY[now()]::timestamptz[], ARRAY[NULL]::text[],
+                                   ARRAY[NULL]::jsonb[])""", (f"agent-{i % AGENTS}",))
+                cur.fetchall()
+                conn.commit()
+            return calls / (time.perf_counter() - started)
+    finally:
+        conn.close()
+
+
+def compare_serial(cluster: LocalCluster, baseline: str, rev: str, repeats: int, calls: int = 2000) -> None:
+    """The current heartbeat functions against ``rev``'s, one session each, alternating."""
+    now, old = [], []
+    for r in range(repeats * 2 + 1):
+        pair = [(now, "agents_pipeline"), (old, baseline)]
+        for into, dbname in pair if r % 2 == 0 else pair[::-1]:
+            into.append(serial_rate(cluster, dbname, calls))
+    ratios = [a / b for a, b in zip(now, old, strict=True)]
+    print(f"one session, {calls} heartbeats per run, {len(now)} runs each, alternating: now median "
+          f"{statistics.median(now):,.0f}/s, at {rev} median {statistics.median(old):,.0f}/s; ratio "
+          f"{statistics.median(now) / statistics.median(old):.2f} (per pair {', '.join(f'{x:.2f}' for x in ratios)})",
+          flush=True)
+
+
 def timed_threads(url: str, writers: int, seconds: float) -> float:
     """Heartbeats per second from ``writers`` threads sharing one SharedState."""
     done = [0] * writers
@@ -132,9 +194,11 @@ def pgbench(cluster: LocalCluster, dbname: str, seconds: float, clients: int = 5
     proc = subprocess.run(
         [str(exe), "-n", "-c", str(clients), "-j", "2", "-T", str(int(seconds)), "-f", str(script),
          "-h", str(cluster.sockdir), "-p", str(state["port"]), "-U", user, dbname],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True,
     )
     shutil.rmtree(script.parent, ignore_errors=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pgbench failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-500:]}")
     match = re.search(r"tps = ([\d.]+)", proc.stdout)
     if not match:
         raise RuntimeError(f"pgbench printed no tps: {proc.stdout[-500:]}")
@@ -145,6 +209,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline-rev", default=None,
+                        help="also time the agent-login path with the heartbeat functions of this git revision")
     args = parser.parse_args()
 
     home = scratch_home("ap-bench-")
@@ -154,10 +220,15 @@ def main() -> None:
         url = cluster.url()
         prepare_database(url, [f"agent-{i}" for i in range(AGENTS)])
         before = prepare_agent_logins(cluster)
+        baseline = prepare_baseline(cluster, args.baseline_rev) if args.baseline_rev else None
         agent = roles().agent
+        if baseline:
+            compare_serial(cluster, baseline, args.baseline_rev, args.repeats)
 
         results: dict[str, list[float]] = {"sharedstate_1": [], "sharedstate_50": [], "batch": [], "pgbench_50": [],
                                            "agent_before_boundary": [], "agent_now": []}
+        if baseline:
+            results[f"agent_at_{args.baseline_rev}"] = []
         for r in range(args.repeats):
             results["sharedstate_1"].append(timed_threads(url, 1, args.seconds))
             results["sharedstate_50"].append(timed_threads(url, 50, args.seconds))
@@ -165,6 +236,8 @@ def main() -> None:
             results["pgbench_50"].append(pgbench(cluster, "agents_pipeline", args.seconds))
             # the two agent-login runs back to back, their order alternating between rounds
             pair = [("agent_before_boundary", before, AGENT_SQL_BEFORE), ("agent_now", "agents_pipeline", AGENT_SQL_NOW)]
+            if baseline:
+                pair.append((f"agent_at_{args.baseline_rev}", baseline, AGENT_SQL_NOW))
             for key, dbname, sql in pair if r % 2 == 0 else pair[::-1]:
                 results[key].append(pgbench(cluster, dbname, args.seconds, sql=sql, user=agent))
             print(f"round {r + 1}: " + ", ".join(f"{k}={v[-1]:,.0f}/s" for k, v in results.items()), flush=True)
@@ -177,6 +250,11 @@ def main() -> None:
         ratios = [now / old for now, old in zip(results["agent_now"], results["agent_before_boundary"], strict=True)]
         print(f"ratio agent_now / agent_before_boundary: {medians['agent_now'] / medians['agent_before_boundary']:.2f} "
               f"(per round {', '.join(f'{x:.2f}' for x in ratios)}; goal >= 0.8)")
+        if baseline:
+            key = f"agent_at_{args.baseline_rev}"
+            ratios = [now / old for now, old in zip(results["agent_now"], results[key], strict=True)]
+            print(f"ratio agent_now / {key}: {medians['agent_now'] / medians[key]:.2f} "
+                  f"(per round {', '.join(f'{x:.2f}' for x in ratios)})")
     finally:
         cluster.destroy()
 

@@ -59,7 +59,7 @@ def database_url() -> str:
     base = resolve_url()
     kwargs = connect_kwargs(base)
     host = str(kwargs.pop("host", "") or "")
-    port = int(kwargs.pop("port", 5432))
+    port = str(kwargs.pop("port", 5432))   # a list ("5432,5433") when the URL names several hosts
     if not host:
         raise ConfigurationError(f"set {settings.API_DATABASE_URL}: the shared-state URL names no host")
     keep = {k: str(v) for k, v in kwargs.items() if k not in {"dbname", "user", "password"}}

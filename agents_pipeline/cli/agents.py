@@ -92,7 +92,7 @@ def _status_rows(rows: list[dict]) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents_pipeline.cli.database import database
+    from agents_pipeline.cli.database import database, read_database
     from agents_pipeline.core import ping_keys, registry
     from agents_pipeline.core.shared_state import SharedState
 
@@ -106,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{args.name}: {kind} heartbeat stored at {received.isoformat()}")
         return 0
 
-    db = database("agents")
+    # Listings only display: the replica may serve them (AGENTS_PIPELINE_READ_DATABASE_URL).
+    listing = args.command == "status" or getattr(args, "action", None) == "list"
+    db = read_database("agents") if listing else database("agents")
     try:
         if args.command == "status":
             rows = _status_rows(registry.list_agents(db))

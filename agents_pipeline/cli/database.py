@@ -19,6 +19,23 @@ def engine(command: str, pool_size: int = 1) -> sa.Engine:
     return create_engine(resolve_url(), application_name=f"agents_pipeline:{command}", pool_size=pool_size)
 
 
+def read_engine(command: str, pool_size: int = 1) -> sa.Engine:
+    """As ``engine``, on the display reads' replica when AGENTS_PIPELINE_READ_DATABASE_URL is set
+    (core/replica.py says which reads may go there), else on the shared-state database."""
+    from agents_pipeline.core.replica import resolve_read_url
+    from agents_pipeline.platform.engine import create_engine
+
+    return create_engine(resolve_read_url(), application_name=f"agents_pipeline:{command}", pool_size=pool_size)
+
+
+def read_database(command: str, maxconn: int = 1) -> Database:
+    """As ``database``, on the display reads' replica when one is configured."""
+    from agents_pipeline.core.connection import Database
+    from agents_pipeline.core.replica import resolve_read_url
+
+    return Database(resolve_read_url(), maxconn=maxconn, application_name=f"agents_pipeline:{command}")
+
+
 def database(command: str, maxconn: int = 1) -> Database:
     """The agent-side psycopg2 pool, for commands that call core functions."""
     from agents_pipeline.core.connection import Database

@@ -27,13 +27,15 @@ def run_ask(args: argparse.Namespace) -> int:
     import getpass
     import sys
 
-    from agents_pipeline.cli.database import database
+    from agents_pipeline.cli.database import database, read_database
     from agents_pipeline.core.errors import ConfigurationError
+    from agents_pipeline.core.replica import read_url
     from agents_pipeline.defs.help import knowledge, service
     from agents_pipeline.defs.help.llm import LLMSettings
 
     llm = None if args.no_llm else LLMSettings.from_env()
     db = database("help")
+    read_db = read_database("help") if read_url() else None   # retrieval may read from the replica
     try:
         # The docs on disk win over a stale knowledge base (a sensor refreshes it too; this
         # makes `ask` right on a system where Dagster is not running).
@@ -42,9 +44,11 @@ def run_ask(args: argparse.Namespace) -> int:
         except ConfigurationError as exc:  # no docs here: answer from what the database holds
             print(f"agents-pipeline: warning: {exc}; using the knowledge base as stored", file=sys.stderr)
         request_id, result = service.ask(db, args.question, agent=args.agent, llm=llm,
-                                         requested_by=f"cli:{getpass.getuser()}")
+                                         requested_by=f"cli:{getpass.getuser()}", read_db=read_db)
     finally:
         db.close()
+        if read_db is not None:
+            read_db.close()
     if args.json:
         from agents_pipeline.console import print_json
 

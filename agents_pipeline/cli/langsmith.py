@@ -56,12 +56,13 @@ def _resource():
 def _status(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
+    from agents_pipeline.cli.database import read_engine
     from agents_pipeline.console import print_json, print_table
     from agents_pipeline.defs.langsmith.resources import resource_from_environment
 
     resource = resource_from_environment()
     projects = list(resource.sync_settings().projects)
-    engine = _engine()
+    engine = read_engine("langsmith")   # LLM stats only displayed: the replica may serve them
     try:
         with engine.begin() as conn:
             rows = [dict(r) for r in conn.execute(sa.text("""

@@ -135,7 +135,12 @@ def _rollup(conn: sa.Connection, args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     handler = {"sample": _sample, "thresholds": _show, "set-threshold": _set, "rollup": _rollup}[args.action]
-    engine = _engine()
+    if args.action == "thresholds":   # only displays: the replica may serve it
+        from agents_pipeline.cli.database import read_engine
+
+        engine = read_engine("perf")
+    else:
+        engine = _engine()
     try:
         with engine.begin() as conn:
             return handler(conn, args)

@@ -69,25 +69,52 @@ def connect_kwargs(url: str) -> dict[str, str | int]:
         kwargs["host"] = unquote(parts.hostname)
     if port:
         kwargs["port"] = port
+    hosts: list[str] = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key not in _ALLOWED_QUERY:
             raise ConfigurationError(f"database URL {mask_url(url)!r} has unknown parameter {key!r}")
+        if key == "host":
+            hosts.append(value)
+            continue
         kwargs[key] = value
+    if len(hosts) == 1:
+        kwargs["host"] = hosts[0]
+    elif hosts:
+        kwargs.update(_host_lists(url, hosts, str(kwargs.get("port", ""))))
     for key, value in ssl_params().items():
         kwargs.setdefault(key, value)
     return kwargs
 
 
+def _host_lists(url: str, hosts: list[str], port: str) -> dict[str, str]:
+    """Several servers for failover: SQLAlchemy's form (``?host=a:5432&host=b:5433``) as libpq's
+    (``host=a,b port=5432,5433``), which the URL may also give directly (``?host=a,b&port=...``);
+    libpq tries them in order and keeps the first that meets ``target_session_attrs``."""
+    if port:
+        raise ConfigurationError(f"database URL {mask_url(url)!r}: give each repeated host its own port "
+                                 f"(host=a:5432&host=b:5432) or list them (host=a,b&port=5432,5432)")
+    names, ports = [], []
+    for host in hosts:
+        name, _, number = host.rpartition(":") if not host.startswith("/") and ":" in host else (host, "", "")
+        names.append(name)
+        ports.append(number)
+    result = {"host": ",".join(names)}
+    if any(ports):
+        result["port"] = ",".join(ports)
+    return result
+
+
 def make_url(
-    dbname: str, *, user: str, host: str, port: int, password: str | None = None, **query: str
+    dbname: str, *, user: str, host: str, port: int | str, password: str | None = None, **query: str
 ) -> str:
-    """A postgresql+psycopg2 URL; a host that is a directory (a Unix socket) goes in the query."""
+    """A postgresql+psycopg2 URL; a host that is a directory (a Unix socket) or a list of hosts
+    (failover: ``a,b`` with ports ``5432,5432``) goes in the query, as libpq keywords."""
     auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
     params = dict(query)
-    if host.startswith("/"):
+    if host.startswith("/") or "," in host:
         params = {"host": host, "port": str(port), **params}
         netloc = f"{auth}@"
     else:
         netloc = f"{auth}@{host}:{port}"
-    qs = "&".join(f"{k}={quote(str(v), safe='/')}" for k, v in params.items())
+    qs = "&".join(f"{k}={quote(str(v), safe='/,')}" for k, v in params.items())
     return f"postgresql+psycopg2://{netloc}/{quote(dbname, safe='')}" + (f"?{qs}" if qs else "")

@@ -17,6 +17,8 @@ SSLCERT = "AGENTS_PIPELINE_SSLCERT"
 SSLKEY = "AGENTS_PIPELINE_SSLKEY"
 API_URL = "AGENTS_PIPELINE_API_URL"                    # where agents reach the HTTP API (ping URLs)
 API_DATABASE_URL = "AGENTS_PIPELINE_API_DATABASE_URL"  # the API server's own login (<prefix>_api)
+READ_DATABASE_URL = "AGENTS_PIPELINE_READ_DATABASE_URL"  # a streaming replica for display-only reads
+REPLICA_MAX_LAG = "AGENTS_PIPELINE_REPLICA_MAX_LAG_S"    # the read_replica check fails beyond this
 DEFAULT_API_URL = "http://127.0.0.1:3001"
 
 # The project directory: the parent of the package (a clone, or an editable install).
@@ -64,3 +66,15 @@ def ssl_params() -> dict[str, str]:
 def api_url() -> str:
     """The HTTP API's base URL as agents reach it (behind a proxy: the proxy's), no trailing slash."""
     return (os.environ.get(API_URL, "").strip() or DEFAULT_API_URL).rstrip("/")
+
+
+def replica_max_lag_s() -> float:
+    """AGENTS_PIPELINE_REPLICA_MAX_LAG_S (default 30): the replica lag the readiness check allows."""
+    raw = os.environ.get(REPLICA_MAX_LAG, "").strip() or "30"
+    try:
+        value = float(raw)
+    except ValueError:
+        from agents_pipeline.core.errors import ConfigurationError
+
+        raise ConfigurationError(f"{REPLICA_MAX_LAG} must be a number of seconds, got {raw!r}") from None
+    return max(0.0, value)

@@ -104,8 +104,9 @@ def storage_url(url: str, dbname: str | None = None) -> str:
         kwargs["dbname"] = dbname
     host = str(kwargs.get("host", ""))
     query = {key: str(value) for key, value in kwargs.items() if key not in _URL_PARTS}
-    if host.startswith("/") or not host:
-        # A socket directory (or libpq's default) is no URL host: psycopg2 takes it from the query.
+    if host.startswith("/") or not host or "," in host:
+        # A socket directory, libpq's default or a list of hosts (failover, with their ports) is
+        # no URL host: psycopg2 takes it from the query and libpq tries each host in turn.
         query.update({k: str(kwargs[k]) for k in ("host", "port") if k in kwargs})
         host = ""
     return sa.engine.URL.create(

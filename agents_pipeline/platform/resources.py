@@ -25,6 +25,7 @@ from pydantic import Field, PrivateAttr
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs, mask_url
 from agents_pipeline.core.errors import ConfigurationError
+from agents_pipeline.core.replica import read_url
 from agents_pipeline.core.settings import DATABASE_URL
 from agents_pipeline.platform.engine import create_engine
 from agents_pipeline.platform.instance_env import app_database_url
@@ -111,6 +112,21 @@ class PostgresResource(dg.ConfigurableResource):
         """A connection in a transaction: committed on success, rolled back on error."""
         with self.engine.begin() as conn:
             yield conn
+
+    @property
+    def read_engine(self) -> sa.Engine:
+        """For reads that only display (summaries for the UI, help retrieval, rollup and LLM
+        statistics): the streaming replica AGENTS_PIPELINE_READ_DATABASE_URL names, else the
+        primary. Never for writes or for anything that judges liveness (core/replica.py)."""
+        url = read_url()
+        if url is None:
+            return self.engine
+        connect_kwargs(url)
+        return shared_engine(url, self.pool_size)
+
+    def read_database(self, maxconn: int = 2) -> Database:
+        """The agent-side Database for display reads: the replica when one is set."""
+        return Database(read_url() or self._checked_url(), maxconn=maxconn)
 
     def database(self, maxconn: int = 2) -> Database:
         """The agent-side Database over the same URL, for core functions (registry, migrations)."""

@@ -32,7 +32,7 @@ def test_database_checks_pass_and_do_not_count_down_agents(db_url, state):
     checks, agents = database_checks(db_url)
     assert [(c.name, c.passed) for c in checks] == [
         ("environment", True), ("database", True), ("schema_version", True), ("heartbeat_path", True),
-        ("agent_boundary", True)]
+        ("agent_boundary", True), ("read_replica", True)]
     assert agents == {"down": 1, "up": 1}
     assert checks[2].metadata["schema_version"] == checks[2].metadata["latest_version"] > 0
     # The probe went through the agent API with a token and left the readiness agent paused,
@@ -59,7 +59,7 @@ def test_unreachable_database_fails_fast_and_skips_the_rest():
     assert time.monotonic() - started < 15
     assert [(c.name, c.passed) for c in checks] == [
         ("environment", True), ("database", False), ("schema_version", False), ("heartbeat_path", False),
-        ("agent_boundary", False)]
+        ("agent_boundary", False), ("read_replica", True)]   # no replica set: nothing to fail
     assert "secret-pw" not in " ".join(c.detail for c in checks)
     assert agents == {}
 
@@ -119,7 +119,7 @@ def test_readiness_cli_exits_non_zero_on_failure_and_zero_when_ready(db_env, cap
                     "(SELECT max(version) FROM public.agents_pipeline_migrations)")
     assert main(["readiness", "--skip-dagster"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL  schema_version" in out and "NOT READY: 1 of 5 checks failed" in out
+    assert "FAIL  schema_version" in out and "NOT READY: 1 of 6 checks failed" in out
 
 
 def test_agent_boundary_names_what_a_superuser_must_still_do(db_url):

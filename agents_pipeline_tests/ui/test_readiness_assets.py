@@ -26,12 +26,12 @@ def test_materialization_reports_each_check_and_a_missing_daemon(db_url, pg_inst
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == set(CHECKS)
     assert all(evaluations[n].passed for n in ("environment", "database", "schema_version", "heartbeat_path",
-                                                "agent_boundary"))
+                                                "agent_boundary", "read_replica"))
     # No daemon runs beside dg.materialize: the one failure, named.
     assert not evaluations["schedules_and_sensors"].passed
     assert "daemon not heartbeating" in evaluations["schedules_and_sensors"].description
     metadata = result.asset_materializations_for_node("platform_readiness")[0].metadata
-    assert metadata["checks_passed"].value == 5 and metadata["checks_failed"].value == 1
+    assert metadata["checks_passed"].value == 6 and metadata["checks_failed"].value == 1
     assert metadata["latency_ms"].value > 0 and metadata["schema_version"].value == metadata["latest_version"].value
 
 
@@ -45,7 +45,7 @@ def test_sensor_reports_without_a_run(db_url, pg_instance):
     kinds = [type(e).__name__ for e in result.asset_events]
     assert kinds == ["AssetMaterialization"] + ["AssetCheckEvaluation"] * len(CHECKS)
     assert result.asset_events[0].asset_key == ASSET_KEY
-    assert result.asset_events[0].metadata["checks_passed"].value == 5
+    assert result.asset_events[0].metadata["checks_passed"].value == 6
     sensor_check = next(e for e in result.asset_events[1:] if e.check_name == "schedules_and_sensors")
     assert "sensor:platform_readiness_sensor" in sensor_check.description or "daemon" in sensor_check.description
 

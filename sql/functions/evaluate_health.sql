@@ -68,10 +68,12 @@ BEGIN
         INSERT INTO status_changes (agent_id, from_status, to_status, changed_at, noticed_at, reason, message)
         SELECT w.agent_id, w.from_status, w.to_status, w.changed_at, p_now, w.reason, w.message FROM written w
     )
+    -- The skipped rows by EXCEPT (a hashed set operation) rather than NOT EXISTS: the planner
+    -- estimates a CTE's rows badly, and could run that anti join as a nested loop over two CTE
+    -- scans, quadratic in the number of transitions (issue #19).
     SELECT coalesce(array_agg(ROW(w.agent_id, w.name, w.from_status, w.to_status, w.changed_at,
                                   w.reason, w.message)::health_transition ORDER BY w.agent_id), '{}'),
-           (SELECT coalesce(array_agg(c.agent_id), '{}') FROM candidates c
-            WHERE NOT EXISTS (SELECT 1 FROM locked l WHERE l.agent_id = c.agent_id))
+           ARRAY(SELECT c.agent_id FROM candidates c EXCEPT SELECT l.agent_id FROM locked l)
     INTO v_changes, v_skipped FROM written w;
 
     -- 1b. Bounces: an agent that was down, sent a heartbeat and went quiet again before this
@@ -133,8 +135,7 @@ BEGIN
     )
     SELECT coalesce(array_agg(ROW(s.agent_id, s.name, s.from_status, s.to_status, s.changed_at, s.reason,
                                   s.message)::health_transition ORDER BY s.agent_id, s.changed_at), '{}'),
-           v_skipped || (SELECT coalesce(array_agg(c.agent_id), '{}') FROM bounce_candidates c
-                         WHERE NOT EXISTS (SELECT 1 FROM bounced b WHERE b.agent_id = c.agent_id))
+           v_skipped || ARRAY(SELECT c.agent_id FROM bounce_candidates c EXCEPT SELECT b.agent_id FROM bounced b)
     INTO v_bounces, v_skipped FROM steps s;
     -- Rows some other session held: remembered with their holders (fleet.note_held_rows), so
     -- that fleet.check_agent_row_locks can report and end a hold that lasts.
@@ -145,8 +146,9 @@ BEGIN
     -- 1c. Tasks held by agents that are down (now, or before, when a held task row was skipped)
     -- are released at once, the attempt counted, rather than at lease expiry; rows an agent
     -- session holds are skipped (fleet.release_tasks). One index probe while no task is claimed;
-    -- otherwise the down agents (agents_status_idx), then each one's tasks by the holder index
-    -- (OFFSET 0 keeps that a lookup per down agent, never a scan of every claimed task).
+    -- otherwise the down agents (a scan of fleet.agents: sql/0015 dropped the status index so
+    -- that status changes are HOT updates), then each one's tasks by the holder index (OFFSET 0
+    -- keeps that a lookup per down agent, never a scan of every claimed task).
     IF EXISTS (SELECT 1 FROM tasks t WHERE t.state = 'claimed') THEN
         PERFORM fleet.release_tasks(array_agg(h.task_id), array_agg(h.attempt_id), 'released: its agent was marked down')
         FROM agents a

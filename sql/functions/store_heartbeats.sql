@@ -33,7 +33,7 @@ DECLARE
     v_locked bigint[];
     v_wanted bigint[];
     v_distinct bigint;
-    v_renew boolean;                -- some task of these agents has less than half its lease left
+    v_renew boolean := false;       -- some task of these agents has less than half its lease left
 BEGIN
     IF v_n > 5000 THEN
         RAISE EXCEPTION 'a heartbeat batch holds at most 5000 items, got %', v_n USING ERRCODE = 'program_limit_exceeded';
@@ -51,21 +51,33 @@ BEGIN
     SELECT coalesce(array_agg(DISTINCT x) FILTER (WHERE x IS NOT NULL), '{}'),
            count(DISTINCT coalesce(x, -1))
     INTO v_wanted, v_distinct FROM unnest(p_ids) x;
+    -- The same statement probes the holder index for tasks due a lease renewal (step 3), so
+    -- that a heartbeat costs no statement more for it (issue #19).
     IF v_distinct = 1 THEN
-        PERFORM 1 FROM agents a WHERE a.agent_id = ANY (v_wanted) FOR NO KEY UPDATE;
+        SELECT coalesce(bool_or(l.renew), false) INTO v_renew FROM (
+            SELECT EXISTS (SELECT 1 FROM tasks t WHERE t.claimed_by = a.agent_id AND t.state = 'claimed'
+                                                 AND t.renew_at < now()) AS renew
+            FROM agents a WHERE a.agent_id = ANY (v_wanted) FOR NO KEY UPDATE) l;
         v_locked := v_wanted;
     ELSE
         -- 2. A batch for several agents takes the free rows at once and waits for the busy ones
         -- together inside a subtransaction: on a timeout they stay busy and their items are
         -- refused with 'retry'; the rest of the batch goes on.
-        SELECT coalesce(array_agg(l.agent_id), '{}') INTO v_locked FROM (
-            SELECT a.agent_id FROM agents a WHERE a.agent_id = ANY (v_wanted)
+        SELECT coalesce(array_agg(l.agent_id), '{}'), coalesce(bool_or(l.renew), false)
+        INTO v_locked, v_renew FROM (
+            SELECT a.agent_id,
+                   EXISTS (SELECT 1 FROM tasks t WHERE t.claimed_by = a.agent_id AND t.state = 'claimed'
+                                                  AND t.renew_at < now()) AS renew
+            FROM agents a WHERE a.agent_id = ANY (v_wanted)
             ORDER BY a.agent_id FOR NO KEY UPDATE SKIP LOCKED) l;
         IF cardinality(v_wanted) > cardinality(v_locked) THEN
             BEGIN
-                PERFORM 1 FROM agents a
-                WHERE a.agent_id = ANY (v_wanted) AND NOT (a.agent_id = ANY (v_locked))
-                ORDER BY a.agent_id FOR NO KEY UPDATE;
+                SELECT v_renew OR coalesce(bool_or(l.renew), false) INTO v_renew FROM (
+                    SELECT EXISTS (SELECT 1 FROM tasks t WHERE t.claimed_by = a.agent_id AND t.state = 'claimed'
+                                                          AND t.renew_at < now()) AS renew
+                    FROM agents a
+                    WHERE a.agent_id = ANY (v_wanted) AND NOT (a.agent_id = ANY (v_locked))
+                    ORDER BY a.agent_id FOR NO KEY UPDATE) l;
                 v_locked := v_wanted;
             EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
                 NULL;
@@ -160,11 +172,10 @@ BEGIN
 
     -- 3. A live agent's heartbeat renews the leases of the tasks it holds once less than half of
     -- a lease is left: a write per task every half lease, not per heartbeat. The agents whose
-    -- signal (not a 'log' line) was stored are those whose last_seen is now(). The probe reads the
-    -- holder index on (claimed_by, renew_at) only, so agents that hold no such task cost no more.
-    SELECT EXISTS (SELECT 1 FROM tasks t WHERE t.claimed_by = ANY (v_locked) AND t.state = 'claimed'
-                                          AND t.renew_at < now())
-    INTO v_renew;
+    -- signal (not a 'log' line) was stored are those whose last_seen is now(). The probe (made
+    -- with the lock in steps 1-2) reads the holder index on (claimed_by, renew_at) only, so
+    -- agents that hold no such task cost no more. A probe made before a wait for the row may
+    -- see a renewal the holder then made: the UPDATE below checks renew_at again and writes nothing.
     IF v_renew THEN
         UPDATE tasks t SET lease_until = now() + t.lease, renew_at = now() + t.lease / 2
         FROM agents a

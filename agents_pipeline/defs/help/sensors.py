@@ -4,6 +4,7 @@ import json
 
 import dagster as dg
 
+from agents_pipeline.core.replica import read_url
 from agents_pipeline.defs.help import knowledge, request_store, service
 from agents_pipeline.defs.help.assets import (
     answers_metadata,
@@ -48,13 +49,14 @@ def knowledge_base_sensor(context: dg.SensorEvaluationContext, postgres: Postgre
 def help_requests_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource,
                          help_llm: HelpLLMResource):
     db = postgres.database(maxconn=1)
+    read_db = postgres.read_database(maxconn=1) if read_url() else None
     try:
         request_store.heartbeat_worker(db, SENSOR_AGENT, period_s=60, grace_s=120)
         before = request_store.counts(db)
         drained = None
         if before["pending"] or before["claimed"]:
             drained = service.drain(db, service.worker_name("sensor"), llm=help_llm.settings(),
-                                    budget_s=TICK_BUDGET_S)
+                                    budget_s=TICK_BUDGET_S, read_db=read_db)
         counts = request_store.counts(db)
         cursor = json.dumps(counts, sort_keys=True)
         if drained is None or not (drained.answered or drained.failed):
@@ -65,3 +67,5 @@ def help_requests_sensor(context: dg.SensorEvaluationContext, postgres: Postgres
             description="answered by help_requests_sensor")])
     finally:
         db.close()
+        if read_db is not None:
+            read_db.close()

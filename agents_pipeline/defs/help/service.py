@@ -24,7 +24,7 @@ def worker_name(kind: str) -> str:
 
 
 def ask(db: Database, question: str, *, agent: str | None = None, llm: LLMSettings | None = None,
-        requested_by: str | None = None) -> tuple[int, Answer]:
+        requested_by: str | None = None, read_db: Database | None = None) -> tuple[int, Answer]:
     """Answers at once: the request is stored already claimed by this process, then completed.
     Operators only (the CLI, benchmarks), so fleet-wide: agents ask through
     fleet.submit_help_request and are answered by drain with their own facts."""
@@ -33,7 +33,8 @@ def ask(db: Database, question: str, *, agent: str | None = None, llm: LLMSettin
     request_id = request_store.submit(db, question, agent=agent, requested_by=requested_by or worker,
                                       claimed_by=worker, lease_s=lease)
     try:
-        result = answer(db, question, [agent] if agent else [], llm)
+        # Retrieval and the live facts only display: the replica may serve them (read_db).
+        result = answer(read_db or db, question, [agent] if agent else [], llm)
     except Exception as exc:
         request_store.fail(db, request_id, worker, f"{type(exc).__name__}: {exc}")
         raise
@@ -51,10 +52,12 @@ class DrainReport:
 
 
 def drain(db: Database, worker: str, *, llm: LLMSettings | None = None, budget_s: float = 40.0,
-          batch: int = 5, max_requests: int = 50, request_ids: list[int] | None = None) -> DrainReport:
+          batch: int = 5, max_requests: int = 50, request_ids: list[int] | None = None,
+          read_db: Database | None = None) -> DrainReport:
     """Answers pending requests until none is left, ``max_requests`` are done, or the time
     budget would be overrun (a sensor tick must end well inside Dagster's 60 s limit): claimed
-    requests that do not fit are released for the next tick."""
+    requests that do not fit are released for the next tick. Claims and answers are written
+    through ``db``; retrieval and live facts are read through ``read_db`` (a replica) if given."""
     report = DrainReport()
     deadline = time.monotonic() + budget_s
     per_request = 2.0 + (llm.timeout_s if llm else 0.0)
@@ -70,7 +73,7 @@ def drain(db: Database, worker: str, *, llm: LLMSettings | None = None, budget_s
                 report.released += rest
                 break
             try:
-                result = answer(db, req.question, req.agent_names, llm,
+                result = answer(read_db or db, req.question, req.agent_names, llm,
                                 only_agents=request_store.facts_scope(req))
             except AgentsPipelineError as exc:
                 log.warning("help request %s failed: %s", req.request_id, exc)

@@ -25,6 +25,8 @@ CHECKS = {
     "agent_boundary": "Agents cannot take advisory locks, have a temp_file_limit, and a session holding "
                       "an agent row can be ended (all need a superuser at migration time).",
     "schedules_and_sensors": "The daemon is alive; every schedule and sensor runs and its latest tick and run did not fail.",
+    "read_replica": "The display reads' streaming replica (AGENTS_PIPELINE_READ_DATABASE_URL), when set, answers, is "
+                    "a standby and lags by at most AGENTS_PIPELINE_REPLICA_MAX_LAG_S (metric replica_lag_s).",
 }
 
 
@@ -42,7 +44,7 @@ def _repository(context: dg.AssetExecutionContext) -> dg.RepositoryDefinition | 
 
 def evaluate(url: str, instance: dg.DagsterInstance, repo: dg.RepositoryDefinition | None,
              location_name: str) -> tuple[list[Check], dict[str, int], list[Check]]:
-    """(the five asset-check answers, agents per status, the per-instigator detail)."""
+    """(the asset-check answers, agents per status, the per-instigator detail)."""
     checks, agents = database_checks(url)
     detail = dagster_checks(instance, repo, location_name)
     return [*checks, summarise(detail)], agents, detail

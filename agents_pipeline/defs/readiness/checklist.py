@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents_pipeline.core import migrations, settings
+from agents_pipeline.core import migrations, replica, settings
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs, mask_url
 from agents_pipeline.core.errors import AgentsPipelineError
@@ -158,6 +158,31 @@ def check_agent_boundary(db: Database) -> Check:
                   "signaller_role": bool(signaller)})
 
 
+def check_read_replica() -> Check:
+    """The display reads' replica (AGENTS_PIPELINE_READ_DATABASE_URL), when one is set: it
+    answers, is a standby, and is behind by no more than AGENTS_PIPELINE_REPLICA_MAX_LAG_S."""
+    url = replica.read_url()
+    if url is None:
+        return Check("read_replica", True, f"no read replica configured ({settings.READ_DATABASE_URL} unset): "
+                                           "display reads go to the primary")
+    limit = settings.replica_max_lag_s()
+    db = Database(url, maxconn=1, retry_window=3, application_name="agents_pipeline:readiness")
+    try:
+        found = replica.lag(db)
+    finally:
+        db.close()
+    metadata = {"replica_lag_s": round(found.lag_s, 3) if found.lag_s is not None else -1.0,
+                "replica_replay_pending_bytes": found.replay_pending_bytes}
+    if not found.in_recovery:
+        return Check("read_replica", False, f"{settings.READ_DATABASE_URL} names a server that is not a standby "
+                                            "(a primary, or a standby promoted by a failover): point it at a "
+                                            "replica, or unset it", metadata)
+    assert found.lag_s is not None
+    ok = found.lag_s <= limit
+    return Check("read_replica", ok, f"replica {'within' if ok else 'BEHIND'} its bound: lag {found.lag_s:.1f} s "
+                                     f"(at most {limit:.0f} s, {settings.REPLICA_MAX_LAG})", metadata)
+
+
 def agent_summary(db: Database) -> dict[str, int]:
     """Agents per status, for information only (the readiness agent itself excluded)."""
 
@@ -181,10 +206,12 @@ def database_checks(url: str) -> tuple[list[Check], dict[str, int]]:
         if not checks[-1].passed:
             skipped = "skipped: the database check failed"
             return [*checks, *(Check(name, False, skipped)
-                               for name in ("schema_version", "heartbeat_path", "agent_boundary"))], {}
+                               for name in ("schema_version", "heartbeat_path", "agent_boundary")),
+                    _guard("read_replica", check_read_replica)], {}
         checks.append(_guard("schema_version", check_schema, db))
         checks.append(_guard("heartbeat_path", check_heartbeat_path, db, url))
         checks.append(_guard("agent_boundary", check_agent_boundary, db))
+        checks.append(_guard("read_replica", check_read_replica))
         try:
             summary = agent_summary(db)
         except AgentsPipelineError:
