@@ -61,8 +61,6 @@ Every command takes -h. Commands that act take --json: one JSON document on stdo
 warnings and progress go to stderr. The full reference is docs/cli.md.
 
 {EXIT_CODES_TEXT}"""
-DOMAIN_COMMANDS = (alerts, performance, langsmith, retention, migration, help_commands, security, readiness, demo,
-                   api, fleet)
 
 
 def build_parser() -> argparse.ArgumentParser:
