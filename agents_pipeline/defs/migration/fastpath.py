@@ -220,7 +220,7 @@ class FastReader:
 
     def batches(self, after_rowid: int, size: int) -> Iterator[Batch]:
         cursor = self.source.execute(self.plan.query, {"after": after_rowid})  # type: ignore[arg-type]
-        while rows := self.source.fetch(cursor, size):
+        for rows in self.source.batches(cursor, size):
             yield self._batch(rows)
 
     def _batch(self, rows: list[tuple]) -> Batch:
@@ -266,5 +266,6 @@ class FastReader:
         for i in range(0, len(rowids), _SLOW_CHUNK):
             cursor = self.source.select_capped(self.spec.legacy, list(self.spec.columns),
                                                rowids=rowids[i:i + _SLOW_CHUNK])
-            out += self.source.fetch(cursor, _SLOW_CHUNK)
+            for rows in self.source.batches(cursor, _SLOW_CHUNK):
+                out += rows
         return out
