@@ -39,7 +39,10 @@ def rejects_over(report: RunReport, max_share: float, conn, source_id: int) -> s
     if not parts:
         return None
     path = report.path if " " not in report.path else f"'{report.path}'"
-    return (f"rejects over the {max_share:.1%} allowed per table: " + "; ".join(parts)
-            + f". Draft a mapping for this file's layout with `agents-pipeline migrate-sqlite {path} --dry-run "
+    head = f"rejects over the {max_share:.1%} allowed per table: " + "; ".join(parts)
+    if report.mapping is not None:
+        return head + ". Check the mapping given with --mapping (the reasons name the fields), or pass " \
+                      "--accept-rejects to accept these rejects"
+    return (head + f". Draft a mapping for this file's layout with `agents-pipeline migrate-sqlite {path} --dry-run "
             "--write-mapping mapping.yaml`, edit it, run again with `--mapping mapping.yaml`; or pass "
             "--accept-rejects to accept these rejects")
