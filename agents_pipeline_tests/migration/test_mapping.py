@@ -172,3 +172,43 @@ def test_malformed_or_hostile_mapping_is_refused_with_one_clear_line(case, diale
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
     assert query("SELECT count(*) FROM fleet.legacy_sources") == [(0,)]       # nothing was read or written
+
+
+def _job(path: Path, db_url: str, **config):
+    import dagster as dg
+
+    from agents_pipeline.defs.migration.jobs import SqliteMigrationConfig, sqlite_migration_job
+    from agents_pipeline.platform.resources import PostgresResource
+
+    with dg.instance_for_test() as instance:
+        result = sqlite_migration_job.execute_in_process(
+            run_config=dg.RunConfig(ops={"migrate_sqlite_file": SqliteMigrationConfig(path=str(path), **config)}),
+            resources={"postgres": PostgresResource(url=db_url)}, instance=instance, raise_on_error=False)
+        logs = [e.user_message for e in instance.all_logs(result.run_id)]
+        return result, logs
+
+
+def test_job_fails_over_the_threshold_with_the_cli_line_and_applies_a_mapping(dialect_file, tmp_path, db_env,
+                                                                                capsys, query):
+    result, _ = _job(dialect_file, db_env)
+    assert not result.success
+    message = result.failure_data_for_node("migrate_sqlite_file").error.message
+    capsys.readouterr()
+    assert main(["migrate-sqlite", str(dialect_file), "--json"]) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1].removeprefix("agents-pipeline: ")
+    assert message.strip() == f"dagster._core.definitions.events.Failure: {line}"   # the same line
+    assert "agents: 3 of 3 rows rejected" in message and "--write-mapping" in message
+    assert _job(dialect_file, db_env, accept_rejects=True)[0].success
+
+    _draft(dialect_file, tmp_path / "mapping.yaml", capsys)    # in the import folder, like the file
+    result, logs = _job(dialect_file, db_env, mapping="mapping.yaml", source_name="mapped")
+    assert result.success
+    assert query("SELECT count(*) FROM fleet.perf_samples p JOIN fleet.legacy_sources s "
+                 "ON s.source_id = p.legacy_source WHERE s.name = 'mapped'") == [(D.METRICS - 1,)]
+    # progress as log lines (one per table every 10 s, and when it is done)
+    assert any(line.startswith(f"performance_metrics: {D.METRICS} rows in ") for line in logs), logs
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.yaml"
+    outside.write_text("version: 1\ntables: {}\n")
+    result, _ = _job(dialect_file, db_env, mapping=str(outside))
+    assert not result.success
+    assert "AGENTS_PIPELINE_IMPORT_DIR" in result.failure_data_for_node("migrate_sqlite_file").error.message

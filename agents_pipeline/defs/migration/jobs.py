@@ -67,16 +67,20 @@ def migrate_sqlite_file(context: dg.OpExecutionContext, config: SqliteMigrationC
     from agents_pipeline.defs.migration.mapping import MappingError, load_mapping
     from agents_pipeline.defs.migration.progress import LogProgress
     from agents_pipeline.defs.migration.runner import migrate_sqlite
+    from agents_pipeline.defs.migration.source import LegacyFileError
 
     try:
         path = import_path(config.path)   # only inside AGENTS_PIPELINE_IMPORT_DIR (import_dir.py)
         mapping = load_mapping(import_path(config.mapping)) if config.mapping else None
     except (ConfigurationError, ValidationError, MappingError) as exc:
         raise dg.Failure(description=str(exc)) from None
-    report = migrate_sqlite(path, None if config.dry_run else postgres.url, dry_run=config.dry_run,
-                            batch_size=config.batch_size, source_name=config.source_name, log=context.log.info,
-                            mapping=mapping, max_reject_share=config.max_reject_share,
-                            accept_rejects=config.accept_rejects, progress=LogProgress(context.log.info))
+    try:
+        report = migrate_sqlite(path, None if config.dry_run else postgres.url, dry_run=config.dry_run,
+                                batch_size=config.batch_size, source_name=config.source_name, log=context.log.info,
+                                mapping=mapping, max_reject_share=config.max_reject_share,
+                                accept_rejects=config.accept_rejects, progress=LogProgress(context.log.info))
+    except (MappingError, LegacyFileError) as exc:   # the file or the mapping: one clear line, no traceback
+        raise dg.Failure(description=str(exc)) from None
     metadata = report_metadata(report)
     if not config.dry_run:
         context.log_event(dg.AssetMaterialization(asset_key=LEGACY_IMPORT.key, metadata=metadata,

@@ -242,7 +242,7 @@ class TableLoader:
         self.counts.written += written
         self.counts.rejected += len(rejects)
         for _, reason, _ in rejects:
-            key = reason.split(":")[0] + ": " + _reason_kind(reason) if ":" in reason else reason
+            key = reason_key(reason)
             self.counts.reasons[key] = self.counts.reasons.get(key, 0) + 1
 
     def _copy(self, cur, buffer: io.BytesIO, ids: list[int]) -> set[int]:
@@ -283,6 +283,11 @@ def store_rejects(cur, source_id: int, table: str, columns: tuple[str, ...] | li
                            DO UPDATE SET reason = excluded.reason, original = excluded.original,
                                          types = excluded.types, rejected_at = now()""",
                    rows, template="(%s, %s, %s, %s, %s::jsonb, %s::jsonb)")
+
+
+def reason_key(reason: str) -> str:
+    """The reason as the report groups it: its column and its kind, without the value."""
+    return reason.split(":")[0] + ": " + _reason_kind(reason) if ":" in reason else reason
 
 
 def _reason_kind(reason: str) -> str:

@@ -8,6 +8,7 @@ how to draft a mapping; ``--accept-rejects`` (``accept_rejects`` in the job) acc
 
 from __future__ import annotations
 
+from agents_pipeline.defs.migration.loader import reason_key
 from agents_pipeline.defs.migration.report import RunReport
 
 DEFAULT_MAX_REJECT_SHARE = 0.01
@@ -18,11 +19,13 @@ def _top_reasons(conn, source_id: int, table: str, reasons: dict[str, int]) -> l
     """This run's reasons, or (a re-run that read nothing new) the ones stored for the table."""
     if reasons or conn is None:
         return sorted(reasons.items(), key=lambda kv: -kv[1])[:TOP_REASONS]
-    with conn, conn.cursor() as cur:
-        cur.execute("""SELECT split_part(reason, ':', 1), count(*) FROM fleet.legacy_rejects
-                       WHERE source_id = %s AND table_name = %s GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT %s""",
-                    (source_id, table, TOP_REASONS))
-        return [(reason, count) for reason, count in cur.fetchall()]
+    with conn, conn.cursor() as cur:   # the commonest reasons, then grouped as the report groups them
+        cur.execute("""SELECT reason, count(*) FROM fleet.legacy_rejects WHERE source_id = %s AND table_name = %s
+                       GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1000""", (source_id, table))
+        grouped: dict[str, int] = {}
+        for reason, count in cur.fetchall():
+            grouped[reason_key(reason)] = grouped.get(reason_key(reason), 0) + count
+    return sorted(grouped.items(), key=lambda kv: -kv[1])[:TOP_REASONS]
 
 
 def rejects_over(report: RunReport, max_share: float, conn, source_id: int) -> str | None:
