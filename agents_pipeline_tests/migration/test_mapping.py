@@ -212,3 +212,33 @@ def test_job_fails_over_the_threshold_with_the_cli_line_and_applies_a_mapping(di
     result, _ = _job(dialect_file, db_env, mapping=str(outside))
     assert not result.success
     assert "AGENTS_PIPELINE_IMPORT_DIR" in result.failure_data_for_node("migrate_sqlite_file").error.message
+
+
+def test_mapped_tables_store_the_same_rows_by_sqlite_and_by_the_converters(dialect_file, tmp_path, capsys,
+                                                                           monkeypatch, db_url, query):
+    """The set-based path reads a mapped table through a co-routine (with epoch integers turned
+    into ISO text in SQLite); the per-value converters read the same view. Same rows, same sums."""
+    from agents_pipeline.defs.migration.fastpath import ENV
+    from agents_pipeline.defs.migration.mapping import load_mapping
+    from agents_pipeline.defs.migration.runner import migrate_sqlite
+
+    out = tmp_path / "mapping.yaml"
+    _draft(dialect_file, out, capsys)
+    mapping = load_mapping(out)
+    assert migrate_sqlite(dialect_file, db_url, source_name="fast", mapping=mapping, batch_size=7).ok
+    monkeypatch.setenv(ENV, "0")
+    assert migrate_sqlite(dialect_file, db_url, source_name="slow", mapping=mapping, batch_size=7).ok
+    rows = {}
+    for name in ("fast", "slow"):
+        rows[name] = (
+            query("SELECT h.legacy_id, h.received_at, a.name, h.kind, h.message, h.payload::text FROM fleet.heartbeats h "
+                  "JOIN fleet.agents a USING (agent_id) JOIN fleet.legacy_sources s ON s.source_id = h.legacy_source "
+                  "WHERE s.name = %s ORDER BY 1", (name,)),
+            query("SELECT p.legacy_id, p.sampled_at, a.name, p.metric, p.value FROM fleet.perf_samples p "
+                  "JOIN fleet.agents a USING (agent_id) JOIN fleet.legacy_sources s ON s.source_id = p.legacy_source "
+                  "WHERE s.name = %s ORDER BY 1", (name,)),
+            query("SELECT table_name, rows_read, rows_written, rows_rejected, checksum FROM fleet.legacy_progress g "
+                  "JOIN fleet.legacy_sources s USING (source_id) WHERE s.name = %s AND table_name <> 'agents' "
+                  "ORDER BY 1", (name,)))
+    assert rows["fast"] == rows["slow"]
+    assert len(rows["fast"][0]) == D.HEARTBEATS and len(rows["fast"][1]) == D.METRICS - 1

@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MAX_MAPPING_BYTES = 1024 * 1024
+EPOCH_MIN, EPOCH_MAX = 946_684_800, 4_102_444_800   # 2000-01-01, 2100-01-01: values.EARLIEST, LATEST
 KEY_TABLE = "ap_agent_keys"
 LEGACY_TARGET = "legacy"
 
@@ -217,22 +218,33 @@ def _literal(value: Scalar) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _expr(col: ColumnMap, table: str, key_col: str | None) -> str:
+def _expr(col: ColumnMap, table: str, key_col: str | None, field: str = "") -> str:
     """SQL for one field over the source table aliased ``s`` (names quoted, constants literal)."""
     if col.convert == "constant":
         return _literal(col.value)
     if col.convert == "json_object":
         return "json_object(" + ", ".join(f"{_literal(c)}, s.{_q(c)}" for c in col.source) + ")"  # type: ignore[union-attr]
     src = f"s.{_q(str(col.source))}"
+    # Integer epochs in the converters' sensible range become the ISO text of the same second
+    # (exact: both sides count whole seconds from 1970 in UTC), so that SQLite's set-based path
+    # (fastpath.py) takes those rows instead of the per-value converters; every other value
+    # (reals, digits in text, out of range) is passed as it is, and converted or rejected there.
+    in_range = f"typeof({src}) = 'integer' AND {src} >= {EPOCH_MIN} AND {src} < {EPOCH_MAX}"
+    if col.convert == "epoch_or_iso":
+        return f"CASE WHEN {in_range} THEN strftime('%Y-%m-%dT%H:%M:%S', {src}, 'unixepoch') ELSE {src} END"
     if col.convert == "epoch_ms":
-        return f"CASE WHEN typeof({src}) IN ('integer', 'real') THEN {src} / 1000.0 ELSE {src} END"
+        ms_range = f"typeof({src}) = 'integer' AND {src} >= {EPOCH_MIN * 1000} AND {src} < {EPOCH_MAX * 1000}"
+        return (f"CASE WHEN {ms_range} THEN strftime('%Y-%m-%dT%H:%M:%S', {src} / 1000, 'unixepoch') "
+                f"|| printf('.%03d', {src} % 1000) "
+                f"WHEN typeof({src}) IN ('integer', 'real') THEN {src} / 1000.0 ELSE {src} END")
     if col.convert == "text":
         return f"CAST({src} AS TEXT)"
     if col.convert == "agent_key":
-        # An unknown key still names an agent (a placeholder), as an unknown name does.
+        # The key table is joined in the view (``apply_sql``) as k_<field>: a join on its primary
+        # key, cheaper per row than a correlated lookup. A key with no agent row still names an
+        # agent (a placeholder), as an unknown name does.
         label = _literal(f"{table}.{key_col}=")
-        return (f"coalesce((SELECT k.name FROM temp.{KEY_TABLE} AS k WHERE k.key = CAST({src} AS TEXT)), "  # noqa: S608
-                f"{label} || CAST({src} AS TEXT))")
+        return f"coalesce({_q('k_' + field)}.name, {label} || CAST({src} AS TEXT))"
     return src
 
 
@@ -242,6 +254,7 @@ class Applied:
 
     statements: list[str]
     views: dict[str, str]            # documented legacy table -> source table
+    bodies: dict[str, str]           # documented legacy table -> the view's SELECT
     ignored: dict[str, list[str]]    # documented legacy table -> source columns not imported
 
 
@@ -250,6 +263,7 @@ def apply_sql(mapping: Mapping, columns: dict[str, list[str]]) -> Applied:
     every source table and column against the file (``columns``: table -> its columns)."""
     statements: list[str] = []
     views: dict[str, str] = {}
+    bodies: dict[str, str] = {}
     ignored: dict[str, list[str]] = {}
     for table, spec in mapping.tables.items():
         if table not in columns:
@@ -282,13 +296,17 @@ def apply_sql(mapping: Mapping, columns: dict[str, list[str]]) -> Applied:
     for table, spec in fleet.items():
         target = TARGETS[spec.target]
         by_legacy = {target.fields[f]: c for f, c in spec.columns.items()}
-        exprs = [f"{_expr(by_legacy[col], agents[0] if agents else table, key_col)} AS {_q(col)}"
+        field_of = {legacy: f for f, legacy in target.fields.items()}
+        exprs = [f"{_expr(by_legacy[col], agents[0] if agents else table, key_col, field_of[col])} AS {_q(col)}"
                  if col in by_legacy else f"NULL AS {_q(col)}" for col in target.fields.values()]
+        joins = "".join(f" LEFT JOIN temp.{KEY_TABLE} AS {_q('k_' + f)} ON {_q('k_' + f)}.key = CAST(s.{_q(str(c.source))} AS TEXT)"
+                        for f, c in spec.columns.items() if c.convert == "agent_key")
+        body = f"SELECT s.rowid AS rowid, {', '.join(exprs)} FROM main.{_q(table)} AS s{joins}"  # noqa: S608 - quoted
         statements.append(f"DROP VIEW IF EXISTS temp.{_q(target.legacy)}")
-        statements.append(f"CREATE TEMP VIEW {_q(target.legacy)} AS SELECT s.rowid AS rowid, "  # noqa: S608 - quoted
-                          f"{', '.join(exprs)} FROM main.{_q(table)} AS s")
+        statements.append(f"CREATE TEMP VIEW {_q(target.legacy)} AS {body}")
+        bodies[target.legacy] = body
         views[target.legacy] = table
         used = {s for c in spec.columns.values()
                 for s in (c.source if isinstance(c.source, list) else [c.source] if c.source else [])}
         ignored[target.legacy] = [c for c in columns[table] if c not in used and c != spec.key]
-    return Applied(statements, views, ignored)
+    return Applied(statements, views, bodies, ignored)

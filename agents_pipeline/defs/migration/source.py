@@ -118,6 +118,7 @@ class LegacySource:
         self.mapped_from: dict[str, str] = {}     # documented table -> the source table a mapping read
         self.ignored: dict[str, list[str]] = {}   # documented table -> source columns not imported
         self.as_legacy: set[str] = set()          # tables a mapping sends to the legacy schema as they are
+        self.view_bodies: dict[str, str] = {}     # documented table -> the SELECT its temp view runs
         if mapping is not None:
             try:
                 self._apply(mapping)
@@ -140,6 +141,7 @@ class LegacySource:
             cols = [str(c[1]) for c in self.execute(f"PRAGMA temp.table_info({qident(legacy)})").fetchall()]
             self._tables[legacy] = TableInfo(name=legacy, columns=[c for c in cols if c != "rowid"])
         self.mapped_from, self.ignored = dict(applied.views), applied.ignored
+        self.view_bodies = dict(applied.bodies)
         self.as_legacy = {t for t, spec in mapping.tables.items() if spec.target == "legacy"}
 
     def _distrust_schema(self) -> None:
