@@ -20,7 +20,6 @@ Timed in the same run, each into a fresh database with this project's schema:
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -36,7 +35,9 @@ import psycopg2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import migration_cluster  # noqa: E402
 from measured_run import measured  # noqa: E402
+from migration_floor import copy_rendered  # noqa: E402
 
 from agents_pipeline.core import migrations  # noqa: E402
 from agents_pipeline.core.dsn import connect_kwargs  # noqa: E402
@@ -92,12 +93,7 @@ def baseline_worker(path: str, url: str, table: str) -> None:
     source.executemany("INSERT INTO temp.base_agents VALUES (?, ?)", agents)
     source.text_factory = bytes
     query, target = QUERIES[table]
-    rows = source.execute(query)
-    with conn.cursor() as cur:
-        while batch := rows.fetchmany(20_000):
-            cur.copy_expert(f"COPY fleet.{target} FROM STDIN WITH (FORMAT csv, NULL '\\N')",
-                            io.BytesIO(b"".join(r[0] for r in batch)), size=256 * 1024)
-            conn.commit()
+    copy_rendered(conn, source.execute(query), target, 20_000)
     conn.close()
 
 
@@ -146,13 +142,7 @@ def main() -> int:
     path = work / "dialect.db"
     sizes = (int(1_500_000 * opts.scale), int(1_000_000 * opts.scale))
     generate(path, *sizes)
-    home = work / "pg"
-    home.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(home, "postgres", "postgres")
-    cluster = LocalCluster(home, extra_settings=("max_wal_size='8GB'", "checkpoint_timeout='30min'",
-                                                 "shared_buffers='256MB'", "timezone='UTC'"))
-    cluster.up()
+    cluster = migration_cluster(work)
     try:
         ours_url, base_url = _database(cluster, "ours"), _database(cluster, "base")
         env = {**os.environ, "AGENTS_PIPELINE_DATABASE_URL": ours_url, "PYTHONPATH": str(ROOT)}

@@ -34,6 +34,7 @@ import psycopg2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import migration_cluster  # noqa: E402
 from legacy_dirty_file import VARIANTS, generate  # noqa: E402
 from measured_run import measured  # noqa: E402
 from sqlite_migration_report import dirt_fates, query, render  # noqa: E402
@@ -60,13 +61,7 @@ def main() -> int:
     files = opts.keep or work
     files.mkdir(parents=True, exist_ok=True)
     sizes = (int(2_000_000 * opts.scale), int(1_000_000 * opts.scale), int(100_000 * opts.scale))
-    home = work / "pg"
-    home.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(home, "postgres", "postgres")
-    cluster = LocalCluster(home, extra_settings=("max_wal_size='8GB'", "checkpoint_timeout='30min'",
-                                                 "shared_buffers='256MB'", "timezone='UTC'"))
-    cluster.up()
+    cluster = migration_cluster(work)
     results = {}
     try:
         for variant in [opts.only] if opts.only else VARIANTS:
