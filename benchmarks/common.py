@@ -13,6 +13,22 @@ from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs
 
 
+def migration_cluster(work: Path):
+    """A throwaway PostgreSQL under ``work`` tuned for bulk loads (the migration benchmarks'), started."""
+    import os
+
+    from agents_pipeline.core.localdb import LocalCluster
+
+    home = work / "pg"
+    home.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(home, "postgres", "postgres")
+    cluster = LocalCluster(home, extra_settings=("max_wal_size='8GB'", "checkpoint_timeout='30min'",
+                                                 "shared_buffers='256MB'", "timezone='UTC'"))
+    cluster.up()
+    return cluster
+
+
 def prepare_database(url: str, agent_names: list[str]) -> None:
     """Migrates the database and registers ``agent_names``."""
     conn = psycopg2.connect(**connect_kwargs(url))

@@ -72,13 +72,17 @@ def worker(path: str, url: str, table: str) -> None:
     source.executemany("INSERT INTO temp.floor_agents VALUES (?, ?)", agents)
     source.text_factory = bytes
     query, target, size = QUERIES[table]
+    copy_rendered(conn, source.execute(query), target, size)
+    conn.close()
+
+
+def copy_rendered(conn, rows: sqlite3.Cursor, target: str, size: int) -> None:
+    """COPYs rows SQLite rendered as CSV lines into ``fleet.<target>``, a commit per ``size`` rows."""
     copy = f"COPY fleet.{target} FROM STDIN WITH (FORMAT csv, NULL '\\N')"
-    rows = source.execute(query)
     with conn.cursor() as cur:
         while batch := rows.fetchmany(size):
             cur.copy_expert(copy, io.BytesIO(b"".join(r[0] for r in batch)), size=256 * 1024)
             conn.commit()
-    conn.close()
 
 
 def prepare(path: str, url: str) -> None:

@@ -17,7 +17,7 @@ from agents_pipeline_tests.migration.legacy_files import make_legacy_file
 def _run(path: str, db_url: str) -> dg.ExecuteInProcessResult:
     with dg.instance_for_test() as instance:
         return sqlite_migration_job.execute_in_process(
-            run_config=dg.RunConfig(ops={"migrate_sqlite_file": SqliteMigrationConfig(path=path)}),
+            run_config=dg.RunConfig(ops={"migrate_sqlite_file": SqliteMigrationConfig(path=path, accept_rejects=True)}),
             resources={"postgres": PostgresResource(url=db_url)}, instance=instance, raise_on_error=False)
 
 

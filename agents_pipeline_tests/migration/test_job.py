@@ -14,6 +14,7 @@ from agents_pipeline_tests.markdown_oracle import live_markup, table_rows
 
 
 def _run(path, db_url, **config):
+    config.setdefault("accept_rejects", True)   # the dirty file rejects far more than 1 % on purpose
     with dg.instance_for_test() as instance:
         result = sqlite_migration_job.execute_in_process(
             run_config=dg.RunConfig(ops={"migrate_sqlite_file": SqliteMigrationConfig(path=str(path), **config)}),

@@ -38,7 +38,7 @@ def _run_cli(path: Path, db_url: str, kill_at: str | None, *extra: str) -> subpr
     if kill_at:
         env[KILL_ENV] = kill_at
     return subprocess.run([sys.executable, "-m", "agents_pipeline.cli.main", "migrate-sqlite", str(path), "--json",
-                           "--batch-size", str(BATCH), *extra], env=env, capture_output=True, text=True, timeout=120)
+                           "--accept-rejects", "--batch-size", str(BATCH), *extra], env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")

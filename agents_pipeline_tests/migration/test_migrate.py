@@ -166,12 +166,12 @@ def test_hostile_user_table_name_is_only_ever_an_identifier(legacy_file, db_url,
 def test_cli_json_report_and_exit_codes(legacy_file, db_env, capsys, tmp_path):
     from agents_pipeline.cli.main import main
 
-    assert main(["migrate-sqlite", str(legacy_file), "--json"]) == 0
+    assert main(["migrate-sqlite", str(legacy_file), "--json", "--accept-rejects"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] and out["totals"]["read"] == out["totals"]["written"] + out["totals"]["rejected"]
     junk = tmp_path / "notes.txt"
     junk.write_text("not a database at all\n" * 10)
-    assert main(["migrate-sqlite", str(junk)]) == 2
+    assert main(["migrate-sqlite", str(junk)]) == 2      # could not run
     assert "not a SQLite database" in capsys.readouterr().err
     assert main(["migrate-sqlite", str(tmp_path / "missing.db")]) == 2
     assert "no such file" in capsys.readouterr().err

@@ -190,7 +190,21 @@ def plan_for(source: LegacySource, spec: TableSpec, source_id: int) -> Plan | No
         return None
     if not _sqlite_has_functions(source):
         return None
-    return build({c: f"s.{qident(c)}" for c in spec.columns}, int(source_id))
+    plan = build({c: f"s.{qident(c)}" for c in spec.columns}, int(source_id))
+    body = source.view_bodies.get(spec.legacy)
+    if body is None:
+        return plan
+    # A table read through a mapping: SQLite would flatten the view into this query and
+    # evaluate each mapped expression (a time conversion, a JSON object) once per reference,
+    # a dozen times a row. As a co-routine (OFFSET 0 keeps it from being flattened) each is
+    # evaluated once; the co-routine scans by rowid from the resume point and the join keeps
+    # its order, so the outer ORDER BY (which would sort the whole table first) is left out;
+    # FastReader checks the order of every batch.
+    head, tail = f"FROM {qident(spec.legacy)} AS s ", " WHERE s.rowid > :after ORDER BY s.rowid"
+    if head not in plan.query or not plan.query.endswith(tail):
+        raise RuntimeError(f"{spec.legacy}: unexpected plan shape")
+    inner = f"FROM ({body} WHERE s.rowid > :after ORDER BY s.rowid LIMIT -1 OFFSET 0) AS s "
+    return Plan(plan.query[:-len(tail)].replace(head, inner), plan.float_col)
 
 
 def _sqlite_has_functions(source: LegacySource) -> bool:
@@ -220,12 +234,12 @@ class FastReader:
 
     def batches(self, after_rowid: int, size: int) -> Iterator[Batch]:
         cursor = self.source.execute(self.plan.query, {"after": after_rowid})  # type: ignore[arg-type]
-        while rows := self.source.fetch(cursor, size):
+        for rows in self.source.batches(cursor, size):
             yield self._batch(rows)
 
     def _batch(self, rows: list[tuple]) -> Batch:
-        if len({r[0] for r in rows}) != len(rows):   # the join must never repeat a row
-            raise RuntimeError(f"{self.spec.legacy}: a legacy row came back twice from the agent lookup")
+        if any(rows[i][0] >= rows[i + 1][0] for i in range(len(rows) - 1)):   # resume points rely on it
+            raise RuntimeError(f"{self.spec.legacy}: legacy rows came back repeated or out of rowid order")
         clean, slow = [], []
         for r in rows:   # clean and rendered (a NULL rendering: a value over the size limit)
             if r[1] and None not in (r[3], r[5], r[6], r[7]):
@@ -266,5 +280,6 @@ class FastReader:
         for i in range(0, len(rowids), _SLOW_CHUNK):
             cursor = self.source.select_capped(self.spec.legacy, list(self.spec.columns),
                                                rowids=rowids[i:i + _SLOW_CHUNK])
-            out += self.source.fetch(cursor, _SLOW_CHUNK)
+            for rows in self.source.batches(cursor, _SLOW_CHUNK):
+                out += rows
         return out

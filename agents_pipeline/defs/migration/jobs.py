@@ -30,6 +30,12 @@ class SqliteMigrationConfig(dg.Config):
     dry_run: bool = Field(default=False, description="read and convert everything, write nothing")
     batch_size: int = Field(default=20_000, ge=1, le=1_000_000, description="rows per committed batch")
     source_name: str | None = Field(default=None, description="name of this file across runs (default: its base name)")
+    mapping: str | None = Field(default=None, description="a mapping file (YAML, drafted by `agents-pipeline migrate-sqlite "
+                                "PATH --dry-run --write-mapping FILE`) for a file in another layout, inside "
+                                "AGENTS_PIPELINE_IMPORT_DIR like the file")
+    max_reject_share: float = Field(default=0.01, ge=0, le=1, description="the run fails when more than this share "
+                                    "of a known table's rows is rejected")
+    accept_rejects: bool = Field(default=False, description="succeed whatever share of rows is rejected")
 
 
 def report_metadata(report) -> dict:
@@ -48,6 +54,7 @@ def report_metadata(report) -> dict:
         "placeholder_agents": report.placeholders_created,
         "seconds": round(report.seconds, 3),
         "rows_per_second": round(totals["new_this_run"] / seconds, 1),
+        "mapped": report.mapping is not None,
     }
 
 
@@ -57,14 +64,23 @@ def migrate_sqlite_file(context: dg.OpExecutionContext, config: SqliteMigrationC
                         postgres: PostgresResource) -> dg.Output:
     from agents_pipeline.core.errors import ConfigurationError, ValidationError
     from agents_pipeline.defs.migration.import_dir import import_path
+    from agents_pipeline.defs.migration.mapping import MappingError, load_mapping
+    from agents_pipeline.defs.migration.progress import LogProgress
     from agents_pipeline.defs.migration.runner import migrate_sqlite
+    from agents_pipeline.defs.migration.source import LegacyFileError
 
     try:
         path = import_path(config.path)   # only inside AGENTS_PIPELINE_IMPORT_DIR (import_dir.py)
-    except (ConfigurationError, ValidationError) as exc:
+        mapping = load_mapping(import_path(config.mapping)) if config.mapping else None
+    except (ConfigurationError, ValidationError, MappingError) as exc:
         raise dg.Failure(description=str(exc)) from None
-    report = migrate_sqlite(path, None if config.dry_run else postgres.url, dry_run=config.dry_run,
-                            batch_size=config.batch_size, source_name=config.source_name, log=context.log.info)
+    try:
+        report = migrate_sqlite(path, None if config.dry_run else postgres.url, dry_run=config.dry_run,
+                                batch_size=config.batch_size, source_name=config.source_name, log=context.log.info,
+                                mapping=mapping, max_reject_share=config.max_reject_share,
+                                accept_rejects=config.accept_rejects, progress=LogProgress(context.log.info))
+    except (MappingError, LegacyFileError) as exc:   # the file or the mapping: one clear line, no traceback
+        raise dg.Failure(description=str(exc)) from None
     metadata = report_metadata(report)
     if not config.dry_run:
         context.log_event(dg.AssetMaterialization(asset_key=LEGACY_IMPORT.key, metadata=metadata,
@@ -73,6 +89,8 @@ def migrate_sqlite_file(context: dg.OpExecutionContext, config: SqliteMigrationC
         raise dg.Failure(description="the migration did not verify: " + "; ".join(
             report.problems or [f"{t.table}: {'; '.join(t.notes)}" for t in report.tables if t.verified is False]),
             metadata=metadata)
+    if report.reject_problem:   # the same line the CLI prints before exiting 1
+        raise dg.Failure(description=report.reject_problem, metadata=metadata)
     return dg.Output(report.to_dict()["totals"], metadata=metadata)
 
 

@@ -15,7 +15,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -30,7 +30,6 @@ from agents_pipeline.defs.migration.tables import Context, TableSpec
 from agents_pipeline.defs.migration.values import Reject, escape_original, oversize_reason, parse_oversize
 
 KILL_ENV = "AGENTS_PIPELINE_MIGRATION_KILL_AT"  # test hook: "<point>:<table>:<batch>"
-MAX_BATCH_BYTES = 32 * 1024 * 1024
 
 
 def kill_point(point: str, table: str, batch: int) -> None:
@@ -87,8 +86,9 @@ class TableLoader:
     """
 
     def __init__(self, conn, source: LegacySource, spec: TableSpec, ctx: Context, batch_size: int,
-                 dry_run: bool) -> None:
+                 dry_run: bool, progress: Callable[[str, int], None] | None = None) -> None:
         self.conn, self.source, self.spec, self.ctx = conn, source, spec, ctx
+        self.progress = progress or (lambda _table, _rows: None)
         self.batch_size = max(1, batch_size // spec.batch_divisor)
         self.dry_run = dry_run
         self.counts = TableCounts()
@@ -112,7 +112,7 @@ class TableLoader:
         info = self.source.tables[self.spec.legacy]
         columns = [c if c in info.columns else None for c in self.spec.columns]
         cursor = self.source.select_capped(self.spec.legacy, columns, after_rowid=after_rowid)
-        while rows := self.source.fetch(cursor, self.batch_size):
+        for rows in self.source.batches(cursor, self.batch_size):
             yield self._convert(rows)
 
     def _batches(self) -> Iterator[Batch]:
@@ -145,6 +145,7 @@ class TableLoader:
                 if isinstance(batch, BaseException):
                     raise batch
                 self._write(batch)
+                self.progress(self.spec.legacy, batch.read)
         finally:
             stop.set()
             while reader.is_alive():  # unblock a reader waiting on a full queue
@@ -241,7 +242,7 @@ class TableLoader:
         self.counts.written += written
         self.counts.rejected += len(rejects)
         for _, reason, _ in rejects:
-            key = reason.split(":")[0] + ": " + _reason_kind(reason) if ":" in reason else reason
+            key = reason_key(reason)
             self.counts.reasons[key] = self.counts.reasons.get(key, 0) + 1
 
     def _copy(self, cur, buffer: io.BytesIO, ids: list[int]) -> set[int]:
@@ -282,6 +283,11 @@ def store_rejects(cur, source_id: int, table: str, columns: tuple[str, ...] | li
                            DO UPDATE SET reason = excluded.reason, original = excluded.original,
                                          types = excluded.types, rejected_at = now()""",
                    rows, template="(%s, %s, %s, %s, %s::jsonb, %s::jsonb)")
+
+
+def reason_key(reason: str) -> str:
+    """The reason as the report groups it: its column and its kind, without the value."""
+    return reason.split(":")[0] + ": " + _reason_kind(reason) if ":" in reason else reason
 
 
 def _reason_kind(reason: str) -> str:

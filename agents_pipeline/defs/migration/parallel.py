@@ -21,11 +21,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
 from agents_pipeline.defs.migration.loader import TableCounts, TableLoader
+from agents_pipeline.defs.migration.mapping import Mapping, parse_mapping
+from agents_pipeline.defs.migration.mapping import to_dict as mapping_dict
 from agents_pipeline.defs.migration.report import TableReport
 from agents_pipeline.defs.migration.session import MigrationError, connect
 from agents_pipeline.defs.migration.source import LegacySource
@@ -57,17 +60,20 @@ VERIFIED_FIELDS = ("source_rows", "read", "written", "rejected", "checksum_ok", 
 
 
 def load_table(path: str, url: str, table: str, ctx: Context, batch_size: int,
-               parent: int) -> tuple[TableCounts, dict]:
+               parent: int, mapping: Mapping | None = None) -> tuple[TableCounts, dict]:
     """Runs in a worker process: one legacy table, start (or resume point) to end, then its
     verification, so that it overlaps with the tables still loading in the other workers
     (the snapshot is the coordinator's: no writer can commit while it holds its read lock)."""
     _watch_parent(parent)
     os.environ["AGENTS_PIPELINE_MIGRATION_WORKER"] = "1"  # the kill hook then takes the parent too
-    with LegacySource(Path(path)) as source:
+    def progress(name: str, rows: int) -> None:   # one line per batch to the coordinator
+        print(json.dumps({"progress": rows}), flush=True)
+
+    with LegacySource(Path(path), mapping) as source:
         conn = connect(url)
         try:
             table_lock(conn, ctx.source_id, table)
-            counts = TableLoader(conn, source, KNOWN[table], ctx, batch_size, dry_run=False).run()
+            counts = TableLoader(conn, source, KNOWN[table], ctx, batch_size, dry_run=False, progress=progress).run()
             row = TableReport(table, f"fleet.{KNOWN[table].target}", source_rows=source.count(table))
             verify_table(conn, KNOWN[table], ctx.source_id, row)
             return counts, {name: getattr(row, name) for name in VERIFIED_FIELDS}
@@ -75,11 +81,14 @@ def load_table(path: str, url: str, table: str, ctx: Context, batch_size: int,
             conn.close()
 
 
-def load_in_parallel(path: Path, url: str, tables: list[str], ctx: Context,
-                     batch_size: int) -> dict[str, tuple[TableCounts, dict]]:
+def load_in_parallel(path: Path, url: str, tables: list[str], ctx: Context, batch_size: int,
+                     mapping: Mapping | None = None,
+                     progress: Callable[[str, int], None] | None = None) -> dict[str, tuple[TableCounts, dict]]:
     """One ``python -m agents_pipeline.defs.migration.parallel`` per table (a plain subprocess: no
-    multiprocessing, so no re-import of the caller's __main__ and no inherited pipes)."""
+    multiprocessing, so no re-import of the caller's __main__ and no inherited pipes). A worker
+    prints a progress line per batch and its result last; a thread per worker reads them."""
     job = {"path": str(path), "url": url, "batch_size": batch_size, "parent": os.getpid(),
+           "mapping": None if mapping is None else mapping_dict(mapping),
            "ctx": {"source_id": ctx.source_id, "source_name": ctx.source_name, "now": ctx.now.isoformat(),
                    "agents": ctx.agents}}
     procs = {}
@@ -89,15 +98,33 @@ def load_in_parallel(path: Path, url: str, tables: list[str], ctx: Context,
         proc.stdin.write(json.dumps(job))
         proc.stdin.close()
         procs[table] = proc
+    answers: dict[str, dict] = {}
+
+    def read(table: str, proc: subprocess.Popen) -> None:
+        answer: dict = {}
+        for line in proc.stdout:
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(message, dict) and "progress" in message:
+                if progress is not None:
+                    progress(table, int(message["progress"]))
+            elif isinstance(message, dict):
+                answer = message
+        answers[table] = answer
+
+    readers = [threading.Thread(target=read, args=(table, proc), name=f"worker-{table}", daemon=True)
+               for table, proc in procs.items()]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
     results: dict[str, tuple[TableCounts, dict]] = {}
     failures = []
     for table, proc in procs.items():
-        out = proc.stdout.read()
         proc.wait()
-        try:
-            answer = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
-        except json.JSONDecodeError:
-            answer = {}
+        answer = answers.get(table, {})
         if proc.returncode == 0 and "counts" in answer and "verified" in answer:
             results[table] = (TableCounts(**answer["counts"]), answer["verified"])
         else:
@@ -113,7 +140,8 @@ def _worker_main(table: str) -> int:
     ctx = Context(source_id=raw["source_id"], source_name=raw["source_name"],
                   now=datetime.fromisoformat(raw["now"]), agents=raw["agents"])
     try:
-        counts, verified = load_table(job["path"], job["url"], table, ctx, job["batch_size"], job["parent"])
+        mapping = None if job.get("mapping") is None else parse_mapping(job["mapping"])
+        counts, verified = load_table(job["path"], job["url"], table, ctx, job["batch_size"], job["parent"], mapping)
     except Exception as exc:  # reported to the coordinator in one line
         print(json.dumps({"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}))
         return 1

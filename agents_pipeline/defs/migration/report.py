@@ -26,6 +26,12 @@ class TableReport:
     verified: bool | None = None
     reasons: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    source_table: str | None = None     # the file's table, when a mapping read it under this name
+
+    @property
+    def label(self) -> str:
+        """The table as the operator knows it from their file."""
+        return self.table if self.source_table in (None, self.table) else f"{self.source_table} (as {self.table})"
 
 
 @dataclass
@@ -39,6 +45,8 @@ class RunReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    mapping: dict | None = None         # the mapping the file was read through, as applied
+    reject_problem: str | None = None   # known tables rejected over the allowed share (outcome.py)
 
     @property
     def ok(self) -> bool:
@@ -53,6 +61,7 @@ class RunReport:
         return {"source": self.source, "path": self.path, "dry_run": self.dry_run, "ok": self.ok,
                 "journal_mode": self.journal_mode, "placeholders_created": self.placeholders_created,
                 "seconds": round(self.seconds, 3), "totals": self.totals, "problems": self.problems, "notes": self.notes,
+                "reject_problem": self.reject_problem, "mapping": self.mapping,
                 "tables": [{**asdict(t), "seconds": round(t.seconds, 3)} for t in self.tables]}
 
     def to_markdown(self) -> str:
@@ -64,13 +73,15 @@ class RunReport:
                  "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
         mark = {True: "ok", False: "MISMATCH", None: "-"}
         for t in self.tables:
-            lines.append(f"| {_md(t.table)} | {_md(t.target)} | {t.status} | {t.source_rows} | {t.read} | {t.written} | "
+            lines.append(f"| {_md(t.label)} | {_md(t.target)} | {t.status} | {t.source_rows} | {t.read} | {t.written} | "
                          f"{t.rejected} | {t.new_this_run} | {t.seconds:.2f} | {mark[t.checksum_ok]} | {mark[t.verified]} |")
         reasons = [(t.table, r, n) for t in self.tables for r, n in sorted(t.reasons.items())]
         if reasons:
             lines += ["", "| table | reject reason (this run) | rows |", "|---|---|---:|"]
             lines += [f"| {_md(t)} | {_md(r)} | {n} |" for t, r, n in reasons]
         notes = [f"{t.table}: {n}" for t in self.tables for n in t.notes] + self.notes + self.problems
+        if self.reject_problem:
+            notes.append(self.reject_problem)
         if notes:
             lines += ["", *(f"- {_md(n)}" for n in notes)]
         return "\n".join(lines)

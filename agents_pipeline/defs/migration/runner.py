@@ -17,10 +17,14 @@ import psycopg2
 from agents_pipeline.core import advisory
 from agents_pipeline.defs.migration import values as V
 from agents_pipeline.defs.migration.loader import TableLoader
+from agents_pipeline.defs.migration.mapping import Mapping
+from agents_pipeline.defs.migration.mapping import to_dict as mapping_dict
+from agents_pipeline.defs.migration.outcome import DEFAULT_MAX_REJECT_SHARE, rejects_over
 from agents_pipeline.defs.migration.parallel import PARALLEL_TABLES, load_in_parallel, table_lock
+from agents_pipeline.defs.migration.progress import Progress
 from agents_pipeline.defs.migration.report import RunReport, TableReport
 from agents_pipeline.defs.migration.session import MigrationError, connect
-from agents_pipeline.defs.migration.source import LegacySource
+from agents_pipeline.defs.migration.source import LegacySource, qident
 from agents_pipeline.defs.migration.tables import KNOWN, SPECS, Context
 from agents_pipeline.defs.migration.user_tables import copy_user_table, pg_identifier, verify_user_table
 from agents_pipeline.defs.migration.verify import verify_tables
@@ -66,7 +70,7 @@ def _referenced_agents(source: LegacySource) -> set[str]:
             if info is None or col not in info.columns:
                 continue
             cursor = source.select(spec.legacy, [col], distinct=True, capped=True)
-            while rows := source.fetch(cursor, 10_000):
+            for rows in source.batches(cursor, 10_000):
                 for (value,) in rows:
                     try:
                         if (name := V.name(value, col)) is not None:
@@ -104,23 +108,33 @@ def _last_seen(conn, source_id: int) -> None:
 
 def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
                    batch_size: int = DEFAULT_BATCH_SIZE, source_name: str | None = None, log=None,
-                   parallel: bool | None = None) -> RunReport:
+                   parallel: bool | None = None, mapping: Mapping | None = None,
+                   max_reject_share: float = DEFAULT_MAX_REJECT_SHARE, accept_rejects: bool = False,
+                   progress: Progress | None = None) -> RunReport:
     """Migrates (or, with dry_run, only reads and converts) the legacy file; returns the report.
     The caller decides what a failed verification means (the CLI exits 1, the op fails).
 
     ``parallel``: load the three big tables in worker processes side by side (files in
     rollback-journal mode). By default with 2 or more cores: since clean rows are rendered by
     SQLite, one pipeline leaves PostgreSQL's core partly idle, and side by side measured 14 %
-    faster on 2 cores (21.4 s against 24.8 s for the benchmark's 3.1 M rows)."""
+    faster on 2 cores (21.4 s against 24.8 s for the benchmark's 3.1 M rows).
+
+    ``mapping``: read a file in another dialect through it (``mapping.py``). A known table whose
+    rejected share exceeds ``max_reject_share`` sets ``report.reject_problem`` (the caller exits
+    1 / fails the run) unless ``accept_rejects``. ``progress`` is told rows done per table."""
     started = time.monotonic()
     say = log or (lambda _msg: None)
     if batch_size < 1:
         raise MigrationError(f"batch size must be at least 1, got {batch_size}")
-    with LegacySource(path) as source:
+    if not 0 <= max_reject_share <= 1:
+        raise MigrationError(f"the share of rejects allowed must be between 0 and 1, got {max_reject_share}")
+    progress = progress or Progress()
+    with LegacySource(path, mapping) as source:
         name = source_name or source.path.name
-        report = RunReport(source=name, path=str(source.path), dry_run=dry_run, journal_mode=source.journal_mode)
-        known = [s for s in SPECS if s.legacy in source.tables]
-        user = [t for n, t in source.tables.items() if n not in KNOWN]
+        report = RunReport(source=name, path=str(source.path), dry_run=dry_run, journal_mode=source.journal_mode,
+                           mapping=None if mapping is None else mapping_dict(mapping))
+        known = [s for s in SPECS if s.legacy in source.tables and s.legacy not in source.as_legacy]
+        user = [t for n, t in source.tables.items() if n not in KNOWN or n in source.as_legacy]
         if not known:
             report.notes.append("no legacy shared-state tables in this file: only its own tables are copied")
         conn = None if dry_run else connect(url or "")
@@ -129,27 +143,36 @@ def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
             ctx = Context(source_id=source_id, source_name=name, now=datetime.now(UTC))
             # Big history tables load side by side in worker processes when the snapshot allows.
             parallel = (os.cpu_count() or 1) >= 2 if parallel is None else parallel
-            side_by_side = [t for t in PARALLEL_TABLES if t in source.tables] \
+            side_by_side = [t for t in PARALLEL_TABLES if t in source.tables and t not in source.as_legacy] \
                 if parallel and not dry_run and source.journal_mode != "wal" else []
             resolved = False
             for spec in SPECS:
                 if spec is not SPECS[0] and not resolved:  # agents (SPECS[0]) first, then references
                     _resolve_agents(conn, ctx, _referenced_agents(source), dry_run, report)
                     resolved = True
-                if spec.legacy not in source.tables:
+                if spec.legacy not in source.tables or spec.legacy in source.as_legacy:
+                    why = ("the mapping copies it to the legacy schema as it is" if spec.legacy in source.as_legacy
+                           else "table not in this file (older legacy version): nothing to copy")
                     report.tables.append(TableReport(spec.legacy, f"fleet.{spec.target}", status="absent",
-                                                     notes=["table not in this file (older legacy version): nothing to copy"]))
+                                                     notes=[why]))
                     continue
                 if spec.legacy in side_by_side:
                     continue  # loaded by the workers below
                 say(f"migrating {spec.legacy} -> fleet.{spec.target}")
                 if conn is not None:
                     table_lock(conn, source_id, spec.legacy)
-                counts = TableLoader(conn, source, spec, ctx, batch_size, dry_run).run()
+                progress.start(spec.legacy, _estimate(source, spec.legacy))
+                counts = TableLoader(conn, source, spec, ctx, batch_size, dry_run, progress=progress.update).run()
+                progress.finish(spec.legacy)
                 report.tables.append(_table_report(spec, counts, source, dry_run, user))
             if side_by_side:
                 say(f"migrating {', '.join(side_by_side)} side by side, one process each")
-                loaded = load_in_parallel(source.path, url or "", side_by_side, ctx, batch_size)
+                for table in side_by_side:
+                    progress.start(table, _estimate(source, table))
+                loaded = load_in_parallel(source.path, url or "", side_by_side, ctx, batch_size, mapping=mapping,
+                                          progress=progress.update)
+                for table in side_by_side:
+                    progress.finish(table)
                 for table in side_by_side:
                     counts, verified = loaded[table]
                     row = _table_report(KNOWN[table], counts, source, dry_run, user)
@@ -161,17 +184,20 @@ def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
             # Always, not only when heartbeats were new: a killed run may have loaded them all.
             if conn is not None and "agent_heartbeats" in source.tables:
                 _last_seen(conn, source_id)
-            _copy_user_tables(conn, source, user, source_id, batch_size, dry_run, report, say)
+            _copy_user_tables(conn, source, user, source_id, batch_size, dry_run, report, say, progress)
             if conn is not None:
                 say("verifying counts and checksums")
                 verify_tables(url or "", source, [r for r in report.tables if r.table not in side_by_side],
                               source_id, connect)
-                _record(conn, source_id, report, started)
             else:
                 for row in report.tables:
                     if row.status in ("dry run", "user table"):
                         row.source_rows = source.count(row.table)
                         row.verified = row.source_rows == row.read
+            if not accept_rejects:
+                report.reject_problem = rejects_over(report, max_reject_share, conn, source_id)
+            if conn is not None:
+                _record(conn, source_id, report, started)
         finally:
             if conn is not None:
                 _unlock(conn, name)
@@ -179,10 +205,25 @@ def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
     return report
 
 
+def _estimate(source: LegacySource, table: str) -> int | None:
+    """Rows to expect, for the progress bar: the largest rowid (one index lookup, where a
+    count reads the whole table); None when the file gives no cheap answer."""
+    try:
+        return source.execute(f"SELECT max(rowid) FROM {qident(table)}").fetchone()[0]  # noqa: S608 - quoted
+    except Exception:  # a table without rowid: the bar then counts without a total
+        return None
+
+
 def _table_report(spec, counts, source: LegacySource, dry_run: bool, user: list) -> TableReport:
     row = TableReport(spec.legacy, f"fleet.{spec.target}", status="dry run" if dry_run else "migrated",
                       read=counts.read, written=counts.written, rejected=counts.rejected,
                       new_this_run=counts.read, seconds=counts.seconds, reasons=counts.reasons)
+    if spec.legacy in source.mapped_from:
+        row.source_table = source.mapped_from[spec.legacy]
+        if source.ignored.get(spec.legacy):
+            row.notes.append(f"read from {row.source_table!r} through the mapping; column(s) "
+                             f"{', '.join(source.ignored[spec.legacy])} not mapped: not imported")
+        return row
     info = source.tables[spec.legacy]
     missing = [c for c in spec.columns if c not in info.columns]
     extra = [c for c in info.columns if c not in spec.columns and c not in ("id", "rowid")]
@@ -195,7 +236,7 @@ def _table_report(spec, counts, source: LegacySource, dry_run: bool, user: list)
 
 
 def _copy_user_tables(conn, source: LegacySource, tables: list, source_id: int, batch_size: int, dry_run: bool,
-                      report: RunReport, say) -> None:
+                      report: RunReport, say, progress: Progress) -> None:
     existing: dict[str, str] = {}
     taken: set[str] = set()
     if conn is not None:
@@ -210,7 +251,9 @@ def _copy_user_tables(conn, source: LegacySource, tables: list, source_id: int, 
     for info in tables:
         pg_name = existing.get(info.name) or pg_identifier(info.name, taken, salt=f"{source_id}:")
         say(f"copying user table {info.name!r} -> legacy.{pg_name}")
-        result = copy_user_table(conn, source, info, source_id, batch_size, dry_run, pg_name)
+        progress.start(info.name, _estimate(source, info.name) if info.has_rowid else None)
+        result = copy_user_table(conn, source, info, source_id, batch_size, dry_run, pg_name, progress=progress.update)
+        progress.finish(info.name)
         row = TableReport(info.name, f"legacy.{result.pg_name}", status="dry run" if dry_run else "user table",
                           read=result.read, written=result.written, rejected=result.rejected,
                           new_this_run=result.read, seconds=result.seconds, notes=result.notes)

@@ -14,13 +14,19 @@ and names it, so that its row is rejected without the value ever reaching Python
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from agents_pipeline.defs.migration.mapping import Mapping, MappingError, apply_sql
 from agents_pipeline.defs.migration.values import MAX_VALUE_BYTES, BadText, decode_text
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# A batch's text and blobs, in bytes: each batch exists several times over while it is converted,
+# rendered and sent (values, CSV, the queue of two), and up to four processes hold batches; so
+# batches are cut by bytes as well as by rows, and the whole tree stays far under 512 MB.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 
 class LegacyFileError(Exception):
@@ -83,7 +89,7 @@ def _check_header(path: Path) -> None:
 class LegacySource:
     """A read-only connection holding one read transaction for its whole life."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, mapping: Mapping | None = None) -> None:
         self.path = Path(path).expanduser().resolve()
         _check_header(self.path)
         uri = f"file:{quote(str(self.path))}?mode=ro"
@@ -109,6 +115,34 @@ class LegacySource:
                 continue
             self._tables[name] = self._describe(name, create_sql)
         self.journal_mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
+        self.mapped_from: dict[str, str] = {}     # documented table -> the source table a mapping read
+        self.ignored: dict[str, list[str]] = {}   # documented table -> source columns not imported
+        self.as_legacy: set[str] = set()          # tables a mapping sends to the legacy schema as they are
+        self.view_bodies: dict[str, str] = {}     # documented table -> the SELECT its temp view runs
+        if mapping is not None:
+            try:
+                self._apply(mapping)
+            except BaseException:
+                self.conn.close()
+                raise
+
+    def _apply(self, mapping: Mapping) -> None:
+        """Temp views present the mapped tables in the documented layout (``mapping.py``)."""
+        for table, spec in mapping.fleet_tables().items():
+            info = self._tables.get(table)
+            if info is not None and (not info.has_rowid or "rowid" in {c.lower() for c in info.columns}):
+                raise MappingError(f"mapping: table {table!r} has no usable rowid (WITHOUT ROWID, or a column "
+                                   f"named rowid): map it to 'legacy' instead of {spec.target}")
+        applied = apply_sql(mapping, {name: info.columns for name, info in self._tables.items()})
+        for statement in applied.statements:
+            self.execute(statement)
+        for legacy, table in applied.views.items():
+            del self._tables[table]
+            cols = [str(c[1]) for c in self.execute(f"PRAGMA temp.table_info({qident(legacy)})").fetchall()]
+            self._tables[legacy] = TableInfo(name=legacy, columns=[c for c in cols if c != "rowid"])
+        self.mapped_from, self.ignored = dict(applied.views), applied.ignored
+        self.view_bodies = dict(applied.bodies)
+        self.as_legacy = {t for t, spec in mapping.tables.items() if spec.target == "legacy"}
 
     def _distrust_schema(self) -> None:
         """``PRAGMA trusted_schema = OFF`` before the schema is first read: SQL in the file's
@@ -188,6 +222,29 @@ class LegacySource:
             return cursor.fetchmany(size)
         except sqlite3.DatabaseError as exc:
             raise LegacyFileError(f"{self.path}: corrupt SQLite file, reading failed: {exc}") from None
+
+    def batches(self, cursor: sqlite3.Cursor, max_rows: int, max_bytes: int = MAX_BATCH_BYTES) -> Iterator[list[tuple]]:
+        """The cursor's rows in lists of at most ``max_rows`` rows and about ``max_bytes`` bytes
+        of text and blobs (at least one row). Rows are fetched in steps sized from the largest
+        row seen so far, starting with one: a step of rows that each hold several 1 MiB values
+        would otherwise cost hundreds of MB before any batch could be cut."""
+        step, batch, size = 1, [], 0
+        while rows := self.fetch(cursor, min(step, max_rows)):
+            largest = 0
+            for row in rows:
+                row_size = 16 * len(row)
+                for value in row:
+                    if type(value) in (str, bytes, BadText):
+                        row_size += len(value)
+                largest = max(largest, row_size)
+                batch.append(row)
+                size += row_size
+                if len(batch) >= max_rows or size >= max_bytes:
+                    yield batch
+                    batch, size = [], 0
+            step = max(1, min(1024, max_bytes // (8 * largest)))
+        if batch:
+            yield batch
 
     def close(self) -> None:
         try:

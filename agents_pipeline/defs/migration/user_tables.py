@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from psycopg2 import sql
@@ -130,7 +130,8 @@ def _row_key(info: TableInfo) -> str:
 
 
 def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int, batch_size: int,
-                    dry_run: bool, pg_name: str) -> UserTableResult:
+                    dry_run: bool, pg_name: str,
+                    progress: Callable[[str, int], None] | None = None) -> UserTableResult:
     started = time.monotonic()
     classes: list[set[str]] = [set() for _ in info.columns]
     binary = [False] * len(info.columns)
@@ -138,7 +139,7 @@ def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int,
     big = [False] * len(info.columns)
     key = _row_key(info)
     cursor = source.select_capped(info.name, list(info.columns), key=key)
-    while rows := source.fetch(cursor, batch_size):
+    for rows in source.batches(cursor, batch_size):
         for _key, note, *row in rows:
             if note:          # rejected below, unread
                 continue
@@ -163,7 +164,7 @@ def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int,
 
     def chunks() -> Iterator[bytes]:
         cur = source.select_capped(info.name, list(info.columns), key=key)
-        while batch := source.fetch(cur, batch_size):
+        for batch in source.batches(cur, batch_size):
             rows = []
             for row_id, note, *row in batch:
                 if note:
@@ -175,6 +176,8 @@ def copy_user_table(conn, source: LegacySource, info: TableInfo, source_id: int,
                 result.expected_digest += row_digest(kinds, converted)
                 rows.append(converted)
             result.read += len(batch)
+            if progress is not None:
+                progress(info.name, len(batch))
             yield csv_bytes(rows)
 
     if dry_run:
