@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-EPILOG = """examples:
-  agents-pipeline migrate-sqlite ~/old/background_agents.db --dry-run
-  agents-pipeline migrate-sqlite ~/old/other.db --dry-run --write-mapping mapping.yaml
-  agents-pipeline migrate-sqlite ~/old/other.db --mapping mapping.yaml --json
+from agents_pipeline.cli.conventions import add_command, add_json
 
-exit status: 0 migrated and verified; 1 a count or checksum did not verify, or more than
---max-reject-share of a known table's rows were rejected; 2 could not run (no such file,
-corrupt file, bad mapping, database unreachable or not migrated)."""
+EXAMPLES = [
+    "agents-pipeline migrate-sqlite ~/old/background_agents.db --dry-run",
+    "agents-pipeline migrate-sqlite ~/old/other.db --dry-run --write-mapping mapping.yaml",
+    "agents-pipeline migrate-sqlite ~/old/other.db --mapping mapping.yaml --json",
+]
 
 
 def _share(text: str) -> float:
@@ -28,16 +27,18 @@ def _share(text: str) -> float:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds ``migrate-sqlite PATH [--dry-run] [--json] [--mapping F | --write-mapping F] ...``."""
-    parser = subparsers.add_parser(
-        "migrate-sqlite", help="import a legacy SQLite shared-state file (verified, resumable, re-runnable)",
+    parser = add_command(
+        subparsers, "migrate-sqlite", "import a legacy SQLite shared-state file (verified, resumable, re-runnable)",
+        EXAMPLES,
         description="Copies every table of a legacy SQLite file into PostgreSQL: known tables into the fleet "
                     "schema, unknown ones into the legacy schema; rows that cannot be converted are kept in "
                     "fleet.legacy_rejects with the reason. A file in another layout is read through a mapping "
-                    "(--write-mapping drafts one). Progress goes to stderr when it is a terminal.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "(--write-mapping drafts one). Progress goes to stderr when it is a terminal. Exit 1 when a "
+                    "count or checksum did not verify, or more than --max-reject-share of a known table's rows "
+                    "were rejected.")
     parser.add_argument("path", help="the SQLite file (a -wal file beside it is read too)")
     parser.add_argument("--dry-run", action="store_true", help="read and convert everything, write nothing")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json(parser, "print the report as one JSON document on stdout")
     parser.add_argument("--batch-size", type=int, default=20_000,
                         help="rows per committed batch (default 20000; batches are also cut at 4 MiB of values)")
     parser.add_argument("--source", default=None,
@@ -58,24 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
-    import psycopg2
-
-    from agents_pipeline.defs.migration.mapping import MappingError
-    from agents_pipeline.defs.migration.session import MigrationError
-    from agents_pipeline.defs.migration.source import LegacyFileError
-
-    try:
-        if args.write_mapping:
-            return _write_mapping(args)
-        return _migrate(args)
-    except (LegacyFileError, MigrationError, MappingError, psycopg2.OperationalError) as exc:
-        from agents_pipeline.core.dsn import mask_url
-
-        print(f"agents-pipeline: {mask_url(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__}",
-              file=sys.stderr)
-        return 2
+    # A file that cannot be read, a bad mapping or an unreachable database raises: main prints
+    # one line (a JSON error document with --json) and exits 2.
+    if args.write_mapping:
+        return _write_mapping(args)
+    return _migrate(args)
 
 
 def _write_mapping(args: argparse.Namespace) -> int:
