@@ -13,15 +13,12 @@ from agents_pipeline.defs.langsmith.settings import API_KEY, PROJECTS
 from agents_pipeline.platform.history_start import history_start
 from agents_pipeline.platform.markdown import escape_md
 from agents_pipeline.platform.resources import PostgresResource
+from agents_pipeline.platform.retry import network_retry_policy
 
 GROUP = "langsmith"
 OWNERS = ["team:agents-platform"]
 USAGE_PARTITIONS = dg.DailyPartitionsDefinition(start_date=history_start().isoformat(), end_offset=1, timezone="UTC")
-# LangSmith answers 429 and 5xx now and then; the client retries a request a few times, and a
-# step that still fails is retried whole after a minute or more (backoff with jitter, so two
-# code locations do not come back in step). The sync is idempotent (versioned upserts, cursor
-# in the same transaction), so a retried step re-reads at worst one slice.
-NETWORK_RETRY = dg.RetryPolicy(max_retries=3, delay=60, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+NETWORK_RETRY = network_retry_policy()   # see platform/retry.py
 
 llm_conversations = dg.AssetSpec(
     "llm_conversations", group_name=GROUP, owners=OWNERS, kinds={"postgres"},
