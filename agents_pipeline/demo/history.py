@@ -56,7 +56,7 @@ def fill_history(database_url: str, ui_url: str | None, days: int = 40, *, now: 
     ``start``, the partitions' first day), reporting each to ``ui_url`` when given."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     last_hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    first = (last_hour - timedelta(days=days)).replace(hour=0)
+    first = last_hour - timedelta(days=days)
     if start is not None:
         first = max(first, datetime(start.year, start.month, start.day, tzinfo=UTC))
     filled = HistoryFill()
