@@ -125,6 +125,9 @@ def _plots(tab, url: str, shot: str) -> int:
     how many plots (canvases) the page draws."""
     _goto(tab, url, "Metadata")
     tab.get_by_text("Plots", exact=True).first.click()
+    # One point per partition: at 1,000 agents agent_story's plots take a while to load.
+    tab.get_by_text("Loading plots", exact=False).first.wait_for(state="hidden", timeout=180_000)
+    tab.locator("canvas").first.wait_for(timeout=60_000)
     tab.wait_for_timeout(2_000)          # Chart.js animates the first draw
     tab.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
     return tab.locator("canvas").count()
@@ -136,6 +139,7 @@ def test_fleet_pages_stay_readable_at_1000_agents(page, big_demo):
         plots = _plots(page, f"{big_demo.url}/assets/{asset}", shot)
         assert 0 < plots <= MAX_PLOTS, f"{asset}: {plots} plots at {AGENTS} agents"
     _goto(page, f"{big_demo.url}/assets/performance_rollups", "top_agents_by_p95_cpu")
+    page.get_by_text("top_agents_by_p95_cpu").first.scroll_into_view_if_needed()   # the pane scrolls, not the page
     page.screenshot(path=str(ARTIFACTS / "fleet-rollups-tables.png"), full_page=True)
     text = page.inner_text("body")
     assert "[demo-" not in text, "a metadata key per agent is back"
@@ -164,6 +168,8 @@ def test_one_agents_story_is_its_own_page(page, big_demo):
     _goto(page, f"{big_demo.url}/assets/agent_story?view=partitions&partition={AGENT}", "status_changes")
     page.wait_for_timeout(1_000)
     page.screenshot(path=str(ARTIFACTS / "agent-story.png"), full_page=True)
+    page.get_by_text("cpu_and_memory_by_hour").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "agent-story-cpu-llm.png"), full_page=True)
     text = page.inner_text("body")
     for label in ("status_changes", "heartbeat_gaps", "cpu_and_memory_by_hour", "llm_by_day", "open_alerts_table",
                   "tasks"):
