@@ -118,7 +118,7 @@ def rollup_metadata(results: list[RollupResult]) -> dict[str, object]:
             name = "disk_used_percent_max" if row.metric.startswith("disk_used_percent:") else row.metric
             host.setdefault(name, []).append(float(row.p95_value))
     for name, values in sorted(host.items()):
-        meta[f"p95_host_{name}"] = max(values)
+        meta[f"p95_host_{name}"] = round(max(values), 2)
     per_agent = _per_agent(rows)
     meta["agents"] = len(per_agent)
     cpu = [m["cpu_percent"].p95_value for m in per_agent.values() if "cpu_percent" in m]
