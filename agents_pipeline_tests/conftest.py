@@ -18,6 +18,10 @@ from agents_pipeline_tests import pg
 # thread starved behind the test servers for the rest of the session. test_priority covers it.
 os.environ["AGENTS_PIPELINE_ARCHIVE_NICENESS"] = "0"
 
+# Assets that call the network retry a failed step after a minute (platform/retry.py); the tests
+# that fail them on purpose would wait minutes. Their retries still run, without the wait.
+os.environ.setdefault("AGENTS_PIPELINE_STEP_RETRY_DELAY_S", "0")
+
 # The test process runs in a non-UTC zone too (the server runs in pg.SERVER_TIMEZONE).
 os.environ["TZ"] = "America/St_Johns"
 try:

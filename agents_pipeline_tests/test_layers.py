@@ -25,7 +25,7 @@ PACKAGE = "agents_pipeline"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 DOMAINS = ("heartbeats", "performance", "langsmith", "retention", "migration", "help", "security", "schema",
-           "readiness", "coordination")
+           "readiness", "coordination", "agents")
 
 # Top to bottom. A unit may import itself and any unit of a lower layer; units of one layer are
 # independent of each other. A module belongs to the longest unit that prefixes its name.

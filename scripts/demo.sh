@@ -12,14 +12,24 @@ AGENTS=${DEMO_AGENTS:-6}
 "$AP" db migrate
 "$AP" demo-seed --agents "$AGENTS"
 
-"$AP" demo-fleet --agents "$AGENTS" &
+# Up to PROCESSES agents run as their own processes (the sampler finds them); the rest of a
+# bigger fleet (DEMO_AGENTS=1000) runs in one swarm process.
+PROCESSES=${DEMO_PROCESS_AGENTS:-6}
+"$AP" demo-fleet --agents "$(( AGENTS < PROCESSES ? AGENTS : PROCESSES ))" &
 fleet=$!
-trap 'kill -TERM "$fleet" 2>/dev/null || true' INT TERM
+swarm=
+if (( AGENTS > PROCESSES )); then
+    "$AP" demo-swarm --agents "$AGENTS" --skip "$PROCESSES" &
+    swarm=$!
+fi
+trap 'kill -TERM "$fleet" $swarm 2>/dev/null || true' INT TERM
 
 # Needs `make run` (the webserver); the fleet keeps running either way.
 if ! "$AP" demo-kickoff --wait "${DEMO_KICKOFF_WAIT:-180}"; then
     echo "demo: could not queue the first runs (is \`make run\` up?); the fleet runs anyway" >&2
 else
+    # Forty days of rollups and LLM usage, each partition reported to the UI: the plots show history.
+    "$AP" demo-history --days "${DEMO_HISTORY_DAYS:-40}" || echo "demo: could not fill the plots' history" >&2
     # A small legacy SQLite file through the migration job, so its group has a report too.
     # The job reads only inside the import folder `make run` gave the webserver.
     py="$(dirname "$AP")/python"
@@ -29,4 +39,4 @@ else
     "$AP" launch sqlite_migration_job --config .local/demo/migration.yaml --no-wait \
         || echo "demo: could not launch sqlite_migration_job" >&2
 fi
-wait "$fleet"
+wait "$fleet" $swarm

@@ -49,6 +49,14 @@ def _demo_fleet(args: argparse.Namespace) -> int:
     return run_fleet(resolve_url(), args.agents, period_s=args.period, grace_s=args.grace, duration_s=args.duration)
 
 
+def _demo_swarm(args: argparse.Namespace) -> int:
+    from agents_pipeline.core.shared_state import resolve_url
+    from agents_pipeline.demo.swarm import run_swarm
+
+    return run_swarm(resolve_url(), args.agents, skip=args.skip, period_s=args.period, grace_s=args.grace,
+                     duration_s=args.duration)
+
+
 def _demo_kickoff(args: argparse.Namespace) -> int:
     import importlib
 
@@ -81,6 +89,33 @@ def _demo_kickoff(args: argparse.Namespace) -> int:
         print(f"queued {item.asset_key} [{item.partition}]: {url}/runs/{run_id}")
     if not launched:
         print("no partitioned assets to materialize")
+    return 0
+
+
+def _demo_history(args: argparse.Namespace) -> int:
+    import time
+
+    from agents_pipeline.core.shared_state import resolve_url
+    from agents_pipeline.demo.history import fill_history
+    from agents_pipeline.demo.kickoff import wait_for_webserver
+    from agents_pipeline.platform.history_start import history_start
+    from agents_pipeline.platform.launch import ui_url
+
+    url = None if args.no_report else (args.ui or ui_url()).rstrip("/")
+    if url:
+        wait_for_webserver(url, args.wait)
+    started = time.perf_counter()
+    filled = fill_history(resolve_url(), url, args.days, start=history_start())
+    if args.json:
+        from agents_pipeline.console import print_json
+
+        print_json({"hours_rolled": filled.hours_rolled, "hours_without_samples": filled.hours_refused,
+                    "days_refreshed": filled.days_refreshed, "reported": filled.reported,
+                    "seconds": round(time.perf_counter() - started, 1)})
+        return 0
+    print(f"demo history: {filled.hours_rolled} hours rolled up ({filled.hours_refused} without samples), "
+          f"{filled.days_refreshed} days of LLM usage, {filled.reported} materializations reported "
+          f"in {time.perf_counter() - started:.1f} s")
     return 0
 
 
@@ -128,6 +163,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     kick.add_argument("--dry-run", action="store_true", help="print what would be launched")
     add_json(kick)
     kick.set_defaults(handler=_demo_kickoff)
+
+    swarm = add_command(subparsers, "demo-swarm",
+                        "run many simulated agents in this one process (for fleets of hundreds or thousands)",
+                        ["agents-pipeline demo-swarm --agents 1000 --skip 6   # beside demo-fleet --agents 6"])
+    swarm.add_argument("--agents", type=int, default=1000, help="fleet size, as demo-fleet names it (default 1000)")
+    swarm.add_argument("--skip", type=int, default=0, help="leave the first N agents to demo-fleet's processes")
+    swarm.add_argument("--period", type=float, default=30.0, help="seconds between heartbeats (default 30)")
+    swarm.add_argument("--grace", type=float, default=15.0, help="registered grace in seconds (default 15)")
+    swarm.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    swarm.set_defaults(handler=_demo_swarm)
+
+    history = add_command(subparsers, "demo-history",
+                          "roll up the seeded days and report each partition to the UI, so plots show history",
+                          ["agents-pipeline demo-history --days 40", "agents-pipeline demo-history --no-report --json"])
+    history.add_argument("--days", type=int, default=40, help="days back (default 40, what demo-seed writes)")
+    history.add_argument("--ui", help="webserver URL (default AGENTS_PIPELINE_UI_URL or http://127.0.0.1:3000)")
+    history.add_argument("--wait", type=float, default=180.0, help="seconds to wait for the webserver (default 180)")
+    history.add_argument("--no-report", action="store_true", help="only compute the rows, report nothing to the UI")
+    add_json(history)
+    history.set_defaults(handler=_demo_history)
 
     launch = add_command(subparsers, "launch", "launch a job through the running webserver and wait for it",
                          ["agents-pipeline launch retention_maintenance_job",

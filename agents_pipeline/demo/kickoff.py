@@ -31,6 +31,8 @@ def kickoff_plan(repo: dg.RepositoryDefinition) -> list[Launch]:
         node = graph.get(key)
         if not node.is_materializable or node.partitions_def is None:
             continue
+        if isinstance(node.partitions_def, dg.DynamicPartitionsDefinition):
+            continue   # one per agent (agent_story): its sensor fills them, and listing them needs an instance
         last = node.partitions_def.get_last_partition_key()
         if last is not None:
             plan.append(Launch(key.to_user_string(), last))

@@ -114,15 +114,15 @@ INSERT INTO fleet.perf_samples (sampled_at, host, agent_id, metric, value, sourc
 SELECT t, %(host)s, a.agent_id, m.metric,
        CASE m.metric
            WHEN 'cpu_percent' THEN greatest(0, c.cpu * (1 + 0.4 * sin(extract(epoch FROM t) / 13751)) + random() * 4)
-           WHEN 'memory_rss_bytes' THEN (120 + 40 * random() + (extract(epoch FROM t) / 3600)::bigint %% 24) * 1048576
-           WHEN 'num_threads' THEN 4 + floor(random() * 4)
+           WHEN 'rss_bytes' THEN (120 + 40 * random() + (extract(epoch FROM t) / 3600)::bigint %% 24) * 1048576
+           WHEN 'threads' THEN 4 + floor(random() * 4)
            ELSE 18 + floor(random() * 20)
        END, 'sampler'
 FROM fleet.agents a
 JOIN unnest(%(names)s::text[], %(cpu)s::float8[]) AS c(name, cpu) ON c.name = a.name
 CROSS JOIN generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 microsecond',
                            make_interval(secs => %(every)s)) AS t
-CROSS JOIN (VALUES ('cpu_percent'), ('memory_rss_bytes'), ('num_threads'), ('num_fds')) AS m(metric)
+CROSS JOIN (VALUES ('cpu_percent'), ('rss_bytes'), ('threads'), ('fds')) AS m(metric)
 WHERE NOT pg_temp.seed_in_outage(a.name, t, %(pct)s, false)
 UNION ALL
 SELECT t, %(host)s, NULL, m.metric,
@@ -133,7 +133,7 @@ SELECT t, %(host)s, NULL, m.metric,
        END, 'sampler'
 FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 microsecond',
                      make_interval(secs => %(every)s)) AS t
-CROSS JOIN (VALUES ('cpu_percent'), ('memory_percent'), ('load_1m')) AS m(metric)"""
+CROSS JOIN (VALUES ('cpu_percent'), ('memory_percent'), ('load1')) AS m(metric)"""
 
 # Seeded conversations are marked as already sent: fake history must never reach a real
 # LangSmith project. Run ids are deterministic, so ON CONFLICT makes a retry harmless.

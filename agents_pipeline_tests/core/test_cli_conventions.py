@@ -28,6 +28,7 @@ WITHOUT_JSON = {
     "agents-pipeline api": "a server: runs until stopped",
     "agents-pipeline dev": "a server: runs until Ctrl-C",
     "agents-pipeline demo-fleet": "simulated agents: run until Ctrl-C",
+    "agents-pipeline demo-swarm": "simulated agents: run until Ctrl-C",
 }
 
 
@@ -232,6 +233,7 @@ JSON_RUNS: dict[str, tuple[list[str], set[int]]] = {
     "agents-pipeline api-key create": (["api-key", "create", "grafana"], {0}),
     "agents-pipeline api-key revoke": (["api-key", "revoke", "nobody"], {2}),       # no such key
     "agents-pipeline api-key list": (["api-key", "list"], {0}),
+    "agents-pipeline demo-history": (["demo-history", "--days", "1", "--no-report"], {0}),
     "agents-pipeline langsmith sync": (["langsmith", "sync"], {2}),   # LANGSMITH_API_KEY unset
     "agents-pipeline langsmith push": (["langsmith", "push"], {2}),
     "agents-pipeline archive policy": (["archive", "policy"], {0}),

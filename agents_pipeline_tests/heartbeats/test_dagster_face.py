@@ -15,6 +15,7 @@ from agents_pipeline.defs.alerts.resources import AlertChannelsResource
 from agents_pipeline.defs.alerts.sensors import alert_delivery_sensor
 from agents_pipeline.defs.heartbeats import report
 from agents_pipeline.defs.heartbeats.assets import agent_health
+from agents_pipeline.defs.heartbeats.resources import health_settings_resource
 from agents_pipeline.defs.heartbeats.sensors import (
     agent_health_sensor,
     job_agent_name,
@@ -36,7 +37,8 @@ def postgres(db_env: str) -> PostgresResource:
 
 def _evaluate_with_sensor(postgres: PostgresResource, instance: dg.DagsterInstance | None = None,
                           channels: AlertChannelsResource | None = None):
-    resources = {"postgres": postgres, "alert_channels": channels or AlertChannelsResource()}
+    resources = {"postgres": postgres, "alert_channels": channels or AlertChannelsResource(),
+                 "health_settings": health_settings_resource()}   # the environment now, as a reload reads it
     with dg.build_sensor_context(instance=instance, resources=resources) as context:
         result = agent_health_sensor(context)
     assert isinstance(result, dg.SensorResult)
@@ -84,7 +86,8 @@ def test_check_warns_on_one_down_and_errors_above_the_share(postgres, engine, t0
 def test_asset_materializes_with_metadata_and_check(postgres, engine, t0):
     add_agent(engine, "gone", period_s=10, grace_s=5, created_at=t0 - timedelta(minutes=5))
     with dg.instance_for_test() as instance:
-        result = dg.materialize([agent_health], resources={"postgres": postgres}, instance=instance)
+        result = dg.materialize([agent_health], resources={"postgres": postgres,
+                                "health_settings": health_settings_resource()}, instance=instance)
         assert result.success
         (mat,) = result.asset_materializations_for_node("agent_health")
         assert mat.metadata["agents_down"].value == 1
@@ -99,7 +102,7 @@ def test_down_agent_reaches_the_webhook_in_the_evaluating_tick(postgres, engine,
         monkeypatch.setenv("AGENTS_PIPELINE_ALERT_WEBHOOK_URL", hook.url)
         add_agent(engine, "lost", period_s=10, grace_s=5, created_at=t0 - timedelta(minutes=5))
         channels = AlertChannelsResource(webhook_url=hook.url)
-        resources = {"postgres": postgres, "alert_channels": channels}
+        resources = {"postgres": postgres, "alert_channels": channels, "health_settings": health_settings_resource()}
         with dg.build_sensor_context(resources=resources) as context:
             result = agent_health_sensor(context)
         # The evaluation queued the alert and the same tick delivered it (log + webhook).

@@ -21,7 +21,9 @@ def _plain(cell: str) -> str:
 
 def test_run_names_in_the_usage_table_cannot_add_links_or_images(db_url, engine):
     """Regression (issue #16): agent and model names of pulled runs went into the usage table as
-    they were, so whoever logs runs to the project could show operators links and images."""
+    they were, so whoever logs runs to the project could show operators links and images. The
+    table is a MetadataValue.table now, whose cells the UI renders as text (ui-core's
+    TableMetadataEntryComponent: ``record[column.name]?.toString()`` in a <td>)."""
     with engine.begin() as conn:
         conn.execute(sa.text("""
             INSERT INTO fleet.llm_runs (run_id, project, agent_name, run_type, status, start_time, end_time, model,
@@ -30,10 +32,12 @@ def test_run_names_in_the_usage_table_cannot_add_links_or_images(db_url, engine)
                     :model, 10, 1, 0.001)"""), {"agent": AGENT, "model": MODEL})
     result = dg.materialize([llm_usage_daily], partition_key="2026-11-20",
                             resources={"postgres": PostgresResource(url=db_url)}, instance=dg.DagsterInstance.ephemeral())
-    table = result.asset_materializations_for_node("llm_usage_daily")[0].metadata["by_agent_and_model"].value
-    assert live_markup(table) == []
-    (row,) = table_rows(table)
-    assert (_plain(row[0]), _plain(row[1]), row[2]) == (AGENT, MODEL, "1")
+    meta = result.asset_materializations_for_node("llm_usage_daily")[0].metadata
+    table = meta["by_agent_and_model"]
+    assert isinstance(table, dg.TableMetadataValue)
+    (row,) = [dict(r.data) for r in table.records]
+    assert (row["agent"], row["model"], row["runs"]) == (AGENT, MODEL, 1)
+    assert meta["dagster/row_count"].value == 1
 
 
 def test_project_errors_in_the_sync_table_cannot_add_links_or_images():

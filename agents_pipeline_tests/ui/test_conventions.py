@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 DOMAIN_GROUPS = {"platform", "heartbeats", "performance", "langsmith", "retention", "migration", "help",
-                 "coordination"}
+                 "coordination", "agents"}
 OWNER = "team:agents-platform"
 
 
@@ -65,3 +65,35 @@ def test_every_asset_check_says_what_it_checks(repo):
     undocumented = [key.to_user_string() for key in graph.asset_check_keys
                     if not (graph.get_check_spec(key).description or "").strip()]
     assert not undocumented, f"asset checks without a description: {undocumented}"
+
+
+def test_dagster_vocabulary_issue_21(repo):
+    """Issue #21: time-partitioned assets have a freshness policy and start at the history start
+    (a setting, not a query); a table asset names its table and its columns; an asset that calls
+    the network retries with backoff and jitter; the sensors that report materializations are
+    their assets' automation (the asset page lists them)."""
+    from agents_pipeline.platform.history_start import history_start
+
+    problems = []
+    for node in _assets(repo, materializable_only=True):
+        name = node.key.to_user_string()
+        parts = node.partitions_def
+        if isinstance(parts, dg.TimeWindowPartitionsDefinition) and "archive" not in name:
+            if node.freshness_policy is None:
+                problems.append(f"{name}: time-partitioned without a freshness policy")
+            if parts.start.date() != history_start():
+                problems.append(f"{name}: partitions start {parts.start.date()}, not the history start")
+        if "dagster/table_name" in node.metadata and "dagster/column_schema" not in node.metadata \
+                and parts is not None:
+            problems.append(f"{name}: a partitioned table without a column schema")
+        if "langsmith" in node.kinds:
+            policy = repo.assets_defs_by_key[node.key].op.retry_policy
+            if policy is None or policy.backoff is None or policy.jitter is None:
+                problems.append(f"{name}: retry policy without backoff and jitter")
+    for sensor, key in (("performance_sampler_sensor", "performance_samples"), ("agent_health_sensor", "agent_health"),
+                        ("platform_readiness_sensor", "platform_readiness"), ("llm_usage_sensor", "llm_usage_daily"),
+                        ("agent_story_sensor", "agent_story")):
+        selection = repo.get_sensor_def(sensor).asset_selection
+        if selection is None or dg.AssetKey(key) not in selection.resolve(repo.asset_graph):
+            problems.append(f"{sensor} does not name {key} as its target (the asset shows no automation)")
+    assert not problems, "\n".join(problems)

@@ -6,6 +6,7 @@ import dagster as dg
 
 from agents_pipeline.defs.heartbeats import boundary, report
 from agents_pipeline.defs.heartbeats.health import evaluate_and_log
+from agents_pipeline.defs.heartbeats.resources import HealthSettingsResource
 from agents_pipeline.platform.resources import PostgresResource
 
 # A stalled evaluator shows in the UI: the sensor reports every ~10 s, so a minute without a
@@ -31,7 +32,8 @@ HEALTH_CHECK = dg.AssetCheckSpec(
                 "agent_health_sensor re-evaluates it every ~10 s without launching a run; "
                 "materializing it here runs the same evaluation (and its alerts) once.",
 )
-def agent_health(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
-    summary, settings = evaluate_and_log(postgres.engine, context.log)
+def agent_health(context: dg.AssetExecutionContext, postgres: PostgresResource,
+                 health_settings: HealthSettingsResource) -> dg.MaterializeResult:
+    summary, settings = evaluate_and_log(postgres.engine, context.log, health_settings.settings())
     return dg.MaterializeResult(metadata=report.metadata(summary) | boundary.metadata(summary.boundary),
                                 check_results=[report.check_result(summary, settings.error_share)])

@@ -165,10 +165,11 @@ def run_evaluation(engine: sa.Engine, settings: HealthSettings, *, now: datetime
     return summary
 
 
-def evaluate_and_log(engine: sa.Engine, log: Any) -> tuple[FleetSummary, HealthSettings]:
-    """One evaluation with the environment's settings, each transition logged: what both the
-    agent_health asset and its sensor do before reporting."""
-    settings = HealthSettings.from_env()
+def evaluate_and_log(engine: sa.Engine, log: Any,
+                     settings: HealthSettings | None = None) -> tuple[FleetSummary, HealthSettings]:
+    """One evaluation with ``settings`` (default: the environment's), each transition logged:
+    what both the agent_health asset and its sensor do before reporting."""
+    settings = settings or HealthSettings.from_env()
     summary = run_evaluation(engine, settings, self_agent=EVALUATOR_AGENT)
     for t in summary.transitions:
         log.info("%s: %s -> %s at %s (%s)", t.name, t.from_status, t.to_status,

@@ -15,6 +15,7 @@ from agents_pipeline.defs.alerts.resources import AlertChannelsResource
 from agents_pipeline.defs.alerts.sensors import deliver_due
 from agents_pipeline.defs.heartbeats import boundary, report
 from agents_pipeline.defs.heartbeats.health import evaluate_and_log
+from agents_pipeline.defs.heartbeats.resources import HealthSettingsResource
 from agents_pipeline.platform.pipeline_agents import heartbeat_pipeline_agent
 from agents_pipeline.platform.resources import PostgresResource
 
@@ -35,12 +36,14 @@ def job_agent_name(job_name: str) -> str:
     name="agent_health_sensor",
     minimum_interval_seconds=EVALUATION_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    asset_selection=[report.ASSET_KEY],   # agent_health shows this sensor as its automation
     description="Evaluates every agent's health (one SQL function), queues alerts and delivers them, "
                 "and reports the agent_health materialization and its check without launching a run.",
 )
 def agent_health_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource,
-                        alert_channels: AlertChannelsResource) -> dg.SensorResult:
-    summary, settings = evaluate_and_log(postgres.engine, context.log)
+                        alert_channels: AlertChannelsResource,
+                        health_settings: HealthSettingsResource) -> dg.SensorResult:
+    summary, settings = evaluate_and_log(postgres.engine, context.log, health_settings.settings())
     sent = deliver_due(postgres, alert_channels, context.log, budget_s=15.0)
     return dg.SensorResult(
         asset_events=[

@@ -10,12 +10,15 @@ import dagster as dg
 from agents_pipeline.defs.langsmith import push, stats, sync
 from agents_pipeline.defs.langsmith.resources import LangSmithResource
 from agents_pipeline.defs.langsmith.settings import API_KEY, PROJECTS
+from agents_pipeline.platform.history_start import history_start
 from agents_pipeline.platform.markdown import escape_md
 from agents_pipeline.platform.resources import PostgresResource
+from agents_pipeline.platform.retry import network_retry_policy
 
 GROUP = "langsmith"
 OWNERS = ["team:agents-platform"]
-USAGE_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1, timezone="UTC")
+USAGE_PARTITIONS = dg.DailyPartitionsDefinition(start_date=history_start().isoformat(), end_offset=1, timezone="UTC")
+NETWORK_RETRY = network_retry_policy()   # see platform/retry.py
 
 llm_conversations = dg.AssetSpec(
     "llm_conversations", group_name=GROUP, owners=OWNERS, kinds={"postgres"},
@@ -94,6 +97,8 @@ def sync_metadata(results: list[sync.ProjectResult], retry_counts: dict[str, int
     description="LLM runs of the configured LangSmith projects, pulled incrementally into fleet.llm_runs "
                 "(versioned upsert by run id; cursor per project in fleet.sync_cursors).",
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=1), warn_window=timedelta(minutes=35)),
+    retry_policy=NETWORK_RETRY,
+    metadata={"dagster/table_name": "fleet.llm_runs"},
 )
 def langsmith_runs(context: dg.AssetExecutionContext, postgres: PostgresResource,
                    langsmith: LangSmithResource) -> dg.MaterializeResult:
@@ -118,6 +123,7 @@ def langsmith_runs(context: dg.AssetExecutionContext, postgres: PostgresResource
     group_name=GROUP, owners=OWNERS, kinds={"langsmith", "postgres"}, deps=[llm_conversations],
     description="Conversations logged locally, forwarded to LangSmith under their deterministic run ids "
                 "(marked sent in fleet.llm_conversations only after LangSmith accepted them).",
+    retry_policy=NETWORK_RETRY,
 )
 def langsmith_pushed_conversations(context: dg.AssetExecutionContext, postgres: PostgresResource,
                                    langsmith: LangSmithResource) -> dg.MaterializeResult:
@@ -143,10 +149,14 @@ def langsmith_pushed_conversations(context: dg.AssetExecutionContext, postgres: 
 @dg.asset(
     group_name=GROUP, owners=OWNERS, kinds={"postgres"}, partitions_def=USAGE_PARTITIONS,
     deps=[langsmith_runs, llm_conversations],
+    # llm_usage_sensor refreshes today's partition within 10 minutes of a change; a day without
+    # any is a stalled sensor or a silent fleet.
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26)),
+    metadata={"dagster/column_schema": stats.COLUMN_SCHEMA, "dagster/table_name": "fleet.llm_usage_daily"},
     description="LLM usage per UTC day, agent and model (fleet.llm_usage_daily): runs, errors, tokens, cost, "
                 "latency p50/p95; pulled runs and local conversations, each call counted once.",
 )
 def llm_usage_daily(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
     day = USAGE_PARTITIONS.time_window_for_partition_key(context.partition_key).start.date()
     usage = stats.refresh_day(postgres.engine, day)
-    return dg.MaterializeResult(metadata={**usage.metadata(), "by_agent_and_model": dg.MetadataValue.md(usage.markdown())})
+    return dg.MaterializeResult(metadata=usage.ui_metadata())

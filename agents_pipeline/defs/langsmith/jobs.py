@@ -80,7 +80,7 @@ def backfill_langsmith_runs(context: dg.OpExecutionContext, config: LangSmithBac
         usage = stats.refresh_day(postgres.engine, day)
         context.log_event(dg.AssetMaterialization(
             asset_key=llm_usage_daily.key, partition=day.isoformat(),
-            metadata={**usage.metadata(), "by_agent_and_model": dg.MetadataValue.md(usage.markdown())}))
+            metadata=usage.ui_metadata()))
     metadata = {
         "runs_read": sum(r.runs_fetched for r in results), "runs_inserted": sum(r.inserted for r in results),
         "runs_updated": sum(r.updated for r in results), "projects_failed": sum(1 for r in results if not r.ok),

@@ -37,6 +37,6 @@ def llm_usage_sensor(context: dg.SensorEvaluationContext, postgres: PostgresReso
         seen[key] = usage.digest
         events.append(dg.AssetMaterialization(
             asset_key=llm_usage_daily.key, partition=key,
-            metadata={**usage.metadata(), "by_agent_and_model": dg.MetadataValue.md(usage.markdown())}))
+            metadata=usage.ui_metadata()))
     keep = {(today - timedelta(days=i)).isoformat() for i in range(2)}
     return dg.SensorResult(asset_events=events, cursor=json.dumps({k: v for k, v in seen.items() if k in keep}))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import dagster as dg
 import sqlalchemy as sa
 
 from agents_pipeline.platform.markdown import escape_md
@@ -48,6 +49,21 @@ GROUP BY GROUPING SETS ((agent, model), ())
 ORDER BY is_total, agent, model
 """)
 
+TABLE_ROWS = 25
+TABLE_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("agent", "string"), dg.TableColumn("model", "string"), dg.TableColumn("runs", "int"),
+    dg.TableColumn("errors", "int"), dg.TableColumn("error_rate", "float"), dg.TableColumn("prompt_tokens", "int"),
+    dg.TableColumn("completion_tokens", "int"), dg.TableColumn("cost_usd", "float"),
+    dg.TableColumn("latency_p50_ms", "float"), dg.TableColumn("latency_p95_ms", "float")])
+# fleet.llm_usage_daily, for the asset's column schema.
+COLUMN_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("day", "date", description="UTC day of the calls' start"), dg.TableColumn("agent", "string"),
+    dg.TableColumn("model", "string"), dg.TableColumn("runs", "integer"), dg.TableColumn("errors", "integer"),
+    dg.TableColumn("prompt_tokens", "bigint"), dg.TableColumn("completion_tokens", "bigint"),
+    dg.TableColumn("total_cost", "numeric", description="USD"), dg.TableColumn("latency_p50_ms", "float8"),
+    dg.TableColumn("latency_p95_ms", "float8"), dg.TableColumn("from_langsmith", "integer"),
+    dg.TableColumn("from_local", "integer")])
+
 FIELDS = ("runs", "errors", "prompt_tokens", "completion_tokens", "total_cost", "latency_p50_ms",
           "latency_p95_ms", "from_langsmith", "from_local")
 
@@ -75,9 +91,29 @@ class DayUsage:
             "cost_usd": round(float(t.get("total_cost") or 0), 6),
             "latency_p50_ms": round(float(t.get("latency_p50_ms") or 0), 1),
             "latency_p95_ms": round(float(t.get("latency_p95_ms") or 0), 1),
+            "dagster/row_count": len(self.groups),
             "agents": len({g["agent"] for g in self.groups}),
             "models": len({g["model"] for g in self.groups}),
         }
+
+    def ui_metadata(self) -> dict[str, Any]:
+        """What a materialization of the day carries: the numbers and the table."""
+        return {**self.metadata(), "by_agent_and_model": self.table()}
+
+    def table(self) -> dg.TableMetadataValue:
+        """The day per agent and model, the costliest first (at most TABLE_ROWS rows): the UI
+        renders table cells as text, so names from runs cannot add links."""
+        rows = sorted(self.groups, key=lambda g: -float(g["total_cost"] or 0))[:TABLE_ROWS]
+        return dg.MetadataValue.table(
+            records=[dg.TableRecord({
+                "agent": str(g["agent"])[:80], "model": str(g["model"])[:80], "runs": int(g["runs"]),
+                "errors": int(g["errors"]), "error_rate": round(g["errors"] / g["runs"], 4) if g["runs"] else 0.0,
+                "prompt_tokens": int(g["prompt_tokens"] or 0), "completion_tokens": int(g["completion_tokens"] or 0),
+                "cost_usd": round(float(g["total_cost"] or 0), 4),
+                "latency_p50_ms": None if g["latency_p50_ms"] is None else round(float(g["latency_p50_ms"])),
+                "latency_p95_ms": None if g["latency_p95_ms"] is None else round(float(g["latency_p95_ms"]))})
+                for g in rows],
+            schema=TABLE_SCHEMA)
 
     def markdown(self) -> str:
         if not self.groups:

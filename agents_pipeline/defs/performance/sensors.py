@@ -5,6 +5,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from agents_pipeline.defs.performance import report
 from agents_pipeline.defs.performance.assets import SAMPLES_KEY
+from agents_pipeline.defs.performance.resources import PerformanceSettingsResource
 from agents_pipeline.defs.performance.sampler import sample_once
 from agents_pipeline.defs.performance.settings import sample_interval_s
 from agents_pipeline.platform.markdown import escape_md
@@ -15,6 +16,8 @@ from agents_pipeline.platform.resources import PostgresResource
     name="performance_sampler_sensor",
     minimum_interval_seconds=sample_interval_s(),
     default_status=dg.DefaultSensorStatus.RUNNING,
+    # Names what it materializes, so performance_samples shows this sensor as its automation.
+    asset_selection=[SAMPLES_KEY],
     description=(
         "Samples this host and its registered agents with psutil, stores the rows in fleet.perf_samples, "
         "applies the thresholds (opening and resolving alerts) and reports the performance_samples "
@@ -22,8 +25,9 @@ from agents_pipeline.platform.resources import PostgresResource
         "(default 60 s)."
     ),
 )
-def performance_sampler_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource):
-    interval = sample_interval_s()
+def performance_sampler_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource,
+                               performance_settings: PerformanceSettingsResource):
+    interval = performance_settings.sample_interval_s
     try:
         with postgres.begin() as conn:
             result = sample_once(conn, min_gap_s=min(5.0, interval / 2))
@@ -43,6 +47,6 @@ def performance_sampler_sensor(context: dg.SensorEvaluationContext, postgres: Po
         description=f"sample of {escape_md(result.host)} at {result.sampled_at.isoformat()}",
         metadata={
             **report.sample_metadata(result),
-            "top_agents": dg.MetadataValue.md(report.top_agents_table(result.agents)),
+            **report.top_agents_tables(result.agents),
         },
     )])

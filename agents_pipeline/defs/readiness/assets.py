@@ -111,6 +111,7 @@ def platform_readiness(context: dg.AssetExecutionContext, postgres: PostgresReso
     name="platform_readiness_sensor",
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    asset_selection=[ASSET_KEY],   # platform_readiness shows this sensor as its automation
     description="Re-evaluates platform readiness every 5 minutes and reports it on platform_readiness "
                 "(materialization and asset checks) without starting a run.",
 )

@@ -1,0 +1,1 @@
+"""One agent's story in the UI: the agent_story asset, one dynamic partition per agent."""
