@@ -221,3 +221,16 @@ def test_side_by_side_workers_give_the_same_result(legacy_file, tmp_path, db_url
           "RESTART IDENTITY CASCADE")
     assert migrate_sqlite(legacy_file, db_url, batch_size=4, parallel=False).ok
     assert snapshot(query) == parallel
+
+
+def test_the_report_says_when_imported_history_starts_before_the_partitions(legacy_file, db_url, monkeypatch):
+    """Issue #21: the partitioned assets begin at AGENTS_PIPELINE_HISTORY_START (read when the
+    definitions load); history older than that cannot be rolled up, and the report says so."""
+    monkeypatch.delenv("AGENTS_PIPELINE_HISTORY_START", raising=False)
+    report = migrate_sqlite(legacy_file, db_url)
+    assert not [n for n in report.notes if "partitions' first day" in n]       # 2025-01-20 onwards: covered
+    monkeypatch.setenv("AGENTS_PIPELINE_HISTORY_START", "2025-02-01")
+    again = migrate_sqlite(legacy_file, db_url)
+    (note,) = [n for n in again.notes if "partitions' first day" in n]
+    assert note.startswith("imported data starts on 2025-01-") and "2025-02-01" in note
+    assert "AGENTS_PIPELINE_HISTORY_START=2025-01-" in note

@@ -28,6 +28,7 @@ from agents_pipeline.defs.migration.source import LegacySource, qident
 from agents_pipeline.defs.migration.tables import KNOWN, SPECS, Context
 from agents_pipeline.defs.migration.user_tables import copy_user_table, pg_identifier, verify_user_table
 from agents_pipeline.defs.migration.verify import verify_tables
+from agents_pipeline.platform.history_start import history_start_note
 
 DEFAULT_BATCH_SIZE = 20_000
 
@@ -104,6 +105,16 @@ def _last_seen(conn, source_id: int) -> None:
                              WHERE legacy_source = %s GROUP BY agent_id) m
                        WHERE a.agent_id = m.agent_id AND a.paused AND (a.legacy_source = %s OR a.placeholder)
                          AND (a.last_seen IS NULL OR a.last_seen < m.last)""", (source_id, source_id))
+
+
+def _earliest_imported(conn, source_id: int):
+    """The oldest imported heartbeat or sample of this source: the partitioned assets begin at
+    AGENTS_PIPELINE_HISTORY_START, and older history cannot be rolled up or shown (issue #21)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("""SELECT least((SELECT min(received_at) FROM fleet.heartbeats WHERE legacy_source = %s),
+                                    (SELECT min(sampled_at) FROM fleet.perf_samples WHERE legacy_source = %s))""",
+                    (source_id, source_id))
+        return cur.fetchone()[0]
 
 
 def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
@@ -184,6 +195,8 @@ def migrate_sqlite(path: str | Path, url: str | None, *, dry_run: bool = False,
             # Always, not only when heartbeats were new: a killed run may have loaded them all.
             if conn is not None and "agent_heartbeats" in source.tables:
                 _last_seen(conn, source_id)
+            if conn is not None and (note := history_start_note(_earliest_imported(conn, source_id))):
+                report.notes.append(note)
             _copy_user_tables(conn, source, user, source_id, batch_size, dry_run, report, say, progress)
             if conn is not None:
                 say("verifying counts and checksums")
