@@ -24,7 +24,11 @@ LAG_SQL = """
     SELECT pg_is_in_recovery(),
            CASE WHEN NOT pg_is_in_recovery() THEN NULL
                 WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0.0
-                ELSE greatest(0.0, extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()))::float
+                -- A standby that has replayed no transaction since it started has no replay
+                -- timestamp: it is behind at least since it started (greatest() would skip a NULL
+                -- and read 0, caught up, while WAL waits unreplayed).
+                ELSE greatest(0.0, extract(epoch FROM clock_timestamp()
+                                   - coalesce(pg_last_xact_replay_timestamp(), pg_postmaster_start_time())))::float
            END,
            pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint"""
 

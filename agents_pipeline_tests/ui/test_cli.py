@@ -30,9 +30,10 @@ def test_demo_seed_then_fleet(db_env, capsys):
     assert main(["demo-fleet", "--agents", "2", "--period", "1", "--duration", "4"]) == 0
     out = capsys.readouterr().out
     assert "demo-planner" in out and "demo-researcher" in out
-    after, agents, pids = _one(db_env, "SELECT (SELECT count(*) FROM fleet.heartbeats), count(*), count(process_pid) "
-                                       "FROM fleet.agents")
-    assert after > before and agents == 2 and pids == 0  # stopped agents keep no pid
+    after, agents, pids = _one(db_env, "SELECT (SELECT count(*) FROM fleet.heartbeats), "
+                                       "array_agg(name ORDER BY name), count(process_pid) FROM fleet.agents")
+    # The two agents, and the producer that submits their tasks (issue #18); stopped agents keep no pid.
+    assert after > before and agents == ["demo-planner", "demo-producer", "demo-researcher"] and pids == 0
 
 
 def test_bad_arguments_are_one_line_errors(db_env, capsys):

@@ -19,7 +19,7 @@ BEGIN
                 'last_kind', a.last_kind, 'last_message', a.last_message, 'clock_skew_s', a.clock_skew_s,
                 'heartbeat_count', a.heartbeat_count, 'process_pid', a.process_pid,
                 'process_pidfile', a.process_pidfile, 'process_match', a.process_match,
-                'has_token', a.token_hash IS NOT NULL,
+                'has_token', a.token_hash IS NOT NULL, 'lifecycle', a.lifecycle, 'retired_at', a.retired_at,
                 'seconds_since_heartbeat', extract(epoch FROM now() - a.last_seen)::float)
                 ORDER BY a.name)
             FROM agents a), '[]'::jsonb));
