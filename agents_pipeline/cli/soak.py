@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError("soak needs --minutes 2 or more and --agents 8 or more")
     from agents_pipeline.soak.run import soak
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s soak %(message)s")
+    # main configured WARNING for every command; the soak narrates its faults at INFO.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s soak %(message)s", force=True)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="agents-pipeline-soak-report-"))
     found = soak(out.resolve(), args.minutes, args.agents, record=not args.no_record)
     passed = all(found["verdict"].values())
