@@ -175,7 +175,7 @@ def record(findings: dict[str, Any], report_path: Path, text: str) -> str:
         for key, value in dagster_env(url).items():
             os.environ.setdefault(key, value)
         with dg.DagsterInstance.get() as instance:
-            instance.report_runtime_event(event)
+            instance.report_runless_asset_event(event)
         return f"recorded as a materialization of {ASSET_KEY}"
     except Exception as exc:   # the report on disk stands without it
         return f"not recorded in Dagster: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"

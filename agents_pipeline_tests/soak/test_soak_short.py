@@ -50,7 +50,7 @@ def test_two_minute_soak(tmp_path: Path):
         assert f"]({name})" in text
     # What the UI shows of it: the materialization `agents-pipeline soak` records.
     with dg.instance_for_test() as instance:
-        instance.report_runtime_event(report.materialization(found, out / "REPORT.md", text))
+        instance.report_runless_asset_event(report.materialization(found, out / "REPORT.md", text))
         event = instance.get_latest_materialization_event(dg.AssetKey("soak_report"))
         meta = event.asset_materialization.metadata
         assert meta["lost"].value == 0 and meta["deaths"].value == 4 and meta["report"].value == str(out / "REPORT.md")
