@@ -38,6 +38,18 @@ def bearer_proof(request: Request) -> bytes | None:
     return hashlib.sha256(token.encode("ascii")).digest()
 
 
+def bearer_agent(request: Request) -> tuple[bytes, str] | None:
+    """The bearer token's proof and the path's agent name, or None for a 401: a missing token and
+    a name that cannot exist are answered like any unknown agent."""
+    proof = bearer_proof(request)
+    if proof is None:
+        return None
+    try:
+        return proof, validation.name(request.path_params["name"])
+    except ValidationError:
+        return None
+
+
 def parse_item(raw: Any, n: int, agent: str, proof: bytes) -> Beat:
     """One checked item; a ValidationError names the item and the field."""
     if not isinstance(raw, dict):
@@ -87,13 +99,9 @@ def _result(outcome: Outcome) -> dict[str, Any]:
 
 
 async def post_heartbeats(request: Request) -> Response:
-    proof = bearer_proof(request)
-    if proof is None:
+    if (caller := bearer_agent(request)) is None:
         return responses.unauthorized()
-    try:
-        agent = validation.name(request.path_params["name"])
-    except ValidationError:
-        return responses.unauthorized()     # such a name cannot exist: answered like any unknown one
+    proof, agent = caller
     try:
         body = await read_body(request, config.BATCH_BODY_LIMIT, config.BODY_TIMEOUT_S)
         items = parse_batch(body, agent, proof)

@@ -26,10 +26,9 @@ from starlette.responses import Response
 
 from agents_pipeline.api import config, responses
 from agents_pipeline.api.backend import Backend
-from agents_pipeline.api.batches import bearer_proof
+from agents_pipeline.api.batches import bearer_agent
 from agents_pipeline.api.body import BodyRefused, read_body
 from agents_pipeline.api.metrics import count_call
-from agents_pipeline.core import validation
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.errors import (
     AuthError,
@@ -144,13 +143,9 @@ def agent_call(call: Call, *, name: str) -> Callable[[Request], Awaitable[Respon
     within CALL_BODY_LIMIT as JSON, then the call in a thread; errors answered as refusals."""
 
     async def endpoint(request: Request) -> Response:
-        proof = bearer_proof(request)
-        if proof is None:
+        if (caller := bearer_agent(request)) is None:
             return responses.unauthorized()
-        try:
-            agent = validation.name(request.path_params["name"])
-        except ValidationError:
-            return responses.unauthorized()      # such a name cannot exist: answered like any unknown one
+        proof, agent = caller
         try:
             body = await read_body(request, config.CALL_BODY_LIMIT, config.BODY_TIMEOUT_S)
             doc = json_body(body)
