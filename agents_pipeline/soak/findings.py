@@ -132,7 +132,7 @@ def detection_and_accuracy(run: SoakRun, ledger: Ledger, stored: Stored, notices
                 missed.append(agent)
             else:
                 latencies.append(arrival - fault.at)
-    infra = [f.at for f in run.injected if f.kind in ("postgres_restart", "code_server_kill", "daemon_kill")]
+    infra = [f.at for f in run.injected if f.kind in plan.INFRASTRUCTURE]
     false_alerts, expected = [], 0
     for alert in stored.alerts:
         agent, at = alert["agent"], alert["opened"]

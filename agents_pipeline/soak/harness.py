@@ -66,6 +66,8 @@ class Harness:
                 done.agents += self.stack.host_agents[host.name]
         elif fault.kind == "postgres_restart":
             self.stack.cluster.down()
+        elif fault.kind == "database_pause":
+            self.stack.pause_database()
         elif fault.kind in ("code_server_kill", "daemon_kill"):
             self.stack.services[fault.kind.removesuffix("_kill")].kill9()
         elif fault.kind == "burst":
@@ -81,6 +83,8 @@ class Harness:
                     host.start()
         elif done.kind == "postgres_restart":
             self.stack.cluster.up()
+        elif done.kind == "database_pause":
+            self.stack.resume_database()
         elif done.kind in ("code_server_kill", "daemon_kill"):
             self.stack.services[done.kind.removesuffix("_kill")].start()
         done.restored_at = time.time()

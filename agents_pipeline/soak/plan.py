@@ -18,9 +18,14 @@ EVALUATION_S = 10.0    # the health sensor's interval (heartbeats.sensors.EVALUA
 # A killed agent stays dead until its alert must have gone out: deadline plus two evaluations.
 AGENT_DOWN_S = PERIOD_S + GRACE_S + 2 * EVALUATION_S + 5.0
 BURST_S = 30.0
+# Every server process stopped for longer than period + grace: no agent can be heard, and none
+# may be alerted for it (the evaluator's ingest stall guard).
+DATABASE_PAUSE_S = 25.0
 COMPONENT_RESTART_S = 3.0   # a supervisor's restart delay for the daemon and the code server
 
-KINDS = ("agent_kill", "postgres_restart", "code_server_kill", "daemon_kill", "burst", "collapse")
+KINDS = ("agent_kill", "postgres_restart", "code_server_kill", "daemon_kill", "burst", "collapse",
+         "database_pause")
+INFRASTRUCTURE = ("postgres_restart", "code_server_kill", "daemon_kill", "database_pause")   # blind the evaluator
 
 
 @dataclass(frozen=True)
@@ -31,16 +36,18 @@ class Fault:
 
 
 HOLD_S = {"agent_kill": AGENT_DOWN_S, "collapse": AGENT_DOWN_S + EVALUATION_S, "burst": BURST_S,
-          "postgres_restart": 2.0, "code_server_kill": COMPONENT_RESTART_S, "daemon_kill": COMPONENT_RESTART_S}
+          "postgres_restart": 2.0, "code_server_kill": COMPONENT_RESTART_S, "daemon_kill": COMPONENT_RESTART_S,
+          "database_pause": DATABASE_PAUSE_S}
 # The long soak's rhythm: an agent kill between every two infrastructure faults.
 CYCLE = ("agent_kill", "postgres_restart", "agent_kill", "code_server_kill", "agent_kill", "daemon_kill",
-         "agent_kill", "burst")
+         "agent_kill", "burst", "agent_kill", "database_pause")
 SLOT_S = AGENT_DOWN_S + 30.0   # a fault, its detection and its recovery, before the next one
 
 
 def schedule(minutes: float) -> list[Fault]:
     """Faults for a soak of ``minutes``. Under ten minutes: one agent kill and a burst, then,
-    once the killed agents are back, each infrastructure fault once, 12 s apart.
+    once the killed agents are back, each infrastructure fault once, 12 s apart (no collapse
+    and no database pause: they need a slot of their own).
     From ten minutes: the cycle above, one slot each, with the collapse fault in the middle."""
     total = minutes * 60.0
     warmup = max(20.0, 0.08 * total)
@@ -57,7 +64,7 @@ def schedule(minutes: float) -> list[Fault]:
     slots = int((total - warmup - cooldown) // SLOT_S)
     if slots <= len(CYCLE):   # short: each kind once, agent kills first and last
         kinds = ["agent_kill", "postgres_restart", "code_server_kill", "collapse", "daemon_kill", "burst",
-                 "agent_kill", "agent_kill"][:slots]
+                 "database_pause", "agent_kill", "agent_kill"][:slots]
     else:
         kinds = [CYCLE[i % len(CYCLE)] for i in range(slots - 1)]
         kinds.insert(slots // 2, "collapse")

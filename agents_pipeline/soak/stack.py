@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -138,6 +139,29 @@ class Stack:
             return int((self.cluster.datadir / "postmaster.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError, AttributeError):
             return None
+
+    def pause_database(self) -> None:
+        """SIGSTOP the server and every backend: what clients see of a paused virtual machine or
+        a stalled disk (the second long soak met one: 28 s, no process on the host running)."""
+        import psutil
+
+        pid = self.postgres_pid()
+        if pid is None:
+            raise RuntimeError("no postmaster.pid: the soak's PostgreSQL is not running")
+        root = psutil.Process(pid)
+        self._paused = [root, *root.children(recursive=True)]
+        for proc in self._paused:
+            proc.send_signal(signal.SIGSTOP)
+
+    def resume_database(self) -> None:
+        import psutil
+
+        for proc in getattr(self, "_paused", []):
+            try:
+                proc.send_signal(signal.SIGCONT)
+            except psutil.NoSuchProcess:
+                pass
+        self._paused = []
 
     def pids(self) -> dict[str, int | None]:
         out = {"postgres": self.postgres_pid(), **{n: c.pid for n, c in self.services.items()}}

@@ -23,7 +23,7 @@ def test_status_changes_are_heap_only_updates(engine, t0):
     assert [t.to_status for t in ups] == ["up"] * 6
     assert updated >= 6 and hot == updated, (updated, hot)
     with engine.begin() as conn:
-        downs = evaluate(conn, now=t0 + s(60), channels=["log"])   # the whole fleet at once
+        downs = evaluate(conn, now=t0 + s(200), channels=["log"])   # the whole fleet at once, past the stall wait
         updated, hot = conn.execute(sa.text("""
             SELECT pg_stat_get_xact_tuples_updated('fleet.agents'::regclass),
                    pg_stat_get_xact_tuples_hot_updated('fleet.agents'::regclass)""")).one()

@@ -10,13 +10,18 @@
 --
 -- History: sql/0003 (first version), sql/0011 (step 4: downtime ends at the heartbeat). This
 -- file is the one home from here on; `db migrate` re-applies it when it changes. Issue #18 added
--- step 1c (a down agent's tasks released) and task_dead alerts to step 6's notices.
+-- step 1c (a down agent's tasks released) and task_dead alerts to step 6's notices. Issue #19's
+-- soak added step 0 (a silence is evidence only if the fleet was heard after it).
+
+-- p_stall_max was added: the old signature goes in the same transaction (no stale overload).
+DROP FUNCTION IF EXISTS fleet.evaluate_health(timestamptz, text[], interval, integer);
 
 CREATE OR REPLACE FUNCTION fleet.evaluate_health(
     p_now        timestamptz,
     p_channels   text[],
     p_reminder   interval DEFAULT interval '1 hour',   -- NULL or 0: no reminders
-    p_min_fleet  integer DEFAULT 5                     -- smallest fleet the collapse guard applies to
+    p_min_fleet  integer DEFAULT 5,                    -- smallest fleet the collapse guard applies to
+    p_stall_max  interval DEFAULT interval '2 minutes' -- longest ingest stall judgments wait out; NULL or 0: none
 ) RETURNS SETOF fleet.health_transition
 LANGUAGE plpgsql
 SET search_path = fleet, pg_temp
@@ -31,9 +36,34 @@ DECLARE
     v_new_down integer;
     v_incident bigint;
     v_remind   boolean := p_reminder IS NOT NULL AND p_reminder > interval '0';
+    v_heard    timestamptz;   -- the newest heartbeat stored from any agent (the pipeline's own excepted)
+    v_live     integer;
+    v_rate     double precision;
+    v_hold     timestamptz;   -- set while ingest is stalled: silences past it are not judged
 BEGIN
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'evaluate_health: now must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+
+    -- 0. Ingest stall guard. When no agent at all has been heard for longer than a busy fleet
+    -- can stay silent by chance (ten expected heartbeats, at least 2 s), the database, the API,
+    -- the network or the host was stalled, not every agent at once (the soak saw 28 s of it: a
+    -- paused virtual machine). A silence is evidence only if the fleet was heard after it, so
+    -- deadlines later than the last heartbeat heard wait, for up to p_stall_max; after that the
+    -- fleet is judged as usual and the collapse guard (step 2) opens one incident. The pipeline's
+    -- own agents (the evaluator heartbeats in this very transaction) are not evidence.
+    IF p_stall_max IS NOT NULL AND p_stall_max > interval '0' THEN
+        SELECT max(a.last_seen),
+               count(*) FILTER (WHERE a.status IN ('up', 'late') AND NOT a.paused),
+               sum(1.0 / greatest(extract(epoch FROM a.period), 0.001))
+                   FILTER (WHERE a.status IN ('up', 'late') AND NOT a.paused)
+        INTO v_heard, v_live, v_rate
+        FROM agents a
+        WHERE NOT a.placeholder AND a.agent_type IS DISTINCT FROM 'pipeline';
+        IF v_live >= p_min_fleet AND (v_heard < p_now - p_stall_max) IS NOT TRUE
+           AND v_heard < p_now - make_interval(secs => greatest(2.0, 10.0 / v_rate)) THEN
+            v_hold := v_heard;
+        END IF;
     END IF;
 
     -- 1. Transitions. Judge every agent on the statement snapshot; lock only the ones whose
@@ -46,6 +76,7 @@ BEGIN
                                         a.last_kind, a.last_message, a.run_started_at, a.last_fail_at, a.period, a.grace,
                                         p_now) s
         WHERE NOT a.placeholder AND s.status <> a.status
+          AND (s.reason IN ('late', 'missed', 'overrun', 'never_heard') AND s.changed_at > v_hold) IS NOT TRUE
     ), locked AS (
         SELECT a.* FROM agents a
         WHERE a.agent_id IN (SELECT agent_id FROM candidates)
@@ -58,6 +89,7 @@ BEGIN
                                         l.last_kind, l.last_message, l.run_started_at, l.last_fail_at, l.period, l.grace,
                                         p_now) s
         WHERE s.status <> l.status
+          AND (s.reason IN ('late', 'missed', 'overrun', 'never_heard') AND s.changed_at > v_hold) IS NOT TRUE
     ), written AS (
         UPDATE agents a
         SET status = j.to_status, status_since = j.changed_at, status_message = j.message
@@ -99,6 +131,7 @@ BEGIN
                                         b.last_kind, b.last_message, b.run_started_at, b.last_fail_at, b.period, b.grace,
                                         p_now) s
         WHERE s.status = 'down' AND s.reason IN ('missed', 'overrun') AND s.changed_at > b.last_seen
+          AND (s.changed_at > v_hold) IS NOT TRUE
     ), written AS (
         UPDATE agents a SET status_since = j.down_at, status_message = j.message
         FROM judged j WHERE a.agent_id = j.agent_id AND a.status = 'down' AND a.status_since = j.status_since

@@ -64,16 +64,18 @@ class FleetSummary:
 
 
 def evaluate(conn: sa.Connection, *, now: datetime | None = None, channels: list[str] | None = None,
-             reminder_s: float | None = 3600.0, min_fleet: int = 5) -> list[Transition]:
-    """Runs one evaluation in the caller's transaction; returns the transitions it recorded."""
+             reminder_s: float | None = 3600.0, min_fleet: int = 5,
+             stall_max_s: float = 120.0) -> list[Transition]:
+    """Runs one evaluation in the caller's transaction; returns the transitions it recorded.
+    ``stall_max_s``: how long silences wait while no agent at all is heard (0: never)."""
     rows = conn.execute(sa.text("""
         SELECT * FROM fleet.evaluate_health(
             coalesce(CAST(:now AS timestamptz), now()), CAST(:channels AS text[]),
             CASE WHEN CAST(:reminder AS double precision) > 0
                  THEN make_interval(secs => CAST(:reminder AS double precision)) END,
-            :min_fleet)"""),
+            :min_fleet, make_interval(secs => CAST(:stall_max AS double precision)))"""),
         {"now": now, "channels": channels if channels is not None else configured_channels(),
-         "reminder": reminder_s, "min_fleet": min_fleet},
+         "reminder": reminder_s, "min_fleet": min_fleet, "stall_max": stall_max_s},
     ).all()
     return [Transition(r.agent_id, r.name, r.from_status, r.to_status, r.changed_at, r.reason, r.message)
             for r in rows]
@@ -153,7 +155,7 @@ def run_evaluation(engine: sa.Engine, settings: HealthSettings, *, now: datetime
         started = time.perf_counter()
         channels = configured_channels()
         transitions = evaluate(conn, now=now, channels=channels, reminder_s=settings.reminder_s,
-                               min_fleet=settings.collapse_min_fleet)
+                               min_fleet=settings.collapse_min_fleet, stall_max_s=settings.ingest_stall_max_s)
         elapsed = (time.perf_counter() - started) * 1000
         guarded = boundary.check(conn, channels, now=now, lock_hold_s=settings.lock_hold_s,
                                  throttle_s=settings.throttle_alert_s)

@@ -21,18 +21,20 @@ class HealthSettingsResource(dg.ConfigurableResource):
     collapse_min_fleet: int = Field(default=5, description=f"{hs.COLLAPSE_MIN_FLEET}: fleet size the collapse guard applies from")
     lock_hold_s: float = Field(default=30.0, description=f"{hs.LOCK_HOLD_LIMIT_S}: an agent row held this long alerts")
     throttle_alert_s: float = Field(default=300.0, description=f"{hs.THROTTLE_ALERT_S}: throttled this long alerts")
+    ingest_stall_max_s: float = Field(default=120.0, description=f"{hs.INGEST_STALL_MAX_S}: while no agent is heard, "
+                                      "silences wait this long before they count (0: never wait)")
 
     def settings(self) -> HealthSettings:
         return HealthSettings(reminder_s=self.reminder_s, error_share=self.error_share,
                               collapse_min_fleet=self.collapse_min_fleet, lock_hold_s=self.lock_hold_s,
-                              throttle_alert_s=self.throttle_alert_s)
+                              throttle_alert_s=self.throttle_alert_s, ingest_stall_max_s=self.ingest_stall_max_s)
 
 
 def health_settings_resource() -> HealthSettingsResource:
     s = HealthSettings.from_env()
     return HealthSettingsResource(reminder_s=s.reminder_s, error_share=s.error_share,
                                   collapse_min_fleet=s.collapse_min_fleet, lock_hold_s=s.lock_hold_s,
-                                  throttle_alert_s=s.throttle_alert_s)
+                                  throttle_alert_s=s.throttle_alert_s, ingest_stall_max_s=s.ingest_stall_max_s)
 
 
 @dg.definitions

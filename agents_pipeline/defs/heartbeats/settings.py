@@ -10,6 +10,7 @@ ERROR_SHARE = "AGENTS_PIPELINE_HEALTH_ERROR_SHARE"
 COLLAPSE_MIN_FLEET = "AGENTS_PIPELINE_COLLAPSE_MIN_FLEET"
 LOCK_HOLD_LIMIT_S = "AGENTS_PIPELINE_LOCK_HOLD_LIMIT_S"
 THROTTLE_ALERT_S = "AGENTS_PIPELINE_THROTTLE_ALERT_S"
+INGEST_STALL_MAX_S = "AGENTS_PIPELINE_INGEST_STALL_MAX_S"
 
 
 def _number(env: str, default: float, *, low: float, high: float) -> float:
@@ -34,6 +35,7 @@ class HealthSettings:
     evaluator_grace_s: float = 50.0
     lock_hold_s: float = 30.0           # an agent row held this long: alert, and end an agent holder
     throttle_alert_s: float = 300.0     # an agent refused by its rate limits this long: alert
+    ingest_stall_max_s: float = 120.0   # while no agent is heard, silences wait this long (0: never)
 
     @classmethod
     def from_env(cls) -> HealthSettings:
@@ -43,4 +45,5 @@ class HealthSettings:
             collapse_min_fleet=int(_number(COLLAPSE_MIN_FLEET, 5, low=2, high=1_000_000)),
             lock_hold_s=_number(LOCK_HOLD_LIMIT_S, 30.0, low=1, high=3600),
             throttle_alert_s=_number(THROTTLE_ALERT_S, 300.0, low=10, high=86400),
+            ingest_stall_max_s=_number(INGEST_STALL_MAX_S, 120.0, low=0, high=3600),
         )
