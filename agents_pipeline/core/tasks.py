@@ -168,20 +168,24 @@ class TaskQueue:
 
     def complete_many(self, done: Iterable[tuple[Task, Any]]) -> list[Task]:
         """Completes several attempts in one transaction (one commit, where a commit per task is most
-        of what completing costs with durable commits); returns those that were no longer held,
-        as complete() would have raised LeaseLostError for each. At most 1,000 at a time."""
+        of what completing costs with durable commits) and one statement per agent
+        (``fleet.complete_tasks``); returns those that were no longer held, as complete() would
+        have raised LeaseLostError for each. At most 1,000 at a time."""
         pairs = [(task, validation.document(result, "task result", max_bytes=MAX_PAYLOAD)) for task, result in done]
         if len(pairs) > 1000:
             raise ValidationError(f"complete_many takes at most 1000 tasks, got {len(pairs)}")
+        by_agent: dict[str, list[tuple[Task, str | None]]] = {}
+        for task, doc in pairs:
+            by_agent.setdefault(task.agent, []).append((task, doc))
 
         def work(cur):
-            lost = []
-            for task, doc in pairs:
-                cur.execute("SELECT fleet.complete_task(%s, NULL, %s, %s::uuid, %s::jsonb)",
-                            (task.agent, task.task_id, task.attempt_id, doc))
-                if not cur.fetchone()[0]:
-                    lost.append(task)
-            return lost
+            lost: set[int] = set()
+            for agent, items in by_agent.items():
+                cur.execute("SELECT fleet.complete_tasks(%s, %s::bytea, %s::bigint[], %s::uuid[], %s::jsonb[])",
+                            (agent, self.proof, [t.task_id for t, _ in items], [t.attempt_id for t, _ in items],
+                             [d for _, d in items]))
+                lost.update(row[0] for row in cur.fetchall())
+            return [task for task, _ in pairs if task.task_id in lost]
 
         return self.db.transaction(work) if pairs else []
 

@@ -309,3 +309,34 @@ def test_an_operator_grants_and_clears_capabilities_from_the_command_line(fleet:
         worker.claim_tasks(["render"], 1)
     assert main(["agents", "capabilities", "nobody", "x"]) == 2
     assert "unknown agent 'nobody'" in capsys.readouterr().err
+
+
+def test_complete_tasks_checks_its_arrays_and_caps_on_the_server(fleet: Fleet) -> None:
+    """fleet.complete_tasks as an agent's own login would call it around SharedState: arrays that
+    do not pair up, more than 1,000 tasks, a result over 256 KiB and 8 MiB in one call are refused
+    by name; another agent's attempt is reported lost and left as it was."""
+    producer, worker, other = fleet.agent("producer"), fleet.agent("worker"), fleet.agent("other")
+    ids = [producer.submit_task("render", {"page": i}) for i in range(2)]
+    mine = worker.claim_tasks(None, 1, lease_s=60)[0]
+    theirs = other.claim_tasks(None, 1, lease_s=60)[0]
+    url, token = fleet.logins["worker"]
+
+    def call(task_ids, attempts, results):
+        with psycopg2.connect(**{**connect_kwargs(url), "password": token}) as conn, conn.cursor() as cur:
+            cur.execute("SET agents_pipeline.proof = %s", (token_proof(token).hex(),))
+            cur.execute("SELECT fleet.complete_tasks('worker', NULL, %s::bigint[], %s::uuid[], %s::jsonb[])",
+                        (task_ids, attempts, results))
+            return sorted(r[0] for r in cur.fetchall())
+
+    with pytest.raises(psycopg2.Error, match="must pair up"):
+        call([mine.task_id], [], None)
+    with pytest.raises(psycopg2.Error, match="at most 1000 tasks"):
+        call(list(range(1001)), [mine.attempt_id] * 1001, None)
+    with pytest.raises(psycopg2.Error, match="larger than 256 KiB"):
+        call([mine.task_id], [mine.attempt_id], ['{"x": "%s"}' % ("a" * 270_000)])
+    with pytest.raises(psycopg2.Error, match="larger than 8 MiB"):
+        call([mine.task_id] * 40, [mine.attempt_id] * 40, ['{"x": "%s"}' % ("a" * 250_000)] * 40)
+    assert call([mine.task_id, theirs.task_id], [mine.attempt_id, theirs.attempt_id], None) == [theirs.task_id]
+    assert {_row(fleet, i, "state")[0] for i in ids} == {"done", "claimed"}
+    assert _row(fleet, theirs.task_id, "state, claimed_by")[0] == "claimed"
+    assert call([mine.task_id], [mine.attempt_id], None) == []    # a retried call: done already, not lost

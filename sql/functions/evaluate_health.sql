@@ -40,6 +40,7 @@ DECLARE
     v_live     integer;
     v_rate     double precision;
     v_hold     timestamptz;   -- set while ingest is stalled: silences past it are not judged
+    v_back     text[];        -- alert keys of agents that left 'down' in this evaluation
 BEGIN
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'evaluate_health: now must be given' USING ERRCODE = 'null_value_not_allowed';
@@ -55,7 +56,7 @@ BEGIN
     IF p_stall_max IS NOT NULL AND p_stall_max > interval '0' THEN
         SELECT max(a.last_seen),
                count(*) FILTER (WHERE a.status IN ('up', 'late') AND NOT a.paused),
-               sum(1.0 / greatest(extract(epoch FROM a.period), 0.001))
+               sum(1.0 / greatest(date_part('epoch', a.period), 0.001))   -- float8: extract() is numeric, slow
                    FILTER (WHERE a.status IN ('up', 'late') AND NOT a.paused)
         INTO v_heard, v_live, v_rate
         FROM agents a
@@ -236,30 +237,38 @@ BEGIN
     -- restarting), last_seen is the latest of several heartbeats since the agent came back, and
     -- the downtime grew by the evaluator's delay. The first 'ok' or 'start' heartbeat after the
     -- alert opened ends it (one probe of heartbeats_agent_time_idx per resolved alert).
-    WITH resolved AS (
-        UPDATE alerts al
-        SET resolved_at = greatest(coalesce(
-                (SELECT min(h.received_at) FROM heartbeats h
-                 WHERE h.agent_id = c.agent_id AND h.received_at > al.opened_at AND h.received_at <= p_now
-                   AND h.kind IN ('ok', 'start')),
-                CASE WHEN c.to_status = 'late' AND a.last_seen IS NOT NULL
-                     THEN least(a.last_seen, c.changed_at) ELSE c.changed_at END),
-                                   al.opened_at)
-        FROM unnest(v_changes) c
-        JOIN agents a ON a.agent_id = c.agent_id
-        WHERE c.from_status = 'down' AND c.to_status <> 'down'
-          AND al.alert_key = 'agent_down:' || c.agent_id AND al.resolved_at IS NULL
-        RETURNING al.*, c.to_status AS agent_status
-    )
-    INSERT INTO notifications (alert_id, event, channel, idempotency_key, payload)
-    SELECT r.alert_id, 'resolved', ch, format('alert:%s:resolved:%s', r.alert_id, ch),
-           alert_payload(r.alert_id,
-                         'resolved', format('alert:%s:resolved', r.alert_id),
-                         jsonb_build_object('resolved_at', r.resolved_at, 'agent_status', r.agent_status,
-                                            'duration_s', extract(epoch FROM r.resolved_at - r.opened_at)))
-    FROM resolved r CROSS JOIN unnest(p_channels) ch
-    WHERE r.last_notified_at IS NOT NULL AND NOT r.imported
-    ON CONFLICT (idempotency_key) DO NOTHING;
+    -- Issue #19 at 100,000 agents: joined with unnest(v_changes), this statement was planned
+    -- with the open alerts outside (estimated at one row, from statistics of before the alerts
+    -- this very evaluation opened) and the 100,000 transitions rescanned inside, once per alert:
+    -- minutes. So the keys go in as an array (probes of the unique key index, whatever the
+    -- estimates), and what the transition said is read back from the agent's row, which step 1
+    -- wrote and this transaction still holds locked (status = to_status, status_since = changed_at).
+    v_back := ARRAY(SELECT 'agent_down:' || c.agent_id FROM unnest(v_changes) c
+                    WHERE c.from_status = 'down' AND c.to_status <> 'down');
+    IF cardinality(v_back) > 0 THEN
+        WITH resolved AS (
+            UPDATE alerts al
+            SET resolved_at = greatest(coalesce(
+                    (SELECT min(h.received_at) FROM heartbeats h
+                     WHERE h.agent_id = al.agent_id AND h.received_at > al.opened_at AND h.received_at <= p_now
+                       AND h.kind IN ('ok', 'start')),
+                    (SELECT CASE WHEN a.status = 'late' AND a.last_seen IS NOT NULL
+                                 THEN least(a.last_seen, a.status_since) ELSE a.status_since END
+                     FROM agents a WHERE a.agent_id = al.agent_id)),
+                                       al.opened_at)
+            WHERE al.alert_key = ANY (v_back) AND al.resolved_at IS NULL
+            RETURNING al.*, (SELECT a.status FROM agents a WHERE a.agent_id = al.agent_id) AS agent_status
+        )
+        INSERT INTO notifications (alert_id, event, channel, idempotency_key, payload)
+        SELECT r.alert_id, 'resolved', ch, format('alert:%s:resolved:%s', r.alert_id, ch),
+               alert_payload(r.alert_id,
+                             'resolved', format('alert:%s:resolved', r.alert_id),
+                             jsonb_build_object('resolved_at', r.resolved_at, 'agent_status', r.agent_status,
+                                                'duration_s', extract(epoch FROM r.resolved_at - r.opened_at)))
+        FROM resolved r CROSS JOIN unnest(p_channels) ch
+        WHERE r.last_notified_at IS NOT NULL AND NOT r.imported
+        ON CONFLICT (idempotency_key) DO NOTHING;
+    END IF;
 
     -- 5. The incident ends when no more than half of the fleet is down; agents still down then
     -- get their own alerts through step 6.
