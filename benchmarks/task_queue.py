@@ -12,8 +12,9 @@ database per system. Each system does the same work, through its own client as i
   override so the bucket does not set the pace), PgQueuer through Queries.enqueue, Procrastinate
   through Task.defer_async.
 - claim + complete: ``--tasks`` tasks queued beforehand, drained by W processes, claiming up to 10
-  at a time where the library can (ours: claim_tasks(n=10) then complete_many for the batch, one
-  commit; PgQueuer: dequeue(batch_size=10) then log_jobs for the batch, as its queue manager does;
+  at a time where the library can (ours: claim_tasks(n=10), then complete_and_claim, which
+  completes the batch and claims the next in one statement and one commit; PgQueuer:
+  dequeue(batch_size=10) then log_jobs for the batch, as its queue manager does;
   Procrastinate fetches and finishes one job per query, by its design) with an empty handler.
 
 Throughput is tasks over the wall time from the moment all W processes passed a barrier to the
@@ -94,9 +95,10 @@ def ours_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out
             state.submit_task("bench", {**PAYLOAD, "doc": i}, capability="bench")
             done += 1
     else:
-        while tasks := state.claim_tasks(["bench"], BATCH, 60):
-            state.complete_many([(task, None) for task in tasks])
+        tasks = state.claim_tasks(["bench"], BATCH, 60)
+        while tasks:
             done += len(tasks)
+            _, tasks = state.complete_and_claim([(task, None) for task in tasks], ["bench"], BATCH, 60)
     out.put((start, time.perf_counter(), done))
     state.close()
 

@@ -85,6 +85,25 @@ def _seconds(value: float | None, field: str, low: float, high: float, *, open_l
     return float(value)
 
 
+CLAIM_SQL = ("SELECT task_id, attempt_id::text, kind, capability, priority, payload, attempt, max_attempts, "
+             "lease_until, submitted_by, created_at, retry_after_s "
+             "FROM fleet.claim_tasks(%s, %s::bytea, %s::text[], %s, make_interval(secs => %s))")
+COMPLETE_AND_CLAIM_SQL = (
+    "SELECT task_id, attempt_id::text, kind, capability, priority, payload, attempt, max_attempts, "
+    "lease_until, submitted_by, created_at, retry_after_s, lost "
+    "FROM fleet.complete_and_claim(%s, %s::bytea, %s::bigint[], %s::uuid[], %s::jsonb[], %s::text[], %s, "
+    "make_interval(secs => %s))")
+
+
+def _claim_args(capabilities: Iterable[str] | None, n: int, lease_s: float) -> tuple[list[str] | None, float | None]:
+    caps = None if capabilities is None else [label(c, "capability") for c in capabilities]
+    if caps is not None and len(caps) > 100:
+        raise ValidationError(f"a claim names at most 100 capabilities, got {len(caps)}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1000:
+        raise ValidationError(f"a claim takes 1 to 1000 tasks, got {n!r}")
+    return caps, _seconds(lease_s, "lease_s", 0, MAX_LEASE_S, open_low=True)
+
+
 class TaskQueue:
     """The task calls of SharedState; expects ``db``, ``_who`` and ``_refused`` from it."""
 
@@ -120,7 +139,7 @@ class TaskQueue:
                         (name, self.proof, kind, doc, cap, priority, run_after, max_attempts, key))
             return cur.fetchone()
 
-        task_id, retry = self.db.transaction(work)
+        task_id, retry = self.db.call(work)
         if retry is not None:
             raise self._refused("task submission", retry)
         return task_id
@@ -132,22 +151,13 @@ class TaskQueue:
         oldest, first. The agent's heartbeats renew the lease; past it, another agent may take the
         task. Complete or fail each task, presenting it (its attempt id) back."""
         name = self._who(agent)
-        caps = None if capabilities is None else [label(c, "capability") for c in capabilities]
-        if caps is not None and len(caps) > 100:
-            raise ValidationError(f"a claim names at most 100 capabilities, got {len(caps)}")
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1000:
-            raise ValidationError(f"a claim takes 1 to 1000 tasks, got {n!r}")
-        lease = _seconds(lease_s, "lease_s", 0, MAX_LEASE_S, open_low=True)
+        caps, lease = _claim_args(capabilities, n, lease_s)
 
         def work(cur):
-            cur.execute(
-                "SELECT task_id, attempt_id::text, kind, capability, priority, payload, attempt, max_attempts, "
-                "lease_until, submitted_by, created_at, retry_after_s "
-                "FROM fleet.claim_tasks(%s, %s::bytea, %s::text[], %s, make_interval(secs => %s))",
-                (name, self.proof, caps, n, lease))
+            cur.execute(CLAIM_SQL, (name, self.proof, caps, n, lease))
             return cur.fetchall()
 
-        rows = self.db.transaction(work)
+        rows = self.db.call(work)
         if rows and rows[0][0] is None:
             raise self._refused("task claim", rows[0][11])
         return [Task(*row[:11], agent=name) for row in rows]
@@ -163,7 +173,7 @@ class TaskQueue:
                         (task.agent, self.proof, task.task_id, task.attempt_id, doc))
             return cur.fetchone()[0]
 
-        if not self.db.transaction(work):
+        if not self.db.call(work):
             raise self._lost(task)
 
     def complete_many(self, done: Iterable[tuple[Task, Any]]) -> list[Task]:
@@ -187,7 +197,36 @@ class TaskQueue:
                 lost.update(row[0] for row in cur.fetchall())
             return [task for task, _ in pairs if task.task_id in lost]
 
-        return self.db.transaction(work) if pairs else []
+        if not pairs:
+            return []
+        return self.db.call(work) if len(by_agent) == 1 else self.db.transaction(work)
+
+    def complete_and_claim(self, done: Iterable[tuple[Task, Any]], capabilities: Iterable[str] | None = None,
+                           n: int = 1, lease_s: float = 60.0) -> tuple[list[Task], list[Task]]:
+        """A worker's loop step in one statement and one commit (``fleet.complete_and_claim``):
+        completes ``done`` (this agent's attempts, as complete_many) and claims up to ``n`` more
+        (as claim_tasks). Returns (the attempts that lost their task, the tasks claimed). On a
+        rate-limit refusal of the claim the completions are stored and RateLimitedError is raised."""
+        pairs = [(task, validation.document(result, "task result", max_bytes=MAX_PAYLOAD)) for task, result in done]
+        if len(pairs) > 1000:
+            raise ValidationError(f"complete_and_claim completes at most 1000 tasks, got {len(pairs)}")
+        name = self._who(None)
+        if any(task.agent != name for task, _ in pairs):
+            raise ValidationError(f"complete_and_claim completes {name}'s own attempts only")
+        caps, lease = _claim_args(capabilities, n, lease_s)
+
+        def work(cur):
+            cur.execute(COMPLETE_AND_CLAIM_SQL, (
+                name, self.proof, [t.task_id for t, _ in pairs], [t.attempt_id for t, _ in pairs],
+                [d for _, d in pairs], caps, n, lease))
+            return cur.fetchall()
+
+        rows = self.db.call(work)
+        lost_ids = {row[0] for row in rows if row[12]}
+        claimed = [row for row in rows if not row[12]]
+        if claimed and claimed[0][0] is None:
+            raise self._refused("task claim", claimed[0][11])
+        return [t for t, _ in pairs if t.task_id in lost_ids], [Task(*row[:11], agent=name) for row in claimed]
 
     def fail_task(self, task: Task, error: Any = None, retry_in: float | None = None, *,
                   permanent: bool = False) -> str:
@@ -205,7 +244,7 @@ class TaskQueue:
                         (task.agent, self.proof, task.task_id, task.attempt_id, text, delay, bool(permanent)))
             return cur.fetchone()[0]
 
-        state = self.db.transaction(work)
+        state = self.db.call(work)
         if state is None:
             raise self._lost(task)
         return state
@@ -221,7 +260,7 @@ class TaskQueue:
                         "make_interval(secs => %s))", (task.agent, self.proof, task.task_id, task.attempt_id, lease))
             return cur.fetchone()
 
-        until, retry = self.db.transaction(work)
+        until, retry = self.db.call(work)
         if retry is not None:
             raise self._refused("lease extension", retry)
         if until is None:
@@ -236,7 +275,7 @@ class TaskQueue:
             cur.execute("SELECT fleet.release_task(%s, %s::bytea, %s, %s::uuid)", (task.agent, self.proof, task.task_id, task.attempt_id))
             return cur.fetchone()[0]
 
-        if not self.db.transaction(work):
+        if not self.db.call(work):
             raise self._lost(task)
 
     def get_task(self, task_id: int, *, agent: str | None = None) -> TaskStatus | None:
@@ -247,7 +286,7 @@ class TaskQueue:
             cur.execute("SELECT * FROM fleet.get_task(%s, %s::bytea, %s)", (name, self.proof, int(task_id)))
             return cur.fetchone()
 
-        row = self.db.transaction(work)
+        row = self.db.call(work)
         return None if row is None else TaskStatus(*row)
 
     @staticmethod

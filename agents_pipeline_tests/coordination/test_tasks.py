@@ -340,3 +340,26 @@ def test_complete_tasks_checks_its_arrays_and_caps_on_the_server(fleet: Fleet) -
     assert {_row(fleet, i, "state")[0] for i in ids} == {"done", "claimed"}
     assert _row(fleet, theirs.task_id, "state, claimed_by")[0] == "claimed"
     assert call([mine.task_id], [mine.attempt_id], None) == []    # a retried call: done already, not lost
+
+
+def test_complete_and_claim_is_one_step_of_a_workers_loop(fleet: Fleet) -> None:
+    """Completes the batch it presents and claims the next in one statement: results stored, a
+    lost attempt reported, the next tasks claimed with new attempt ids; an empty queue answers
+    with no tasks, and the last completions are stored all the same."""
+    producer, worker, other = fleet.agent("producer"), fleet.agent("worker"), fleet.agent("other")
+    ids = [producer.submit_task("render", {"page": i}) for i in range(5)]
+    first = worker.claim_tasks(None, 2, lease_s=60)
+    fleet.sql("UPDATE fleet.tasks SET lease_until = now() - interval '1 second' WHERE task_id = %s", (ids[0],))
+    (stolen,) = other.claim_tasks(None, 1, lease_s=60)
+    assert stolen.task_id == ids[0]
+    lost, nxt = worker.complete_and_claim([(t, {"page": t.payload["page"]}) for t in first], None, 2, 60)
+    assert [t.task_id for t in lost] == [ids[0]]
+    assert [t.task_id for t in nxt] == ids[2:4] and all(t.attempt_id for t in nxt)
+    assert _row(fleet, ids[1], "state, result") == ("done", {"page": 1})
+    lost, nxt = worker.complete_and_claim([(t, None) for t in nxt], None, 5, 60)
+    assert lost == [] and [t.task_id for t in nxt] == [ids[4]]
+    lost, nxt = worker.complete_and_claim([(t, None) for t in nxt], None, 5, 60)
+    assert (lost, nxt) == ([], [])
+    assert [_row(fleet, i, "state")[0] for i in ids] == ["claimed", "done", "done", "done", "done"]
+    with pytest.raises(ValidationError, match="own attempts only"):
+        worker.complete_and_claim([(stolen, None)], None, 1, 60)
