@@ -11,7 +11,8 @@
 -- History: sql/0003 (first version), sql/0011 (step 4: downtime ends at the heartbeat). This
 -- file is the one home from here on; `db migrate` re-applies it when it changes. Issue #18 added
 -- step 1c (a down agent's tasks released) and task_dead alerts to step 6's notices. Issue #19's
--- soak added step 0 (a silence is evidence only if the fleet was heard after it).
+-- soak added step 0 (a silence is evidence only if the fleet was heard after it); step 6
+-- honours a fleet file's silence windows (sql/functions/alert_routing.sql).
 
 -- p_stall_max was added: the old signature goes in the same transaction (no stale overload).
 DROP FUNCTION IF EXISTS fleet.evaluate_health(timestamptz, text[], interval, integer);
@@ -306,6 +307,8 @@ BEGIN
         WHERE al.resolved_at IS NULL AND NOT al.imported
           AND al.kind IN ('agent_down', 'incident', 'task_dead')
           AND (g.silenced_until IS NULL OR g.silenced_until <= p_now)
+          -- a fleet file's weekly silence windows (fleet.in_silence_window)
+          AND NOT (g.config ? 'silence_windows' AND fleet.in_silence_window(g.config, p_now))
           -- held back while the incident that covers it is open
           AND (v_incident IS NULL OR (al.details ->> 'incident_alert_id') IS DISTINCT FROM v_incident::text)
           AND (al.last_notified_at IS NULL
