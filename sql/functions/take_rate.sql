@@ -30,6 +30,18 @@ BEGIN
             USING ERRCODE = 'program_limit_exceeded';
     END IF;
 
+    -- The common case in one statement (issue #18's queue benchmark): enough tokens, taken by an
+    -- UPDATE that locks the row itself. Under READ COMMITTED a concurrent taker's UPDATE waits
+    -- and judges the condition again on the row's newest version, so two never share a token.
+    UPDATE rate_buckets b
+    SET tokens = least(v_burst, b.tokens + v_rate * greatest(0, date_part('epoch', now() - b.refilled_at))) - p_cost,
+        refilled_at = now()
+    WHERE b.agent_id = p_agent_id AND b.kind = p_kind
+      AND least(v_burst, b.tokens + v_rate * greatest(0, date_part('epoch', now() - b.refilled_at))) >= p_cost;
+    IF FOUND THEN
+        RETURN NULL;
+    END IF;
+    -- No bucket yet, or not enough tokens.
     INSERT INTO rate_buckets (agent_id, kind, tokens) VALUES (p_agent_id, p_kind, v_burst)
     ON CONFLICT (agent_id, kind) DO NOTHING;
     SELECT * INTO v_row FROM rate_buckets WHERE agent_id = p_agent_id AND kind = p_kind FOR UPDATE;
