@@ -17,6 +17,12 @@ database per system. Each system does the same work, through its own client as i
   dequeue(batch_size=10) then log_jobs for the batch, as its queue manager does;
   Procrastinate fetches and finishes one job per query, by its design) with an empty handler.
 
+A fourth system, ``floor``, is the least any PostgreSQL queue can do with the same durability: a
+plain ``INSERT`` of the payload per submitted task (autocommit: one round trip, one commit), and a
+drain of one ``DELETE ... WHERE id IN (SELECT ... LIMIT 10 FOR UPDATE SKIP LOCKED) RETURNING``
+statement per batch (claim and completion at once, no attempt, lease, authentication or rate
+limit). Its figures bound what "2x the faster of the two" can mean on this machine.
+
 Throughput is tasks over the wall time from the moment all W processes passed a barrier to the
 last one's end. Medians over ``--rounds``; the order of the systems rotates per round.
 """
@@ -42,7 +48,7 @@ from agents_pipeline.core.localdb import LocalCluster, scratch_home
 SPAWN = multiprocessing.get_context("spawn")
 PAYLOAD = {"doc": 0, "text": "lorem ipsum dolor sit amet " * 8}
 BATCH = 10
-SYSTEMS = ("agents_pipeline", "pgqueuer", "procrastinate")
+SYSTEMS = ("agents_pipeline", "pgqueuer", "procrastinate", "floor")
 
 
 def plain_dsn(url: str) -> str:
@@ -210,18 +216,62 @@ def proc_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out
     asyncio.run(go())
 
 
-PREPARE = {"agents_pipeline": ours_prepare, "pgqueuer": pgq_prepare, "procrastinate": proc_prepare}
-FILL = {"agents_pipeline": ours_fill, "pgqueuer": pgq_fill, "procrastinate": proc_fill}
-WORKER = {"agents_pipeline": ours_worker, "pgqueuer": pgq_worker, "procrastinate": proc_worker}
+# -- the floor -------------------------------------------------------------------------------------
+def floor_prepare(url: str, workers: int) -> dict[str, str]:
+    sql(url, "CREATE TABLE IF NOT EXISTS floor_tasks (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+             "payload jsonb NOT NULL)")
+    return {f"floor-{i}": "" for i in range(max(workers, 1))}
+
+
+def floor_fill(url: str, n: int) -> None:
+    conn = psycopg2.connect(**connect_kwargs(url))
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO floor_tasks (payload) SELECT %s::jsonb FROM generate_series(1, %s)",
+                        (json.dumps(PAYLOAD), n))
+    finally:
+        conn.close()
+
+
+def floor_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out) -> None:
+    conn = psycopg2.connect(**connect_kwargs(url))
+    conn.autocommit = True
+    cur = conn.cursor()
+    barrier.wait()
+    start = time.perf_counter()
+    done = 0
+    if mode == "submit":
+        for i in range(n):
+            cur.execute("INSERT INTO floor_tasks (payload) VALUES (%s::jsonb)", (json.dumps({**PAYLOAD, "doc": i}),))
+            done += 1
+    else:
+        while True:
+            cur.execute("DELETE FROM floor_tasks WHERE id IN (SELECT id FROM floor_tasks ORDER BY id LIMIT %s "
+                        "FOR UPDATE SKIP LOCKED) RETURNING id, payload", (BATCH,))
+            got = len(cur.fetchall())
+            if not got:
+                break
+            done += got
+    out.put((start, time.perf_counter(), done))
+    conn.close()
+
+
+PREPARE = {"agents_pipeline": ours_prepare, "pgqueuer": pgq_prepare, "procrastinate": proc_prepare,
+           "floor": floor_prepare}
+FILL = {"agents_pipeline": ours_fill, "pgqueuer": pgq_fill, "procrastinate": proc_fill, "floor": floor_fill}
+WORKER = {"agents_pipeline": ours_worker, "pgqueuer": pgq_worker, "procrastinate": proc_worker,
+          "floor": floor_worker}
 REMAINING = {
     "agents_pipeline": "SELECT count(*) FROM fleet.tasks WHERE state <> 'done'",
     "pgqueuer": "SELECT count(*) FROM pgqueuer",
     "procrastinate": "SELECT count(*) FROM procrastinate_jobs WHERE status <> 'succeeded'",
+    "floor": "SELECT count(*) FROM floor_tasks",
 }
 TRUNCATE = {
     "agents_pipeline": "TRUNCATE fleet.tasks",
     "pgqueuer": "TRUNCATE pgqueuer, pgqueuer_log",
     "procrastinate": "TRUNCATE procrastinate_jobs CASCADE",
+    "floor": "TRUNCATE floor_tasks",
 }
 
 
@@ -276,7 +326,7 @@ def main() -> None:
             tokens[system] = PREPARE[system](urls[system], max(args.workers))
         figures: dict[tuple[str, str, int], list[float]] = {}
         for rnd in range(args.rounds):
-            order = SYSTEMS[rnd % 3:] + SYSTEMS[:rnd % 3]
+            order = SYSTEMS[rnd % len(SYSTEMS):] + SYSTEMS[:rnd % len(SYSTEMS)]
             for mode in ("submit", "drain"):
                 for workers in args.workers:
                     for system in order:
@@ -286,14 +336,16 @@ def main() -> None:
                               f"(load {open('/proc/loadavg').read().split()[0]})", flush=True)
         print(f"\n{args.tasks} tasks, {args.rounds} rounds, {os.cpu_count()} cores; "
               f"load {open('/proc/loadavg').read().strip()}")
-        print("| metric | processes | agents_pipeline | PgQueuer | Procrastinate | vs the faster of the two |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("| metric | processes | agents_pipeline | PgQueuer | Procrastinate | vs the faster of the two "
+              "| floor | the floor vs the faster of the two |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for mode, label in (("submit", "submit"), ("drain", "claim + complete")):
             for workers in args.workers:
                 med = {s: statistics.median(figures[(mode, s, workers)]) for s in SYSTEMS}
                 best = max(med["pgqueuer"], med["procrastinate"])
                 print(f"| {label} | {workers} | {med['agents_pipeline']:,.0f} | {med['pgqueuer']:,.0f} | "
-                      f"{med['procrastinate']:,.0f} | {med['agents_pipeline'] / best:.2f}x |")
+                      f"{med['procrastinate']:,.0f} | {med['agents_pipeline'] / best:.2f}x | {med['floor']:,.0f} | "
+                      f"{med['floor'] / best:.2f}x |")
     finally:
         cluster.destroy()
 
