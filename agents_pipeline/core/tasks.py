@@ -95,6 +95,14 @@ COMPLETE_AND_CLAIM_SQL = (
     "make_interval(secs => %s))")
 
 
+def _results(done: Iterable[tuple[Task, Any]], what: str) -> list[tuple[Task, str | None]]:
+    """Each task with its result as JSON (checked as complete() checks one), at most 1,000."""
+    pairs = [(task, validation.document(result, "task result", max_bytes=MAX_PAYLOAD)) for task, result in done]
+    if len(pairs) > 1000:
+        raise ValidationError(f"{what} at most 1000 tasks, got {len(pairs)}")
+    return pairs
+
+
 def _claim_args(capabilities: Iterable[str] | None, n: int, lease_s: float) -> tuple[list[str] | None, float | None]:
     caps = None if capabilities is None else [label(c, "capability") for c in capabilities]
     if caps is not None and len(caps) > 100:
@@ -181,9 +189,7 @@ class TaskQueue:
         of what completing costs with durable commits) and one statement per agent
         (``fleet.complete_tasks``); returns those that were no longer held, as complete() would
         have raised LeaseLostError for each. At most 1,000 at a time."""
-        pairs = [(task, validation.document(result, "task result", max_bytes=MAX_PAYLOAD)) for task, result in done]
-        if len(pairs) > 1000:
-            raise ValidationError(f"complete_many takes at most 1000 tasks, got {len(pairs)}")
+        pairs = _results(done, "complete_many takes")
         by_agent: dict[str, list[tuple[Task, str | None]]] = {}
         for task, doc in pairs:
             by_agent.setdefault(task.agent, []).append((task, doc))
@@ -207,9 +213,7 @@ class TaskQueue:
         completes ``done`` (this agent's attempts, as complete_many) and claims up to ``n`` more
         (as claim_tasks). Returns (the attempts that lost their task, the tasks claimed). On a
         rate-limit refusal of the claim the completions are stored and RateLimitedError is raised."""
-        pairs = [(task, validation.document(result, "task result", max_bytes=MAX_PAYLOAD)) for task, result in done]
-        if len(pairs) > 1000:
-            raise ValidationError(f"complete_and_claim completes at most 1000 tasks, got {len(pairs)}")
+        pairs = _results(done, "complete_and_claim completes")
         name = self._who(None)
         if any(task.agent != name for task, _ in pairs):
             raise ValidationError(f"complete_and_claim completes {name}'s own attempts only")

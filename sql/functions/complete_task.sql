@@ -7,21 +7,11 @@ CREATE OR REPLACE FUNCTION fleet.complete_task(
     p_agent text, p_proof bytea, p_task_id bigint, p_attempt_id uuid, p_result jsonb
 ) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = fleet, pg_temp
-SET lock_timeout = '2s'
 AS $$
-DECLARE
-    v_me bigint := fleet.authenticate(p_agent, p_proof);
 BEGIN
-    IF octet_length(p_result::text) > 262144 THEN
-        RAISE EXCEPTION 'task result larger than 256 KiB' USING ERRCODE = 'program_limit_exceeded';
-    END IF;
-    UPDATE tasks
-    SET state = 'done', result = p_result, finished_at = now(), lease_until = NULL
-    WHERE task_id = p_task_id AND attempt_id = p_attempt_id AND claimed_by = v_me AND state = 'claimed';
-    IF FOUND THEN
-        RETURN true;
-    END IF;
-    RETURN EXISTS (SELECT 1 FROM tasks
-                   WHERE task_id = p_task_id AND attempt_id = p_attempt_id AND claimed_by = v_me AND state = 'done');
+    -- One home for the rules (caps, fencing, a retried call): the batch form with one task.
+    -- plpgsql, not sql: its body is resolved when called, so file order does not matter.
+    RETURN NOT EXISTS (SELECT 1 FROM fleet.complete_tasks(p_agent, p_proof, ARRAY[p_task_id], ARRAY[p_attempt_id],
+                                                          ARRAY[p_result]));
 END;
 $$;
