@@ -8,6 +8,7 @@ mapping every agent row is rejected and the run exits 1 naming the table and the
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -214,16 +215,28 @@ def test_job_fails_over_the_threshold_with_the_cli_line_and_applies_a_mapping(di
     assert "AGENTS_PIPELINE_IMPORT_DIR" in result.failure_data_for_node("migrate_sqlite_file").error.message
 
 
-def test_mapped_tables_store_the_same_rows_by_sqlite_and_by_the_converters(dialect_file, tmp_path, capsys,
+@pytest.mark.parametrize("unit", ["seconds", "milliseconds"])
+def test_mapped_tables_store_the_same_rows_by_sqlite_and_by_the_converters(unit, dialect_file, tmp_path, capsys,
                                                                            monkeypatch, db_url, query):
     """The set-based path reads a mapped table through a co-routine (with epoch integers turned
-    into ISO text in SQLite); the per-value converters read the same view. Same rows, same sums."""
+    into ISO text in SQLite, their microseconds taken from the number); the per-value converters
+    read the same view. Same rows, same sums, with epoch seconds (epoch_or_iso) and epoch
+    milliseconds (epoch_ms)."""
     from agents_pipeline.defs.migration.fastpath import ENV
     from agents_pipeline.defs.migration.mapping import load_mapping
     from agents_pipeline.defs.migration.runner import migrate_sqlite
 
+    if unit == "milliseconds":
+        conn = sqlite3.connect(dialect_file)
+        conn.execute("UPDATE heartbeats SET beat_at = beat_at * 1000 + id % 1000 WHERE typeof(beat_at) = 'integer'")
+        conn.execute("UPDATE metrics SET recorded_at = recorded_at * 1000 + 999 WHERE typeof(recorded_at) = 'integer'")
+        conn.commit()
+        conn.close()
     out = tmp_path / "mapping.yaml"
-    _draft(dialect_file, out, capsys)
+    tables = _draft(dialect_file, out, capsys)["tables"]
+    convert = "epoch_ms" if unit == "milliseconds" else "epoch_or_iso"   # the draft tells them apart by content
+    assert tables["heartbeats"]["columns"]["received_at"] == {"from": "beat_at", "convert": convert}
+    assert tables["metrics"]["columns"]["sampled_at"] == {"from": "recorded_at", "convert": convert}
     mapping = load_mapping(out)
     assert migrate_sqlite(dialect_file, db_url, source_name="fast", mapping=mapping, batch_size=7).ok
     monkeypatch.setenv(ENV, "0")
@@ -242,3 +255,5 @@ def test_mapped_tables_store_the_same_rows_by_sqlite_and_by_the_converters(diale
                   "ORDER BY 1", (name,)))
     assert rows["fast"] == rows["slow"]
     assert len(rows["fast"][0]) == D.HEARTBEATS and len(rows["fast"][1]) == D.METRICS - 1
+    extra = timedelta(milliseconds=1) if unit == "milliseconds" else timedelta(0)   # heartbeat 1: an epoch number
+    assert rows["fast"][0][0][1] == datetime.fromtimestamp(D.EPOCH_2025_01_20 + 60, UTC) + extra

@@ -229,11 +229,10 @@ def _expr(col: ColumnMap, table: str, key_col: str | None, field: str = "") -> s
     # (exact: both sides count whole seconds from 1970 in UTC), so that SQLite's set-based path
     # (fastpath.py) takes those rows instead of the per-value converters; every other value
     # (reals, digits in text, out of range) is passed as it is, and converted or rejected there.
-    in_range = f"typeof({src}) = 'integer' AND {src} >= {EPOCH_MIN} AND {src} < {EPOCH_MAX}"
+    in_range, ms_range = _epoch_range(src, 1), _epoch_range(src, 1000)
     if col.convert == "epoch_or_iso":
         return f"CASE WHEN {in_range} THEN strftime('%Y-%m-%dT%H:%M:%S', {src}, 'unixepoch') ELSE {src} END"
     if col.convert == "epoch_ms":
-        ms_range = f"typeof({src}) = 'integer' AND {src} >= {EPOCH_MIN * 1000} AND {src} < {EPOCH_MAX * 1000}"
         return (f"CASE WHEN {ms_range} THEN strftime('%Y-%m-%dT%H:%M:%S', {src} / 1000, 'unixepoch') "
                 f"|| printf('.%03d', {src} % 1000) "
                 f"WHEN typeof({src}) IN ('integer', 'real') THEN {src} / 1000.0 ELSE {src} END")
@@ -248,6 +247,28 @@ def _expr(col: ColumnMap, table: str, key_col: str | None, field: str = "") -> s
     return src
 
 
+def _epoch_range(src: str, per_second: int) -> str:
+    return f"typeof({src}) = 'integer' AND {src} >= {EPOCH_MIN * per_second} AND {src} < {EPOCH_MAX * per_second}"
+
+
+def _micros_expr(col: ColumnMap) -> str | None:
+    """For a time converted from epoch numbers: the epoch microseconds of the rows the view
+    renders from an in-range integer (NULL for the others), exactly the time its ISO text
+    reads. The set-based path (fastpath.py) takes them instead of checking and parsing that
+    text again; the ISO text the source held is checked as before."""
+    src = f"s.{_q(str(col.source))}"
+    if col.convert == "epoch_or_iso":
+        return f"CASE WHEN {_epoch_range(src, 1)} THEN {src} * 1000000 END"
+    if col.convert == "epoch_ms":
+        return f"CASE WHEN {_epoch_range(src, 1000)} THEN {src} * 1000 END"
+    return None
+
+
+def micros_column(column: str) -> str:
+    """The view's companion column of a documented time column (see ``_micros_expr``)."""
+    return column + "$us"
+
+
 @dataclass
 class Applied:
     """What a mapping does to one opened file: SQL to run on its connection, and the names."""
@@ -256,6 +277,8 @@ class Applied:
     views: dict[str, str]            # documented legacy table -> source table
     bodies: dict[str, str]           # documented legacy table -> the view's SELECT
     ignored: dict[str, list[str]]    # documented legacy table -> source columns not imported
+    json_built: dict[str, list[str]]  # documented legacy table -> columns json_object() builds
+    micros: dict[str, list[str]]      # documented legacy table -> time columns with a micros_column
 
 
 def apply_sql(mapping: Mapping, columns: dict[str, list[str]]) -> Applied:
@@ -265,6 +288,8 @@ def apply_sql(mapping: Mapping, columns: dict[str, list[str]]) -> Applied:
     views: dict[str, str] = {}
     bodies: dict[str, str] = {}
     ignored: dict[str, list[str]] = {}
+    json_built: dict[str, list[str]] = {}
+    micros: dict[str, list[str]] = {}
     for table, spec in mapping.tables.items():
         if table not in columns:
             raise MappingError(f"mapping: source table {table!r} is not in the file (tables: "
@@ -299,6 +324,8 @@ def apply_sql(mapping: Mapping, columns: dict[str, list[str]]) -> Applied:
         field_of = {legacy: f for f, legacy in target.fields.items()}
         exprs = [f"{_expr(by_legacy[col], agents[0] if agents else table, key_col, field_of[col])} AS {_q(col)}"
                  if col in by_legacy else f"NULL AS {_q(col)}" for col in target.fields.values()]
+        timed = {col: e for col, c in by_legacy.items() if (e := _micros_expr(c)) is not None}
+        exprs += [f"{e} AS {_q(micros_column(col))}" for col, e in timed.items()]
         joins = "".join(f" LEFT JOIN temp.{KEY_TABLE} AS {_q('k_' + f)} ON {_q('k_' + f)}.key = CAST(s.{_q(str(c.source))} AS TEXT)"
                         for f, c in spec.columns.items() if c.convert == "agent_key")
         body = f"SELECT s.rowid AS rowid, {', '.join(exprs)} FROM main.{_q(table)} AS s{joins}"  # noqa: S608 - quoted
@@ -309,4 +336,6 @@ def apply_sql(mapping: Mapping, columns: dict[str, list[str]]) -> Applied:
         used = {s for c in spec.columns.values()
                 for s in (c.source if isinstance(c.source, list) else [c.source] if c.source else [])}
         ignored[target.legacy] = [c for c in columns[table] if c not in used and c != spec.key]
-    return Applied(statements, views, bodies, ignored)
+        json_built[target.legacy] = [target.fields[f] for f, c in spec.columns.items() if c.convert == "json_object"]
+        micros[target.legacy] = list(timed)
+    return Applied(statements, views, bodies, ignored, json_built, micros)

@@ -119,6 +119,8 @@ class LegacySource:
         self.ignored: dict[str, list[str]] = {}   # documented table -> source columns not imported
         self.as_legacy: set[str] = set()          # tables a mapping sends to the legacy schema as they are
         self.view_bodies: dict[str, str] = {}     # documented table -> the SELECT its temp view runs
+        self.json_built: dict[str, list[str]] = {}  # documented table -> columns its view builds as JSON
+        self.micros: dict[str, list[str]] = {}      # documented table -> time columns with epoch micros beside
         if mapping is not None:
             try:
                 self._apply(mapping)
@@ -142,6 +144,8 @@ class LegacySource:
             self._tables[legacy] = TableInfo(name=legacy, columns=[c for c in cols if c != "rowid"])
         self.mapped_from, self.ignored = dict(applied.views), applied.ignored
         self.view_bodies = dict(applied.bodies)
+        self.json_built = dict(applied.json_built)
+        self.micros = dict(applied.micros)
         self.as_legacy = {t for t, spec in mapping.tables.items() if spec.target == "legacy"}
 
     def _distrust_schema(self) -> None:
