@@ -34,7 +34,7 @@ import psycopg2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import migration_cluster  # noqa: E402
+from common import migration_cluster, settle  # noqa: E402
 from legacy_dirty_file import VARIANTS, generate  # noqa: E402
 from measured_run import measured  # noqa: E402
 from sqlite_migration_report import dirt_fates, query, render  # noqa: E402
@@ -110,6 +110,7 @@ def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: 
                                "help_requests", "shared_state", "agent_messages", "system_config"))
     source.close()
     env = {**os.environ, "AGENTS_PIPELINE_DATABASE_URL": ours, "PYTHONPATH": str(ROOT)}
+    settle(cluster.url("postgres"))   # before every timed load: none pays for the one before it
     print(f"[{variant}] migrating {total_rows} rows with agents-pipeline ...", flush=True)
     # The dirty file rejects up to a few % of some tables on purpose: accepted, as before the threshold (#22).
     mine = measured([sys.executable, "-m", "agents_pipeline.cli.main", "migrate-sqlite", str(path), "--json",
@@ -133,6 +134,7 @@ def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: 
      INTO postgresql://postgres:{password}@127.0.0.1:{port}/pgl_{variant}
  WITH include drop, create tables, create indexes, reset sequences, prefetch rows = {opts.pgloader_prefetch};
 """)
+    settle(cluster.url("postgres"))
     print(f"[{variant}] migrating with pgloader ...", flush=True)
     pgl = measured(["pgloader", str(load)], log=(opts.keep or work) / f"pgloader-{variant}.log",
                    timeout=max(600.0, 10 * mine["seconds"]))
@@ -157,6 +159,7 @@ def _floor(cluster: LocalCluster, path: Path, deferred: bool) -> dict:
     """The plain-COPY baseline into a fresh database with the same schema (clean file only);
     ``deferred``: secondary indexes dropped before the load and built after it, as pgloader does."""
     url = _new_database(cluster, "floor_deferred" if deferred else "floor_clean", schema=True)
+    settle(cluster.url("postgres"))
     print(f"[clean] plain-COPY baseline{' (indexes built after the load)' if deferred else ''} ...", flush=True)
     run = measured([sys.executable, str(ROOT / "benchmarks" / "migration_floor.py"), str(path), url, "--verify",
                     *(["--deferred-indexes"] if deferred else [])])
