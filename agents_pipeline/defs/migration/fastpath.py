@@ -26,7 +26,7 @@ from datetime import date
 from itertools import islice
 
 from agents_pipeline.defs.migration.copydata import Batch
-from agents_pipeline.defs.migration.mapping import micros_column
+from agents_pipeline.defs.migration.mapping import KEY_TABLE, ViewFacts, agent_id_column, micros_column
 from agents_pipeline.defs.migration.source import MAX_BATCH_BYTES, LegacySource, qident, value_bytes
 from agents_pipeline.defs.migration.tables import HEARTBEAT_KIND, METRIC_NAME_MAX, Context, TableSpec
 from agents_pipeline.defs.migration.values import MAX_VALUE_BYTES
@@ -50,6 +50,10 @@ def load_agent_map(source: LegacySource, agents: dict[str, int]) -> None:
     source.execute(f"DELETE FROM temp.{AGENT_MAP}")  # noqa: S608 - a constant name
     source.conn.executemany(f"INSERT INTO temp.{AGENT_MAP} VALUES (?, ?)",  # noqa: S608 - a constant name
                             sorted(agents.items()))
+    if source.execute("SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = ?", (KEY_TABLE,)).fetchone():
+        # a mapping's agent keys resolved once, here, rather than by a join per row (Known.agent)
+        source.execute(f"UPDATE temp.{KEY_TABLE} SET id = (SELECT a.id FROM temp.{AGENT_MAP} AS a "  # noqa: S608
+                       f"WHERE typeof({KEY_TABLE}.name) = 'text' AND a.name = {KEY_TABLE}.name)")
 
 
 # SQL fragments over a column reference. Literals are SQLite strings: no backslash escapes.
@@ -105,8 +109,8 @@ _SECONDS = "unixepoch(substr({}, 1, 19))" if sqlite3.sqlite_version_info >= (3, 
 
 def _ts_micros(col: str) -> str:
     """Epoch microseconds, as digest.py renders a time (``col`` passed ``_ts_ok``)."""
-    return (f"({_SECONDS.format(col)} * 1000000 + "
-            f"CASE WHEN length({col}) > 19 THEN CAST(substr(substr({col}, 21) || '00000', 1, 6) AS INTEGER) ELSE 0 END)")
+    # The fraction's digits right-padded to six ('.5' -> 500000; none -> the padding's 0).
+    return f"({_SECONDS.format(col)} * 1000000 + CAST(substr({col} || '000000', 21, 6) AS INTEGER))"
 
 
 def _json_ok(col: str, built: bool = False) -> str:
@@ -142,10 +146,13 @@ class Known:
     """What a mapping's view guarantees (nothing, for a file in the documented layout):
     ``json``: columns it builds with json_object(), valid and flat JSON by construction;
     ``micros``: time column -> the view column with its epoch microseconds for the rows it
-    rendered from an in-range epoch number (mapping.micros_column), NULL for the others."""
+    rendered from an in-range epoch number (mapping.micros_column), NULL for the others;
+    ``agent_ids``: agent column -> the view column with the agent_id its key resolved to
+    (mapping.agent_id_column), NULL for a key without an agent row."""
 
     json: frozenset[str] = frozenset()
     micros: dict[str, str] = field(default_factory=dict)
+    agent_ids: dict[str, str] = field(default_factory=dict)
 
     def time_ok(self, column: str, col: str) -> str:
         us = self.micros.get(column)
@@ -155,11 +162,31 @@ class Known:
         us = self.micros.get(column)   # coalesce is lazy in SQLite: the text is parsed only without it
         return _ts_micros(col) if us is None else f"coalesce({us}, {_ts_micros(col)})"
 
+    def agent(self, column: str, col: str) -> str:
+        """The agent_id of the name in ``col``: the join's ``a.id``, or with a resolved key the
+        view's id, looked up by name (a placeholder's) only when there is none."""
+        resolved = self.agent_ids.get(column)
+        if resolved is None:
+            return "a.id"
+        return f"coalesce({resolved}, (SELECT a.id FROM temp.{AGENT_MAP} AS a WHERE {_agent_match(col)}))"  # noqa: S608 - constant names, quoted columns
+
+    def agent_join(self, column: str, col: str) -> str:
+        if column in self.agent_ids:
+            return ""   # 0.5 s per million rows less than a join that most rows do not need
+        return f"LEFT JOIN temp.{AGENT_MAP} AS a ON {_agent_match(col)} "
+
+
+def _agent_match(col: str) -> str:
+    # text only, compared as text: a numeric column's affinity would make '42' = '042'
+    return f"typeof({col}) = 'text' AND a.name = CAST({col} AS TEXT)"
+
 
 @dataclass(frozen=True)
 class Plan:
-    """The SQLite query for one table: per row (rowid, clean, day, csv head, float, csv tail,
-    digest head, digest tail). A table without a float column returns NULL for it."""
+    """The SQLite query for one table. Per row, without a float column: (rowid, day, csv line,
+    digest text); with one: (rowid, day, csv head, float, csv tail, digest head, digest tail).
+    The line (or head) is NULL when the row is not plainly clean: its checks are evaluated
+    once, in that CASE, and only a clean row is rendered."""
 
     query: str
     float_col: bool
@@ -167,24 +194,27 @@ class Plan:
 
 def _heartbeats(t: dict[str, str], source_id: int, known: Known) -> Plan:
     agent, ts, status, meta = t["agent_id"], t["timestamp"], t["status"], t["metadata"]
-    clean = (f"a.id IS NOT NULL AND {known.time_ok('timestamp', ts)} AND {_text_ok(status)} "
+    aid = known.agent("agent_id", agent)
+    clean = (f"{aid} IS NOT NULL AND {known.time_ok('timestamp', ts)} AND {_text_ok(status)} "
              f"AND {_unpadded(status)} AND {_json_ok(meta, 'metadata' in known.json)}")
     kind = _heartbeat_kind(status)
-    line = _unless_oversize(_printf(f'%d,"%s+00",%s,%s,%s,{source_id},%d\n', "a.id", ts, kind, _csv(status),
+    line = _unless_oversize(_printf(f'%d,"%s+00",%s,%s,%s,{source_id},%d\n', aid, ts, kind, _csv(status),
                                     _csv(meta), "s.rowid"), ts, status, meta)
-    digest = _unless_oversize(_printf(US.join(["%d", "%d", "%d", "%s", "%s", "%s"]), "s.rowid", "a.id",
+    digest = _unless_oversize(_printf(US.join(["%d", "%d", "%d", "%s", "%s", "%s"]), "s.rowid", aid,
                                       known.time_micros('timestamp', ts), kind, _digest_text(status),
                                       _json_digest(meta)), ts, status)
-    return Plan(_select(clean, ts, line, "NULL", "''", digest, "''", "agent_heartbeats", agent), float_col=False)
+    return Plan(_select(clean, ts, line, None, "''", digest, "''", "agent_heartbeats",
+                        known.agent_join("agent_id", agent)), float_col=False)
 
 
 def _metrics(t: dict[str, str], source_id: int, known: Known) -> Plan:
     ts, agent, name, value, unit, tags = (t[c] for c in ("timestamp", "agent_id", "metric_name", "metric_value",
                                                          "unit", "tags"))
-    clean = (f"({agent} IS NULL OR a.id IS NOT NULL) AND {known.time_ok('timestamp', ts)} AND {name} IS NOT NULL AND {_text_ok(name)} "
+    aid = known.agent("agent_id", agent)
+    clean = (f"({agent} IS NULL OR {aid} IS NOT NULL) AND {known.time_ok('timestamp', ts)} AND {name} IS NOT NULL AND {_text_ok(name)} "
              f"AND length({name}) <= {METRIC_NAME_MAX} "
              f"AND typeof({value}) IN ('real', 'integer', 'null') AND {_text_ok(unit)} AND {_json_ok(tags, 'tags' in known.json)}")
-    agent_csv = "coalesce(a.id, '\\N')"
+    agent_csv = f"coalesce({aid}, '\\N')"
     head = _unless_oversize(_printf('"%s+00","legacy",%s,"%w",', ts, agent_csv, name), ts, name)
     tail = _unless_oversize(_printf(f',"imported",%s,%s,{source_id},%d\n', _csv(unit), _csv(tags), "s.rowid"),
                             unit, tags)
@@ -193,19 +223,18 @@ def _metrics(t: dict[str, str], source_id: int, known: Known) -> Plan:
                                            agent_csv, name), ts, name)
     digest_tail = _unless_oversize(_printf(US.join(["", "%s", "%s"]), _digest_text(unit), _json_digest(tags)), unit)
     number = f"CASE WHEN typeof({value}) IN ('real', 'integer') THEN {value} END"   # never a long text
-    return Plan(_select(clean, ts, head, number, tail, digest_head, digest_tail, "performance_metrics", agent),
-                float_col=True)
+    return Plan(_select(clean, ts, head, number, tail, digest_head, digest_tail, "performance_metrics",
+                        known.agent_join("agent_id", agent)), float_col=True)
 
 
-def _select(clean: str, ts: str, head: str, value: str, tail: str, digest_head: str, digest_tail: str,
-            table: str, agent: str) -> str:
-    # Names are quoted by qident; every value is a bound parameter or a number.
-    return (f"SELECT s.rowid, {clean}, CAST(substr({ts}, 1, 10) AS BLOB), CAST({head} AS BLOB), {value}, CAST({tail} AS BLOB), "  # noqa: S608
-            f"CAST({digest_head} AS BLOB), CAST({digest_tail} AS BLOB) "
-            f"FROM {qident(table)} AS s LEFT JOIN temp.{AGENT_MAP} AS a "
-            # text only, compared as text: a numeric column's affinity would make '42' = '042'
-            f"ON typeof({agent}) = 'text' AND a.name = CAST({agent} AS TEXT) "
-            f"WHERE s.rowid > :after ORDER BY s.rowid")
+def _select(clean: str, ts: str, head: str, value: str | None, tail: str, digest_head: str, digest_tail: str,
+            table: str, join: str) -> str:
+    # Names are quoted by qident; every value is a bound parameter or a number. Fewer columns
+    # without a float: each fetched value is a Python object made per row.
+    rest = (f"CAST({digest_head} AS BLOB)" if value is None else
+            f"{value}, CAST({tail} AS BLOB), CAST({digest_head} AS BLOB), CAST({digest_tail} AS BLOB)")
+    return (f"SELECT s.rowid, CAST(substr({ts}, 1, 10) AS BLOB), CASE WHEN {clean} THEN CAST({head} AS BLOB) END, "  # noqa: S608
+            f"{rest} FROM {qident(table)} AS s {join}WHERE s.rowid > :after ORDER BY s.rowid")
 
 
 PLANS: dict[str, Callable[[dict[str, str], int, Known], Plan]] = {
@@ -223,8 +252,9 @@ def plan_for(source: LegacySource, spec: TableSpec, source_id: int) -> Plan | No
         return None
     if not _sqlite_has_functions(source):
         return None
-    known = Known(frozenset(source.json_built.get(spec.legacy, ())),
-                  {c: f"s.{qident(micros_column(c))}" for c in source.micros.get(spec.legacy, ())})
+    facts = source.view_facts.get(spec.legacy, ViewFacts())
+    known = Known(frozenset(facts.json_built), {c: f"s.{qident(micros_column(c))}" for c in facts.micros},
+                  {c: f"s.{qident(agent_id_column(c))}" for c in facts.agent_ids})
     plan = build({c: f"s.{qident(c)}" for c in spec.columns}, int(source_id), known)
     body = source.view_bodies.get(spec.legacy)
     if body is None:
@@ -235,11 +265,12 @@ def plan_for(source: LegacySource, spec: TableSpec, source_id: int) -> Plan | No
     # evaluated once; the co-routine scans by rowid from the resume point and the join keeps
     # its order, so the outer ORDER BY (which would sort the whole table first) is left out;
     # FastReader checks the order of every batch.
-    head, tail = f"FROM {qident(spec.legacy)} AS s ", " WHERE s.rowid > :after ORDER BY s.rowid"
-    if head not in plan.query or not plan.query.endswith(tail):
-        raise RuntimeError(f"{spec.legacy}: unexpected plan shape")
+    head, tail = f"FROM {qident(spec.legacy)} AS s ", "WHERE s.rowid > :after ORDER BY s.rowid"
     inner = f"FROM ({body} WHERE s.rowid > :after ORDER BY s.rowid LIMIT -1 OFFSET 0) AS s "
-    return Plan(plan.query[:-len(tail)].replace(head, inner), plan.float_col)
+    query = plan.query[:-len(tail)].replace(head, inner) if plan.query.endswith(tail) else ""
+    if query.count(inner) != 1:   # never the view read flattened, whole and unordered
+        raise RuntimeError(f"{spec.legacy}: unexpected plan shape")
+    return Plan(query, plan.float_col)
 
 
 def _sqlite_has_functions(source: LegacySource) -> bool:
@@ -297,16 +328,14 @@ class FastReader:
         rowids = [r[0] for r in rows]
         if not all(map(operator.lt, rowids, islice(rowids, 1, None))):
             raise RuntimeError(f"{self.spec.legacy}: legacy rows came back repeated or out of rowid order")
-        clean, slow = [], []
-        for r in rows:   # clean and rendered (a NULL rendering: a value over the size limit)
-            if r[1] and None not in (r[3], r[5], r[6], r[7]):
-                clean.append(r)
-            else:
-                slow.append(r[0])
-        if self.plan.float_col:
-            lines = [h + (b"\\N" if v is None else repr(float(v)).encode()) + t for _, _, _, h, v, t, _, _ in clean]
+        if self.plan.float_col:   # clean and rendered (a NULL rendering: a value over the size limit)
+            clean = [r for r in rows if r[2] is not None and r[4] is not None and r[5] is not None
+                     and r[6] is not None]
+            lines = [h + (b"\\N" if v is None else repr(float(v)).encode()) + t for _, _, h, v, t, _, _ in clean]
         else:
-            lines = [r[3] for r in clean]
+            clean = [r for r in rows if r[2] is not None and r[3] is not None]
+            lines = list(map(_third, clean))
+        slow = [] if len(clean) == len(rows) else sorted(set(rowids).difference(map(_first, clean)))
         payload = b"".join(lines)
         try:
             payload.decode("utf-8")
@@ -318,25 +347,20 @@ class FastReader:
                     keep.append((row, line))
                 except UnicodeDecodeError:
                     slow.append(row[0])
-            clean, lines = [r for r, _ in keep], [line for _, line in keep]
+            clean, lines, slow = [r for r, _ in keep], [line for _, line in keep], sorted(slow)
             payload = b"".join(lines)
-        # digest.md5_60 inlined: a function call per row is a quarter of the hashing time.
-        md5, top = hashlib.md5, int.from_bytes
         if self.plan.float_col:
-            total = sum(top(md5(dh + (b"\\N" if v is None else _pack(float(v)).hex().encode()) + dt,
-                                usedforsecurity=False).digest()[:8]) >> 4 for _, _, _, _, v, _, dh, dt in clean)
+            total = _digest_sum([dh + (b"\\N" if v is None else _pack(float(v)).hex().encode()) + dt
+                                 for _, _, _, v, _, dh, dt in clean])
         else:
-            total = sum(top(md5(r[6], usedforsecurity=False).digest()[:8]) >> 4 for r in clean)
+            total = _digest_sum(list(map(_fourth, clean)))
         # The most a row held: twice its line covers its digest text (never longer than the
-        # line); a row that is not clean is measured value by value (it is rare).
+        # line); a row that is not clean was not rendered.
         largest = max(map(len, lines), default=0) * 2
-        for r in rows if slow else ():
-            if not (r[1] and None not in (r[3], r[5], r[6], r[7])):
-                largest = max(largest, sum(len(r[i] or b"") for i in (3, 5, 6, 7)))
-        batch = Batch(read=len(clean), last_rowid=rows[-1][0], ids=[r[0] for r in clean], payload=payload,
-                      digest_total=total, rejects=[], days={date.fromisoformat(d.decode()) for d in {r[2] for r in clean}})
+        batch = Batch(read=len(clean), last_rowid=rows[-1][0], ids=list(map(_first, clean)), payload=payload,
+                      digest_total=total, rejects=[], days={date.fromisoformat(d.decode()) for d in set(map(_second, clean))})
         if slow:
-            batch.merge(self.convert_slow(self._raw_rows(sorted(slow))))
+            batch.merge(self.convert_slow(self._raw_rows(slow)))
         return batch, largest + 16 * len(rows[0])
 
     def _raw_rows(self, rowids: list[int]) -> list[tuple]:
@@ -348,6 +372,19 @@ class FastReader:
             for rows in self.source.batches(cursor, _SLOW_CHUNK):
                 out += rows
         return out
+
+
+_first, _second, _third, _fourth = (operator.itemgetter(i) for i in range(4))
+_LOW_NIBBLE = bytes(b & 15 for b in range(256))
+
+
+def _digest_sum(texts: list[bytes]) -> int:
+    """The sum of digest.md5_60 over ``texts``: the first 8 bytes of each MD5 read as one
+    struct.unpack and shifted in one step (the sum of v >> 4 is (sum of v - sum of v & 15) >> 4),
+    rather than an int made and shifted per row."""
+    md5 = hashlib.md5
+    heads = b"".join([md5(t, usedforsecurity=False).digest()[:8] for t in texts])
+    return (sum(struct.unpack(f">{len(texts)}Q", heads)) - sum(heads[7::8].translate(_LOW_NIBBLE))) >> 4
 
 
 def _joined(parts: list[Batch]) -> Batch:

@@ -269,6 +269,21 @@ def micros_column(column: str) -> str:
     return column + "$us"
 
 
+def agent_id_column(column: str) -> str:
+    """The view's companion column of an agent_key column: the agent_id its key resolved to
+    (``KEY_TABLE.id``, set once the run knows its agents), NULL for a key without an agent row."""
+    return column + "$id"
+
+
+@dataclass(frozen=True)
+class ViewFacts:
+    """What a table's view guarantees to the set-based path (fastpath.Known)."""
+
+    json_built: tuple[str, ...] = ()   # columns built by json_object(): valid, flat JSON
+    micros: tuple[str, ...] = ()       # time columns with a micros_column beside them
+    agent_ids: tuple[str, ...] = ()    # agent columns with an agent_id_column beside them
+
+
 @dataclass
 class Applied:
     """What a mapping does to one opened file: SQL to run on its connection, and the names."""
@@ -277,8 +292,7 @@ class Applied:
     views: dict[str, str]            # documented legacy table -> source table
     bodies: dict[str, str]           # documented legacy table -> the view's SELECT
     ignored: dict[str, list[str]]    # documented legacy table -> source columns not imported
-    json_built: dict[str, list[str]]  # documented legacy table -> columns json_object() builds
-    micros: dict[str, list[str]]      # documented legacy table -> time columns with a micros_column
+    facts: dict[str, ViewFacts]      # documented legacy table -> what its view guarantees
 
 
 def apply_sql(mapping: Mapping, columns: dict[str, list[str]]) -> Applied:
@@ -288,8 +302,7 @@ def apply_sql(mapping: Mapping, columns: dict[str, list[str]]) -> Applied:
     views: dict[str, str] = {}
     bodies: dict[str, str] = {}
     ignored: dict[str, list[str]] = {}
-    json_built: dict[str, list[str]] = {}
-    micros: dict[str, list[str]] = {}
+    facts: dict[str, ViewFacts] = {}
     for table, spec in mapping.tables.items():
         if table not in columns:
             raise MappingError(f"mapping: source table {table!r} is not in the file (tables: "
@@ -314,9 +327,9 @@ def apply_sql(mapping: Mapping, columns: dict[str, list[str]]) -> Applied:
         table, spec = agents
         key_col = spec.key
         name = _expr(spec.columns["name"], table, None)
-        statements.append(f"CREATE TEMP TABLE IF NOT EXISTS {KEY_TABLE} (key TEXT PRIMARY KEY, name)")
+        statements.append(f"CREATE TEMP TABLE IF NOT EXISTS {KEY_TABLE} (key TEXT PRIMARY KEY, name, id INTEGER)")
         statements.append(f"DELETE FROM temp.{KEY_TABLE}")  # noqa: S608 - a constant name
-        statements.append(f"INSERT OR IGNORE INTO temp.{KEY_TABLE} SELECT CAST(s.{_q(key_col)} AS TEXT), {name} "  # noqa: S608
+        statements.append(f"INSERT OR IGNORE INTO temp.{KEY_TABLE} (key, name) SELECT CAST(s.{_q(key_col)} AS TEXT), {name} "  # noqa: S608
                           f"FROM main.{_q(table)} AS s WHERE s.{_q(key_col)} IS NOT NULL")
     for table, spec in fleet.items():
         target = TARGETS[spec.target]
@@ -326,6 +339,8 @@ def apply_sql(mapping: Mapping, columns: dict[str, list[str]]) -> Applied:
                  if col in by_legacy else f"NULL AS {_q(col)}" for col in target.fields.values()]
         timed = {col: e for col, c in by_legacy.items() if (e := _micros_expr(c)) is not None}
         exprs += [f"{e} AS {_q(micros_column(col))}" for col, e in timed.items()]
+        keyed = {col: field_of[col] for col, c in by_legacy.items() if c.convert == "agent_key"}
+        exprs += [f"{_q('k_' + f)}.id AS {_q(agent_id_column(col))}" for col, f in keyed.items()]
         joins = "".join(f" LEFT JOIN temp.{KEY_TABLE} AS {_q('k_' + f)} ON {_q('k_' + f)}.key = CAST(s.{_q(str(c.source))} AS TEXT)"
                         for f, c in spec.columns.items() if c.convert == "agent_key")
         body = f"SELECT s.rowid AS rowid, {', '.join(exprs)} FROM main.{_q(table)} AS s{joins}"  # noqa: S608 - quoted
@@ -336,6 +351,7 @@ def apply_sql(mapping: Mapping, columns: dict[str, list[str]]) -> Applied:
         used = {s for c in spec.columns.values()
                 for s in (c.source if isinstance(c.source, list) else [c.source] if c.source else [])}
         ignored[target.legacy] = [c for c in columns[table] if c not in used and c != spec.key]
-        json_built[target.legacy] = [target.fields[f] for f, c in spec.columns.items() if c.convert == "json_object"]
-        micros[target.legacy] = list(timed)
-    return Applied(statements, views, bodies, ignored, json_built, micros)
+        facts[target.legacy] = ViewFacts(
+            json_built=tuple(col for col, c in by_legacy.items() if c.convert == "json_object"),
+            micros=tuple(timed), agent_ids=tuple(keyed))
+    return Applied(statements, views, bodies, ignored, facts)

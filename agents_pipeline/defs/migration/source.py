@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from agents_pipeline.defs.migration.mapping import Mapping, MappingError, apply_sql
+from agents_pipeline.defs.migration.mapping import Mapping, MappingError, ViewFacts, apply_sql
 from agents_pipeline.defs.migration.values import MAX_VALUE_BYTES, BadText, decode_text
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -119,8 +119,7 @@ class LegacySource:
         self.ignored: dict[str, list[str]] = {}   # documented table -> source columns not imported
         self.as_legacy: set[str] = set()          # tables a mapping sends to the legacy schema as they are
         self.view_bodies: dict[str, str] = {}     # documented table -> the SELECT its temp view runs
-        self.json_built: dict[str, list[str]] = {}  # documented table -> columns its view builds as JSON
-        self.micros: dict[str, list[str]] = {}      # documented table -> time columns with epoch micros beside
+        self.view_facts: dict[str, ViewFacts] = {}  # documented table -> what its view guarantees
         if mapping is not None:
             try:
                 self._apply(mapping)
@@ -144,8 +143,7 @@ class LegacySource:
             self._tables[legacy] = TableInfo(name=legacy, columns=[c for c in cols if c != "rowid"])
         self.mapped_from, self.ignored = dict(applied.views), applied.ignored
         self.view_bodies = dict(applied.bodies)
-        self.json_built = dict(applied.json_built)
-        self.micros = dict(applied.micros)
+        self.view_facts = dict(applied.facts)
         self.as_legacy = {t for t, spec in mapping.tables.items() if spec.target == "legacy"}
 
     def _distrust_schema(self) -> None:

