@@ -34,7 +34,7 @@ _RENDER: dict[str, Callable[[object], str]] = {
     "json": lambda v: "j",
     "numeric": lambda v: format(v, "f"),
     "bytea": lambda v: "\\x" + bytes(v).hex(),
-    "uuid": lambda v: str(UUID(str(v))),
+    "uuid": lambda v: str(v) if type(v) is UUID else str(UUID(str(v))),   # converters return UUIDs
 }
 
 
