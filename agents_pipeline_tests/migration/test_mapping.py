@@ -223,8 +223,10 @@ def test_mapped_tables_store_the_same_rows_by_sqlite_and_by_the_converters(unit,
     read the same view. Same rows, same sums, with epoch seconds (epoch_or_iso) and epoch
     milliseconds (epoch_ms)."""
     from agents_pipeline.defs.migration.fastpath import ENV
-    from agents_pipeline.defs.migration.mapping import load_mapping
+    from agents_pipeline.defs.migration.mapping import ViewFacts, load_mapping
     from agents_pipeline.defs.migration.runner import migrate_sqlite
+    from agents_pipeline.defs.migration.source import LegacySource
+    from agents_pipeline.defs.migration.tables import KNOWN
 
     if unit == "milliseconds":
         conn = sqlite3.connect(dialect_file)
@@ -238,6 +240,10 @@ def test_mapped_tables_store_the_same_rows_by_sqlite_and_by_the_converters(unit,
     assert tables["heartbeats"]["columns"]["received_at"] == {"from": "beat_at", "convert": convert}
     assert tables["metrics"]["columns"]["sampled_at"] == {"from": "recorded_at", "convert": convert}
     mapping = load_mapping(out)
+    with LegacySource(dialect_file, mapping) as source:   # companions beside, documented columns listed
+        assert source.view_facts["agent_heartbeats"] == ViewFacts(json_built=("metadata",), micros=("timestamp",),
+                                                                  agent_ids=("agent_id",))
+        assert set(source.tables["agent_heartbeats"].columns) == set(KNOWN["agent_heartbeats"].columns)
     assert migrate_sqlite(dialect_file, db_url, source_name="fast", mapping=mapping, batch_size=7).ok
     monkeypatch.setenv(ENV, "0")
     assert migrate_sqlite(dialect_file, db_url, source_name="slow", mapping=mapping, batch_size=7).ok

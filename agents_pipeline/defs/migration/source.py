@@ -140,7 +140,8 @@ class LegacySource:
         for legacy, table in applied.views.items():
             del self._tables[table]
             cols = [str(c[1]) for c in self.execute(f"PRAGMA temp.table_info({qident(legacy)})").fetchall()]
-            self._tables[legacy] = TableInfo(name=legacy, columns=[c for c in cols if c != "rowid"])
+            # documented columns only: not the companions the set-based path reads (mapping.ViewFacts)
+            self._tables[legacy] = TableInfo(name=legacy, columns=[c for c in cols if c != "rowid" and "$" not in c])
         self.mapped_from, self.ignored = dict(applied.views), applied.ignored
         self.view_bodies = dict(applied.bodies)
         self.view_facts = dict(applied.facts)
