@@ -176,3 +176,13 @@ def test_a_sqlite_without_the_functions_falls_back_to_the_converters(tmp_path, m
         assert fastpath.plan_for(source, KNOWN["agent_heartbeats"], 1) is not None
         source.conn.create_function("json_valid", 1, missing)   # every call fails, as a missing one would
         assert fastpath.plan_for(source, KNOWN["agent_heartbeats"], 1) is None
+
+
+def test_bulk_digest_sum_equals_the_per_row_digests():
+    """The set-based path sums digests in one struct.unpack; verification compares that sum with
+    PostgreSQL's per-row md5_60, so the two must agree exactly, low nibbles and carries included."""
+    from agents_pipeline.defs.migration.digest import md5_60
+
+    texts = [b"", b"\x1f", "Grüße\x1f\\N".encode(), *(f"{i}\x1f{i * 7919}\x1fok".encode() for i in range(5000))]
+    assert fastpath._digest_sum(texts) == sum(md5_60(t) for t in texts)
+    assert fastpath._digest_sum([]) == 0
