@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow soak lint venv db-up db-down clean demo readiness system-deps cli-docs
+.PHONY: run test test-slow soak lint venv db-up db-down clean demo readiness system-deps cli-docs \
+        bench-ingest bench-health bench-queue bench-migration bench-archival bench-langsmith bench-overhead
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=/path/to/python3.11)")'
@@ -55,6 +56,39 @@ SOAK_OUT ?= docs/soak/$(shell date -u +%Y-%m-%d)
 soak: $(STAMP) system-deps
 	$(BIN)/python -m pip install --quiet -e '.[soak]'
 	$(BIN)/agents-pipeline soak --minutes $(SOAK_MINUTES) --agents $(SOAK_AGENTS) --out $(SOAK_OUT)
+
+# The big benchmarks, one target per domain; figures and their history in docs/BENCHMARKS.md. Each
+# prints its figures and measures its baseline in the same run, on throwaway PostgreSQL clusters.
+# Run them one at a time on a quiet machine: the ratios hold on a shared one, absolute figures do not.
+bench-ingest: $(STAMP) system-deps
+	$(BIN)/python benchmarks/heartbeat_ingest.py --seconds 8 --repeats 3
+	$(BIN)/python benchmarks/http_ingest.py --seconds 8 --repeats 3
+
+bench-health: $(STAMP) system-deps
+	$(BIN)/python benchmarks/health_eval.py --agents 10000 --per-agent 1000 --repeats 20 --mass-repeats 3
+	$(BIN)/python benchmarks/health_eval.py --agents 100000 --per-agent 1000 --repeats 10 --mass-repeats 3
+
+# PgQueuer and Procrastinate (and asyncpg, psycopg 3) come from the benchmarks extra, never the product's deps.
+bench-queue: $(STAMP) system-deps
+	$(BIN)/python -m pip install --quiet -e '.[benchmarks]'
+	$(BIN)/python benchmarks/task_queue.py --tasks 4000 --workers 1 20 --rounds 3
+
+# Issue #22's two ratios from one run: the documented clean file against pgloader (Debian's
+# package, installed when missing and root) and the plain-COPY baseline, then the second dialect.
+bench-migration: $(STAMP) system-deps
+	@scripts/install_system_deps.sh pgloader
+	$(BIN)/python benchmarks/sqlite_migration.py --only clean --pgloader-prefetch 1000
+	$(BIN)/python benchmarks/dialect_migration.py --rounds 3
+
+bench-archival: $(STAMP) system-deps
+	$(BIN)/python benchmarks/archival.py
+
+bench-langsmith: $(STAMP) system-deps
+	$(BIN)/python benchmarks/langsmith_sync.py --runs 100000
+
+# The idle cost of the whole `make run` stack over the bare `dagster dev` floor (about 30 minutes).
+bench-overhead: $(STAMP) system-deps
+	$(BIN)/python benchmarks/sampler_overhead.py --repeats 10 --stack-minutes 10 --stock-floor-minutes 6
 
 # Beside `make run`, in a second terminal: backdated history, then a simulated fleet.
 demo: $(STAMP)

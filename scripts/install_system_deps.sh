@@ -6,9 +6,16 @@
 #     (the test starts its own nginx on a free port; on a host with systemd, installing the
 #     package also starts Debian's default site on port 80: `systemctl disable --now nginx`)
 # As root with apt-get, installs what is missing; otherwise prints what to install and exits 1.
+# Arguments name further packages, each checked by a command of its name (`make bench-migration`
+# passes pgloader).
 set -euo pipefail
 
 missing=()
+for extra in "$@"; do
+    if ! command -v "$extra" >/dev/null; then
+        missing+=("$extra")
+    fi
+done
 if ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null && ! command -v pg_ctl >/dev/null; then
     missing+=(postgresql)
 fi
