@@ -8,9 +8,11 @@ over. Python then only hashes those rows. Every row that is not plainly clean (a
 time form, an unknown agent, text in a number column, invalid UTF-8, ...) goes through the
 per-value converters of ``tables.py`` exactly as before, so what a row becomes and why a row
 is rejected is decided in one place; ``test_fastpath.py`` checks that both paths store the
-same rows, digests and rejects. A row is never rendered when one of the values it would render
-is larger than ``MAX_VALUE_BYTES`` (the rendering is NULL): it goes to the converters, whose
-read leaves that value in the file and rejects the row.
+same rows, digests and rejects. A row with a value over ``FAST_VALUE_BYTES`` is never rendered
+here: SQLite returns its size instead, and it goes to the converters, whose reads are bounded
+by bytes (a value over ``MAX_VALUE_BYTES`` is left in the file and its row rejected). So a
+fetch of many rows never holds more than their small renderings, and the rows that are not
+clean are read in groups of bounded size.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from agents_pipeline.defs.migration.copydata import Batch
 from agents_pipeline.defs.migration.mapping import KEY_TABLE, ViewFacts, agent_id_column, micros_column
 from agents_pipeline.defs.migration.source import MAX_BATCH_BYTES, LegacySource, qident, value_bytes
 from agents_pipeline.defs.migration.tables import HEARTBEAT_KIND, METRIC_NAME_MAX, Context, TableSpec
-from agents_pipeline.defs.migration.values import MAX_VALUE_BYTES
 
 ENV = "AGENTS_PIPELINE_MIGRATION_FAST_PATH"   # "0" turns it off (every row through Python)
 AGENT_MAP = "ap_agent_ids"
 US = "\x1f"          # digest.py's separator, raw inside the SQL literal
 _SLOW_CHUNK = 500    # rowids per lookup of the rows that need the per-value converters
 _CHUNK_ROWS = 1024   # rows fetched and rendered at a time
+FAST_VALUE_BYTES = 16 * 1024   # a row with a larger value goes to the converters' bounded reads
 _pack = struct.Struct(">d").pack
 
 
@@ -71,10 +73,20 @@ def _csv(col: str) -> str:
 
 
 def _unless_oversize(render: str, *cols: str) -> str:
-    """``render``, or NULL when a value of ``cols`` is over the size limit: neither SQLite nor
-    Python then builds a rendering of a huge value."""
-    over = " OR ".join(f"{value_bytes(c)} > {MAX_VALUE_BYTES}" for c in cols)
+    """``render``, or NULL when a value of ``cols`` is over ``FAST_VALUE_BYTES``: neither SQLite
+    nor Python then builds a rendering of a large value (such a row is never clean here)."""
+    over = " OR ".join(f"{value_bytes(c)} > {FAST_VALUE_BYTES}" for c in cols)
     return f"CASE WHEN {over} THEN NULL ELSE {render} END"
+
+
+def _small(cols: tuple[str, ...]) -> str:
+    return " AND ".join(f"coalesce({value_bytes(c)}, 0) <= {FAST_VALUE_BYTES}" for c in cols)
+
+
+def _raw_size(cols: tuple[str, ...]) -> str:
+    """The row's bytes as the converters will read them (an upper bound: a value over
+    MAX_VALUE_BYTES is not read at all)."""
+    return " + ".join([f"coalesce({value_bytes(c)}, 0)" for c in cols] + [str(16 * len(cols))])
 
 
 def _printf(template: str, *args: str) -> str:
@@ -198,13 +210,12 @@ def _heartbeats(t: dict[str, str], source_id: int, known: Known) -> Plan:
     clean = (f"{aid} IS NOT NULL AND {known.time_ok('timestamp', ts)} AND {_text_ok(status)} "
              f"AND {_unpadded(status)} AND {_json_ok(meta, 'metadata' in known.json)}")
     kind = _heartbeat_kind(status)
-    line = _unless_oversize(_printf(f'%d,"%s+00",%s,%s,%s,{source_id},%d\n', aid, ts, kind, _csv(status),
-                                    _csv(meta), "s.rowid"), ts, status, meta)
+    line = _printf(f'%d,"%s+00",%s,%s,%s,{source_id},%d\n', aid, ts, kind, _csv(status), _csv(meta), "s.rowid")
     digest = _unless_oversize(_printf(US.join(["%d", "%d", "%d", "%s", "%s", "%s"]), "s.rowid", aid,
                                       known.time_micros('timestamp', ts), kind, _digest_text(status),
                                       _json_digest(meta)), ts, status)
     return Plan(_select(clean, ts, line, None, "''", digest, "''", "agent_heartbeats",
-                        known.agent_join("agent_id", agent)), float_col=False)
+                        known.agent_join("agent_id", agent), (agent, ts, status, meta)), float_col=False)
 
 
 def _metrics(t: dict[str, str], source_id: int, known: Known) -> Plan:
@@ -215,7 +226,7 @@ def _metrics(t: dict[str, str], source_id: int, known: Known) -> Plan:
              f"AND length({name}) <= {METRIC_NAME_MAX} "
              f"AND typeof({value}) IN ('real', 'integer', 'null') AND {_text_ok(unit)} AND {_json_ok(tags, 'tags' in known.json)}")
     agent_csv = f"coalesce({aid}, '\\N')"
-    head = _unless_oversize(_printf('"%s+00","legacy",%s,"%w",', ts, agent_csv, name), ts, name)
+    head = _printf('"%s+00","legacy",%s,"%w",', ts, agent_csv, name)
     tail = _unless_oversize(_printf(f',"imported",%s,%s,{source_id},%d\n', _csv(unit), _csv(tags), "s.rowid"),
                             unit, tags)
     digest_head = _unless_oversize(_printf(US.join(["%d", "%d", "%s", "%s", ""]), "s.rowid",
@@ -224,16 +235,18 @@ def _metrics(t: dict[str, str], source_id: int, known: Known) -> Plan:
     digest_tail = _unless_oversize(_printf(US.join(["", "%s", "%s"]), _digest_text(unit), _json_digest(tags)), unit)
     number = f"CASE WHEN typeof({value}) IN ('real', 'integer') THEN {value} END"   # never a long text
     return Plan(_select(clean, ts, head, number, tail, digest_head, digest_tail, "performance_metrics",
-                        known.agent_join("agent_id", agent)), float_col=True)
+                        known.agent_join("agent_id", agent), (ts, agent, name, value, unit, tags)), float_col=True)
 
 
 def _select(clean: str, ts: str, head: str, value: str | None, tail: str, digest_head: str, digest_tail: str,
-            table: str, join: str) -> str:
+            table: str, join: str, cols: tuple[str, ...]) -> str:
     # Names are quoted by qident; every value is a bound parameter or a number. Fewer columns
-    # without a float: each fetched value is a Python object made per row.
+    # without a float: each fetched value is a Python object made per row. The third column is
+    # the rendering (a blob) of a clean row with small values, else the row's size (an integer).
     rest = (f"CAST({digest_head} AS BLOB)" if value is None else
             f"{value}, CAST({tail} AS BLOB), CAST({digest_head} AS BLOB), CAST({digest_tail} AS BLOB)")
-    return (f"SELECT s.rowid, CAST(substr({ts}, 1, 10) AS BLOB), CASE WHEN {clean} THEN CAST({head} AS BLOB) END, "  # noqa: S608
+    return (f"SELECT s.rowid, CAST(substr({ts}, 1, 10) AS BLOB), "  # noqa: S608
+            f"coalesce(CASE WHEN {_small(cols)} AND {clean} THEN CAST({head} AS BLOB) END, {_raw_size(cols)}), "
             f"{rest} FROM {qident(table)} AS s {join}WHERE s.rowid > :after ORDER BY s.rowid")
 
 
@@ -299,43 +312,47 @@ class FastReader:
         load_agent_map(source, ctx.agents)
 
     def batches(self, after_rowid: int, size: int) -> Iterator[Batch]:
-        """Batches of at most ``size`` rows and about ``MAX_BATCH_BYTES`` of rendered text.
+        """Batches of at most ``size`` rows and about ``MAX_BATCH_BYTES`` of rendered text and
+        rows read for the converters.
 
         Rows are fetched and rendered in chunks, and the bytes are counted per chunk from what
         the chunk rendered (``LegacySource.batches`` counts every value of every row in Python,
         2 us a row: more than SQLite's rendering of a heartbeat). A chunk is sized from the
-        largest row seen so far, starting with one row, so a run of huge rows is never fetched
-        many at a time."""
+        largest row seen so far, starting with one row; its rows that are not clean are read in
+        groups of at most half a batch's bytes, by the sizes SQLite returned for them."""
         cursor = self.source.execute(self.plan.query, {"after": after_rowid})  # type: ignore[arg-type]
         step, parts, rows_in, bytes_in, last = 1, [], 0, 0, after_rowid
         while rows := self.source.fetch(cursor, min(step, size - rows_in)):
             if rows[0][0] <= last:   # resume points rely on the order, across chunks too
                 raise RuntimeError(f"{self.spec.legacy}: legacy rows came back repeated or out of rowid order")
             last = rows[-1][0]
-            part, largest = self._chunk(rows)
-            parts.append(part)
-            rows_in += part.read
-            bytes_in += len(part.payload) + 16 * len(rows)
-            if rows_in >= size or bytes_in >= MAX_BATCH_BYTES:
-                yield _joined(parts)
-                parts, rows_in, bytes_in = [], 0, 0
+            largest = 0
+            for group in _groups(rows):
+                part, group_largest, group_bytes = self._chunk(group)
+                largest = max(largest, group_largest)
+                parts.append(part)
+                rows_in += part.read
+                bytes_in += group_bytes
+                if rows_in >= size or bytes_in >= MAX_BATCH_BYTES:
+                    yield _joined(parts)
+                    parts, rows_in, bytes_in = [], 0, 0
             step = max(1, min(_CHUNK_ROWS, MAX_BATCH_BYTES // (8 * largest)))
         if parts:
             yield _joined(parts)
 
-    def _chunk(self, rows: list[tuple]) -> tuple[Batch, int]:
-        """One chunk's rows as a batch, and the most bytes one of its rows held."""
+    def _chunk(self, rows: list[tuple]) -> tuple[Batch, int, int]:
+        """One group of rows as a batch, the most bytes one of its rows held, and its bytes."""
         rowids = [r[0] for r in rows]
         if not all(map(operator.lt, rowids, islice(rowids, 1, None))):
             raise RuntimeError(f"{self.spec.legacy}: legacy rows came back repeated or out of rowid order")
-        if self.plan.float_col:   # clean and rendered (a NULL rendering: a value over the size limit)
-            clean = [r for r in rows if r[2] is not None and r[4] is not None and r[5] is not None
-                     and r[6] is not None]
+        # Clean and small: rendered (a blob); otherwise the row's size (an integer).
+        clean = [r for r in rows if r[2].__class__ is bytes]
+        sizes = [] if len(clean) == len(rows) else [r[2] for r in rows if r[2].__class__ is not bytes]
+        slow = [] if not sizes else [r[0] for r in rows if r[2].__class__ is not bytes]
+        if self.plan.float_col:
             lines = [h + (b"\\N" if v is None else repr(float(v)).encode()) + t for _, _, h, v, t, _, _ in clean]
         else:
-            clean = [r for r in rows if r[2] is not None and r[3] is not None]
             lines = list(map(_third, clean))
-        slow = [] if len(clean) == len(rows) else sorted(set(rowids).difference(map(_first, clean)))
         payload = b"".join(lines)
         try:
             payload.decode("utf-8")
@@ -355,13 +372,13 @@ class FastReader:
         else:
             total = _digest_sum(list(map(_fourth, clean)))
         # The most a row held: twice its line covers its digest text (never longer than the
-        # line); a row that is not clean was not rendered.
-        largest = max(map(len, lines), default=0) * 2
+        # line); a row that is not clean, by the size SQLite returned for it.
+        largest = max(max(map(len, lines), default=0) * 2, max(sizes, default=0))
         batch = Batch(read=len(clean), last_rowid=rows[-1][0], ids=list(map(_first, clean)), payload=payload,
                       digest_total=total, rejects=[], days={date.fromisoformat(d.decode()) for d in set(map(_second, clean))})
         if slow:
             batch.merge(self.convert_slow(self._raw_rows(slow)))
-        return batch, largest + 16 * len(rows[0])
+        return batch, largest + 16 * len(rows[0]), len(payload) + sum(sizes) + 16 * len(rows)
 
     def _raw_rows(self, rowids: list[int]) -> list[tuple]:
         """The rows as the converters read them (``LegacySource.select_capped``)."""
@@ -372,6 +389,23 @@ class FastReader:
             for rows in self.source.batches(cursor, _SLOW_CHUNK):
                 out += rows
         return out
+
+
+def _groups(rows: list[tuple]) -> list[list[tuple]]:
+    """The chunk as one group, or, when the rows that are not clean hold more than half a
+    batch, as consecutive groups of at most that many bytes each (at least one row)."""
+    if sum(r[2] for r in rows if r[2].__class__ is not bytes) <= MAX_BATCH_BYTES // 2:
+        return [rows]
+    groups: list[list[tuple]] = [[]]
+    held = 0
+    for r in rows:
+        size = r[2] if r[2].__class__ is not bytes else 2 * len(r[2])
+        if groups[-1] and held + size > MAX_BATCH_BYTES // 2:
+            groups.append([])
+            held = 0
+        groups[-1].append(r)
+        held += size
+    return groups
 
 
 _first, _second, _third, _fourth = (operator.itemgetter(i) for i in range(4))
