@@ -62,25 +62,28 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         path = urlsplit(self.path).path
         body = self._body() if method in ("POST", "PATCH") else b""
-        status = 200
+        raw: bytes | None = None
+        headers: dict[str, str] | None = None
         try:
             if self.headers.get("x-api-key") != fake.api_key:
-                status = 401
-                self._send(401, {"detail": "Invalid token"})
-                return
-            fault = fake.take_fault(method, path)
-            if fault is not None:
-                status = fault.status
-                self._send(fault.status, {"detail": "injected fault"}, raw=fault.body, headers=fault.headers)
-                return
-            status, payload = self._route(method, path, body)
-            self._send(status, payload)
+                status, payload = 401, {"detail": "Invalid token"}
+            elif (fault := fake.take_fault(method, path)) is not None:
+                status, payload, raw, headers = fault.status, {"detail": "injected fault"}, fault.body, fault.headers
+            else:
+                status, payload = self._route(method, path, body)
         except BadRequest as exc:
-            status = 400
-            self._send(400, {"detail": str(exc)})
-        finally:
-            with fake.lock:
-                fake.requests.append((method, path, status))
+            status, payload = 400, {"detail": str(exc)}
+        except Exception:
+            self._record(method, path, 500)
+            raise
+        # Recorded before the answer leaves: a client holding its answer finds its request
+        # counted (recorded after, a test's count could run first and miss it).
+        self._record(method, path, status)
+        self._send(status, payload, raw=raw, headers=headers)
+
+    def _record(self, method: str, path: str, status: int) -> None:
+        with self.fake.lock:
+            self.fake.requests.append((method, path, status))
 
     def _route(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         fake = self.fake
