@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from pathlib import Path
@@ -82,6 +83,7 @@ def schema_before(version: int) -> Path:
     """A copy of sql/ holding the numbered migrations up to ``version`` and no function files:
     the schema as it was then, for a baseline measured in the same run as the current one."""
     folder = Path(tempfile.mkdtemp(prefix="ap-bench-sql-"))
+    atexit.register(shutil.rmtree, folder, True)   # the benchmark's own scratch, gone when it ends
     for path in migrations.available():
         if path.version <= version:
             shutil.copy(path.path, folder / path.path.name)

@@ -14,8 +14,10 @@ answered is the figure least moved by other work on the machine.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -44,7 +46,9 @@ def main() -> None:
     cluster.up()
     try:
         keys = http_ingest.prepare(cluster)
-        keys_file = Path(tempfile.mkdtemp(prefix="ap-bench-keys-")) / "keys"
+        keys_dir = Path(tempfile.mkdtemp(prefix="ap-bench-keys-"))
+        atexit.register(shutil.rmtree, keys_dir, True)   # the ping keys, gone when the benchmark ends
+        keys_file = keys_dir / "keys"
         keys_file.write_text("\n".join(keys))
         for _ in range(args.rounds):
             for variant in ("base", "new"):

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -176,7 +178,9 @@ def main() -> None:
     proc = None
     try:
         keys = prepare(cluster)
-        keys_file = Path(tempfile.mkdtemp(prefix="ap-bench-keys-")) / "keys"
+        keys_dir = Path(tempfile.mkdtemp(prefix="ap-bench-keys-"))
+        atexit.register(shutil.rmtree, keys_dir, True)   # the ping keys, gone when the benchmark ends
+        keys_file = keys_dir / "keys"
         keys_file.write_text("\n".join(keys))
         series = [int(w) for w in args.workers.split(",")]
         results: dict[str, list] = {"direct 50": []}
