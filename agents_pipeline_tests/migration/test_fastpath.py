@@ -186,3 +186,30 @@ def test_bulk_digest_sum_equals_the_per_row_digests():
     texts = [b"", b"\x1f", "Grüße\x1f\\N".encode(), *(f"{i}\x1f{i * 7919}\x1fok".encode() for i in range(5000))]
     assert fastpath._digest_sum(texts) == sum(md5_60(t) for t in texts)
     assert fastpath._digest_sum([]) == 0
+
+
+@pytest.mark.parametrize("order", ["DESC", "repeated"])
+def test_rows_out_of_rowid_order_stop_the_read(tmp_path, order):
+    """Resume points are the last rowid of a committed batch: a read that came back in any other
+    order (within a chunk or across chunks) must fail, not skip or double rows."""
+    from datetime import UTC, datetime
+
+    from agents_pipeline.defs.migration.copydata import Batch
+    from agents_pipeline.defs.migration.source import LegacySource
+    from agents_pipeline.defs.migration.tables import KNOWN, Context
+
+    path = _file(tmp_path / "edge.db")
+    with LegacySource(path) as source:
+        spec = KNOWN["agent_heartbeats"]
+        plan = fastpath.plan_for(source, spec, 1)
+        assert plan is not None and plan.query.endswith("ORDER BY s.rowid")
+        base = plan.query.removesuffix(" ORDER BY s.rowid")
+        query = (plan.query + " DESC" if order == "DESC" else   # 1, 2, 2, 3, ...
+                 f"SELECT * FROM ({base}) UNION ALL "  # noqa: S608 - the module's own plan
+                 f"SELECT * FROM ({base.replace('s.rowid > :after', 's.rowid = 2')}) ORDER BY 1")
+        ctx = Context(source_id=1, source_name="edge", now=datetime.now(UTC), agents={a: i for i, a in enumerate(AGENTS, 1)})
+        reader = fastpath.FastReader(source, spec, ctx, fastpath.Plan(query, plan.float_col),
+                                     lambda rows: Batch(read=len(rows), last_rowid=0, ids=[], payload=b"",
+                                                        digest_total=0, rejects=[]))
+        with pytest.raises(RuntimeError, match="repeated or out of rowid order"):
+            list(reader.batches(0, 20_000))

@@ -197,8 +197,9 @@ def _agent_match(col: str) -> str:
 class Plan:
     """The SQLite query for one table. Per row, without a float column: (rowid, day, csv line,
     digest text); with one: (rowid, day, csv head, float, csv tail, digest head, digest tail).
-    The line (or head) is NULL when the row is not plainly clean: its checks are evaluated
-    once, in that CASE, and only a clean row is rendered."""
+    The line (or head) is a blob only for a plainly clean row with small values (its checks are
+    evaluated once, in that CASE, and only such a row is rendered); for any other row it is the
+    row's size in bytes, an integer."""
 
     query: str
     float_col: bool
@@ -323,9 +324,10 @@ class FastReader:
         cursor = self.source.execute(self.plan.query, {"after": after_rowid})  # type: ignore[arg-type]
         step, parts, rows_in, bytes_in, last = 1, [], 0, 0, after_rowid
         while rows := self.source.fetch(cursor, min(step, size - rows_in)):
-            if rows[0][0] <= last:   # resume points rely on the order, across chunks too
+            rowids = [last, *map(_first, rows)]   # resume points rely on the order, across chunks too
+            if not all(map(operator.lt, rowids, islice(rowids, 1, None))):
                 raise RuntimeError(f"{self.spec.legacy}: legacy rows came back repeated or out of rowid order")
-            last = rows[-1][0]
+            last = rowids[-1]
             largest = 0
             for group in _groups(rows):
                 part, group_largest, group_bytes = self._chunk(group)
@@ -341,14 +343,12 @@ class FastReader:
             yield _joined(parts)
 
     def _chunk(self, rows: list[tuple]) -> tuple[Batch, int, int]:
-        """One group of rows as a batch, the most bytes one of its rows held, and its bytes."""
-        rowids = [r[0] for r in rows]
-        if not all(map(operator.lt, rowids, islice(rowids, 1, None))):
-            raise RuntimeError(f"{self.spec.legacy}: legacy rows came back repeated or out of rowid order")
+        """One group of rows (in rowid order, checked by ``batches``) as a batch, the most bytes
+        one of its rows held, and its bytes."""
         # Clean and small: rendered (a blob); otherwise the row's size (an integer).
         clean = [r for r in rows if r[2].__class__ is bytes]
-        sizes = [] if len(clean) == len(rows) else [r[2] for r in rows if r[2].__class__ is not bytes]
-        slow = [] if not sizes else [r[0] for r in rows if r[2].__class__ is not bytes]
+        others = [] if len(clean) == len(rows) else [r for r in rows if r[2].__class__ is not bytes]
+        sizes, slow = list(map(_third, others)), list(map(_first, others))
         if self.plan.float_col:
             lines = [h + (b"\\N" if v is None else repr(float(v)).encode()) + t for _, _, h, v, t, _, _ in clean]
         else:

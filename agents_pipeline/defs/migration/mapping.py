@@ -264,15 +264,18 @@ def _micros_expr(col: ColumnMap) -> str | None:
     return None
 
 
+COMPANION = "$"   # in a view column's name: a companion of a documented column, never one itself
+
+
 def micros_column(column: str) -> str:
     """The view's companion column of a documented time column (see ``_micros_expr``)."""
-    return column + "$us"
+    return column + COMPANION + "us"
 
 
 def agent_id_column(column: str) -> str:
     """The view's companion column of an agent_key column: the agent_id its key resolved to
     (``KEY_TABLE.id``, set once the run knows its agents), NULL for a key without an agent row."""
-    return column + "$id"
+    return column + COMPANION + "id"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from agents_pipeline.defs.migration.mapping import Mapping, MappingError, ViewFacts, apply_sql
+from agents_pipeline.defs.migration.mapping import COMPANION, Mapping, MappingError, ViewFacts, apply_sql
 from agents_pipeline.defs.migration.values import MAX_VALUE_BYTES, BadText, decode_text
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -141,7 +141,7 @@ class LegacySource:
             del self._tables[table]
             cols = [str(c[1]) for c in self.execute(f"PRAGMA temp.table_info({qident(legacy)})").fetchall()]
             # documented columns only: not the companions the set-based path reads (mapping.ViewFacts)
-            self._tables[legacy] = TableInfo(name=legacy, columns=[c for c in cols if c != "rowid" and "$" not in c])
+            self._tables[legacy] = TableInfo(name=legacy, columns=[c for c in cols if c != "rowid" and COMPANION not in c])
         self.mapped_from, self.ignored = dict(applied.views), applied.ignored
         self.view_bodies = dict(applied.bodies)
         self.view_facts = dict(applied.facts)
