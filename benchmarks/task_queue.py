@@ -1,16 +1,17 @@
 """The task queue against PgQueuer and Procrastinate, in the same run on the same server (issue #18).
 
     .venv/bin/pip install -e '.[benchmarks]'      # PgQueuer, Procrastinate, psycopg 3: never product deps
-    .venv/bin/python benchmarks/task_queue.py [--tasks 4000] [--workers 1 20] [--rounds 3]
+    .venv/bin/python benchmarks/task_queue.py [--tasks 4000] [--workers 1 20] [--rounds 3] [--submit-batch 1 10]
 
 One scratch PostgreSQL cluster with its durable defaults (synchronous_commit on, fsync on), a
 database per system. Each system does the same work, through its own client as its users would:
 
-- submit: ``--tasks`` tasks of one kind with the same ~250-byte JSON payload, one call (one
-  transaction) per task, split over W processes; ours through SharedState.submit_task with each
+- submit: ``--tasks`` tasks of one kind with the same ~250-byte JSON payload, split over W
+  processes, B tasks per call (one transaction) for each B in ``--submit-batch`` (default 1 and
+  10, the claims' batch); ours through SharedState.submit_task (B = 1) or submit_tasks with each
   process's own agent and token (authenticated, rate buckets drawn: the agents get a rate
-  override so the bucket does not set the pace), PgQueuer through Queries.enqueue, Procrastinate
-  through Task.defer_async.
+  override so the bucket does not set the pace), PgQueuer through Queries.enqueue (a list of B),
+  Procrastinate through Task.defer_async or batch_defer_async.
 - claim + complete: ``--tasks`` tasks queued beforehand, drained by W processes, claiming up to 10
   at a time where the library can (ours: claim_tasks(n=10), then complete_and_claim, which
   completes the batch and claims the next in one statement and one commit; PgQueuer:
@@ -18,7 +19,7 @@ database per system. Each system does the same work, through its own client as i
   Procrastinate fetches and finishes one job per query, by its design) with an empty handler.
 
 A fourth system, ``floor``, is the least any PostgreSQL queue can do with the same durability: a
-plain ``INSERT`` of the payload per submitted task (autocommit: one round trip, one commit), and a
+plain ``INSERT`` of the B payloads per call (autocommit: one round trip, one commit), and a
 drain of one ``DELETE ... WHERE id IN (SELECT ... LIMIT 10 FOR UPDATE SKIP LOCKED) RETURNING``
 statement per batch (claim and completion at once, no attempt, lease, authentication or rate
 limit). Its figures bound what "2x the faster of the two" can mean on this machine.
@@ -88,7 +89,7 @@ def ours_fill(url: str, n: int) -> None:
         conn.close()
 
 
-def ours_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out) -> None:
+def ours_worker(url: str, name: str, token: str, mode: str, n: int, batch: int, barrier, out) -> None:
     from agents_pipeline.core.shared_state import SharedState
 
     state = SharedState(url, agent=name, token=token, maxconn=1)
@@ -96,10 +97,14 @@ def ours_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out
     barrier.wait()
     start = time.perf_counter()
     done = 0
-    if mode == "submit":
+    if mode == "submit" and batch == 1:
         for i in range(n):
             state.submit_task("bench", {**PAYLOAD, "doc": i}, capability="bench")
             done += 1
+    elif mode == "submit":
+        for i in range(0, n, batch):
+            done += len(state.submit_tasks("bench", [{**PAYLOAD, "doc": j} for j in range(i, min(n, i + batch))],
+                                           capability="bench"))
     else:
         tasks = state.claim_tasks(["bench"], BATCH, 60)
         while tasks:
@@ -139,7 +144,7 @@ def pgq_fill(url: str, n: int) -> None:
     asyncio.run(go())
 
 
-def pgq_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out) -> None:
+def pgq_worker(url: str, name: str, token: str, mode: str, n: int, batch: int, barrier, out) -> None:
     from pgqueuer.queries import EntrypointExecutionParameter
 
     async def go():
@@ -147,10 +152,16 @@ def pgq_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out)
         barrier.wait()
         start = time.perf_counter()
         done = 0
-        if mode == "submit":
+        if mode == "submit" and batch == 1:
             for i in range(n):
                 await queries.enqueue("bench", json.dumps({**PAYLOAD, "doc": i}).encode())
                 done += 1
+        elif mode == "submit":
+            for i in range(0, n, batch):
+                k = min(batch, n - i)
+                await queries.enqueue(["bench"] * k, [json.dumps({**PAYLOAD, "doc": j}).encode()
+                                                      for j in range(i, i + k)], [0] * k)
+                done += k
         else:
             manager = uuid.uuid4()
             entry = {"bench": EntrypointExecutionParameter(concurrency_limit=0)}
@@ -193,7 +204,7 @@ def proc_fill(url: str, n: int) -> None:
     asyncio.run(go())
 
 
-def proc_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out) -> None:
+def proc_worker(url: str, name: str, token: str, mode: str, n: int, batch: int, barrier, out) -> None:
     import logging
 
     logging.getLogger("procrastinate").setLevel(logging.WARNING)
@@ -205,9 +216,12 @@ def proc_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out
             barrier.wait()
             start = time.perf_counter()
             done = n
-            if mode == "submit":
+            if mode == "submit" and batch == 1:
                 for i in range(n):
                     await bench.defer_async(**{**PAYLOAD, "doc": i})
+            elif mode == "submit":
+                for i in range(0, n, batch):
+                    await bench.batch_defer_async(*[{**PAYLOAD, "doc": j} for j in range(i, min(n, i + batch))])
             else:
                 await app.run_worker_async(concurrency=1, wait=False, install_signal_handlers=False,
                                            listen_notify=False, delete_jobs="never")
@@ -233,7 +247,7 @@ def floor_fill(url: str, n: int) -> None:
         conn.close()
 
 
-def floor_worker(url: str, name: str, token: str, mode: str, n: int, barrier, out) -> None:
+def floor_worker(url: str, name: str, token: str, mode: str, n: int, batch: int, barrier, out) -> None:
     conn = psycopg2.connect(**connect_kwargs(url))
     conn.autocommit = True
     cur = conn.cursor()
@@ -241,9 +255,10 @@ def floor_worker(url: str, name: str, token: str, mode: str, n: int, barrier, ou
     start = time.perf_counter()
     done = 0
     if mode == "submit":
-        for i in range(n):
-            cur.execute("INSERT INTO floor_tasks (payload) VALUES (%s::jsonb)", (json.dumps({**PAYLOAD, "doc": i}),))
-            done += 1
+        for i in range(0, n, batch):
+            docs = [json.dumps({**PAYLOAD, "doc": j}) for j in range(i, min(n, i + batch))]
+            cur.execute("INSERT INTO floor_tasks (payload) SELECT unnest(%s::jsonb[])", (docs,))
+            done += len(docs)
     else:
         while True:
             cur.execute("DELETE FROM floor_tasks WHERE id IN (SELECT id FROM floor_tasks ORDER BY id LIMIT %s "
@@ -286,7 +301,8 @@ def sql(url: str, statement: str) -> list[tuple]:
         conn.close()
 
 
-def measure(system: str, url: str, tokens: dict[str, str], mode: str, tasks: int, workers: int) -> float:
+def measure(system: str, url: str, tokens: dict[str, str], mode: str, tasks: int, workers: int,
+            batch: int = BATCH) -> float:
     sql(url, TRUNCATE[system])
     if mode == "drain":
         FILL[system](url, tasks)
@@ -294,7 +310,7 @@ def measure(system: str, url: str, tokens: dict[str, str], mode: str, tasks: int
     out = SPAWN.Queue()
     names = list(tokens)[:workers]
     share = [tasks // workers + (1 if i < tasks % workers else 0) for i in range(workers)]
-    procs = [SPAWN.Process(target=WORKER[system], args=(url, names[i], tokens[names[i]], mode, share[i], barrier, out))
+    procs = [SPAWN.Process(target=WORKER[system], args=(url, names[i], tokens[names[i]], mode, share[i], batch, barrier, out))
              for i in range(workers)]
     for p in procs:
         p.start()
@@ -314,6 +330,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=4000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 20])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--submit-batch", type=int, nargs="+", default=[1, BATCH],
+                        help="tasks per submitting call, each measured (default: 1 and the claims' 10)")
     args = parser.parse_args()
     cluster = LocalCluster(scratch_home("ap-bench-queue-"))
     cluster.up()
@@ -325,21 +343,23 @@ def main() -> None:
             urls[system] = cluster.url(name)
             tokens[system] = PREPARE[system](urls[system], max(args.workers))
         figures: dict[tuple[str, str, int], list[float]] = {}
+        modes = [(f"submit{b}", "submit", b) for b in args.submit_batch] + [("drain", "drain", BATCH)]
         for rnd in range(args.rounds):
             order = SYSTEMS[rnd % len(SYSTEMS):] + SYSTEMS[:rnd % len(SYSTEMS)]
-            for mode in ("submit", "drain"):
+            for key, mode, batch in modes:
                 for workers in args.workers:
                     for system in order:
-                        rate = measure(system, urls[system], tokens[system], mode, args.tasks, workers)
-                        figures.setdefault((mode, system, workers), []).append(rate)
-                        print(f"round {rnd + 1} {mode:6} {system:15} {workers:2} processes: {rate:8.0f} tasks/s "
+                        rate = measure(system, urls[system], tokens[system], mode, args.tasks, workers, batch)
+                        figures.setdefault((key, system, workers), []).append(rate)
+                        print(f"round {rnd + 1} {key:8} {system:15} {workers:2} processes: {rate:8.0f} tasks/s "
                               f"(load {open('/proc/loadavg').read().split()[0]})", flush=True)
         print(f"\n{args.tasks} tasks, {args.rounds} rounds, {os.cpu_count()} cores; "
               f"load {open('/proc/loadavg').read().strip()}")
         print("| metric | processes | agents_pipeline | PgQueuer | Procrastinate | vs the faster of the two "
               "| floor | the floor vs the faster of the two |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for mode, label in (("submit", "submit"), ("drain", "claim + complete")):
+        labels = [(f"submit{b}", f"submit, {b} per call") for b in args.submit_batch]
+        for mode, label in [*labels, ("drain", f"claim + complete, {BATCH} per claim")]:
             for workers in args.workers:
                 med = {s: statistics.median(figures[(mode, s, workers)]) for s in SYSTEMS}
                 best = max(med["pgqueuer"], med["procrastinate"])

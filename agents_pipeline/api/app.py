@@ -109,6 +109,7 @@ def routes() -> list[Route]:
         ("/help-requests", "POST", reports.submit_help_request),
         ("/help-requests/{request_id:int}", "GET", reports.get_help_request),
         ("/tasks", "POST", tasks.submit),
+        ("/tasks/batch", "POST", tasks.submit_batch),
         ("/tasks/claim", "POST", tasks.claim),
         ("/tasks/{task_id:int}", "GET", tasks.get),
         ("/tasks/{task_id:int}/complete", "POST", tasks.complete),

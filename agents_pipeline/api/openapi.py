@@ -152,6 +152,14 @@ def document() -> dict[str, Any]:
                 kind={"type": "string"}, payload={}, capability={"type": ["string", "null"]},
                 priority={"type": "integer"}, run_after={"type": "string", "format": "date-time"},
                 max_attempts={"type": "integer"}, dedupe_key={"type": "string"}))},
+        f"{AGENT}/tasks/batch": {"post": _op(
+            "queue 1 to 1,000 tasks of one kind (all or none)", _answer("queued", _obj(
+                task_ids={"type": "array", "items": {"type": "integer"}})), codes=AGENT_CODES, params=name,
+            status="201", body=_obj(
+                kind={"type": "string"}, payloads={"type": "array"}, capability={"type": ["string", "null"]},
+                priority={"type": "integer"}, run_after={"type": "string", "format": "date-time"},
+                max_attempts={"type": "integer"},
+                dedupe_keys={"type": ["array", "null"], "items": {"type": ["string", "null"]}}))},
         f"{AGENT}/tasks/claim": {"post": _op(
             "claim ready tasks by capability", _answer("claimed (each with its attempt_id)", _obj(
                 tasks={"type": "array", "items": {"type": "object"}})), codes=AGENT_CODES, params=name,

@@ -2,6 +2,8 @@
 
 - ``POST .../tasks`` ``{"kind", "payload", "capability", "priority", "run_after", "max_attempts",
   "dedupe_key"}`` queues a task (201 with its id; the same dedupe key answers the first id).
+- ``POST .../tasks/batch`` ``{"kind", "payloads": [...], ..., "dedupe_keys": [...]}`` queues 1 to
+  1,000 tasks of one kind at once (201 with their ids, in the payloads' order; all or none).
 - ``POST .../tasks/claim`` ``{"capabilities": [...] | null, "n": 1, "lease_s": 60}`` claims up to
   n tasks; each carries its ``attempt_id``.
 - ``POST .../tasks/<id>/complete`` ``{"attempt_id", "result"}``, ``/fail`` ``{"attempt_id",
@@ -36,6 +38,20 @@ def submit(agent: RemoteAgent, request: Request, doc: Any) -> Response:
                                 max_attempts=integer(body.get("max_attempts"), "max_attempts", 5),
                                 dedupe_key=body.get("dedupe_key"))
     return responses.json_answer({"task_id": task_id}, 201, {"Location": f"{request.url.path}/{task_id}"})
+
+
+def submit_batch(agent: RemoteAgent, request: Request, doc: Any) -> Response:
+    body = fields(doc, SUBMIT_FIELDS - {"payload", "dedupe_key"} | {"payloads", "dedupe_keys"},
+                  required=("kind", "payloads"))
+    payloads, keys = body["payloads"], body.get("dedupe_keys")
+    if not isinstance(payloads, list) or (keys is not None and not isinstance(keys, list)):
+        raise ValidationError("payloads must be a list, and dedupe_keys a list or null")
+    task_ids = agent.submit_tasks(body["kind"], payloads, capability=body.get("capability"),
+                                  priority=integer(body.get("priority"), "priority", 0),
+                                  run_after=timestamp(body.get("run_after"), "run_after"),
+                                  max_attempts=integer(body.get("max_attempts"), "max_attempts", 5),
+                                  dedupe_keys=keys)
+    return responses.json_answer({"task_ids": task_ids}, 201)
 
 
 def claim(agent: RemoteAgent, request: Request, doc: Any) -> Response:

@@ -24,7 +24,7 @@ DEFAULT_PREFIX = "agents_pipeline"
 AGENT_FUNCTIONS = (
     "record_heartbeats", "kv_get", "kv_set", "send_message", "claim_messages", "ack_message",
     "record_conversation", "report_metrics", "submit_help_request", "get_help_request",
-    "ensure_current_partitions", "submit_task", "claim_tasks", "complete_task", "complete_tasks", "complete_and_claim", "fail_task",
+    "ensure_current_partitions", "submit_task", "submit_tasks", "claim_tasks", "complete_task", "complete_tasks", "complete_and_claim", "fail_task",
     "extend_task",
     "get_task", "release_task", "broadcast_message", "list_peers",
 )

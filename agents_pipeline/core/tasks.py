@@ -21,6 +21,7 @@ from agents_pipeline.core.connection import Database
 from agents_pipeline.core.errors import LeaseLostError, RateLimitedError, ValidationError
 
 MAX_PAYLOAD = 256 * 1024
+MAX_BATCH_BYTES = 8 * 1024 * 1024
 MAX_ERROR = 8192
 MAX_LEASE_S = 3600.0
 MAX_RETRY_IN_S = 7 * 86400.0
@@ -103,6 +104,25 @@ def _results(done: Iterable[tuple[Task, Any]], what: str) -> list[tuple[Task, st
     return pairs
 
 
+def _submit_args(kind: str, capability: str | None, priority: int, max_attempts: int,
+                 run_after: datetime | None) -> tuple[str, str | None]:
+    """The checks submit_task and submit_tasks share; returns the kind and capability."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -1000 <= priority <= 1000:
+        raise ValidationError(f"priority must be a whole number from -1000 to 1000, got {priority!r}")
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= 100:
+        raise ValidationError(f"max_attempts must be a whole number from 1 to 100, got {max_attempts!r}")
+    if run_after is not None and (not isinstance(run_after, datetime) or run_after.tzinfo is None):
+        raise ValidationError("run_after must be a datetime with a time zone")
+    return label(kind, "task kind"), label(capability, "capability") if capability is not None else None
+
+
+def _dedupe_key(value: str | None) -> str | None:
+    key = validation.name(value, "dedupe key") if value is not None else None
+    if key is not None and len(key.encode("utf-8")) > 200:
+        raise ValidationError(f"dedupe key is {len(key.encode('utf-8'))} bytes, more than 200")
+    return key
+
+
 def _claim_args(capabilities: Iterable[str] | None, n: int, lease_s: float) -> tuple[list[str] | None, float | None]:
     caps = None if capabilities is None else [label(c, "capability") for c in capabilities]
     if caps is not None and len(caps) > 100:
@@ -129,18 +149,9 @@ class TaskQueue:
         the same key returns the first task's id and queues nothing. ``capability`` None: any agent
         may claim it. Higher ``priority`` goes first; ``run_after`` holds it back until then."""
         name = self._who(agent)
-        kind = label(kind, "task kind")
-        cap = label(capability, "capability") if capability is not None else None
+        kind, cap = _submit_args(kind, capability, priority, max_attempts, run_after)
         doc = validation.document(payload if payload is not None else {}, "task payload", max_bytes=MAX_PAYLOAD)
-        key = validation.name(dedupe_key, "dedupe key") if dedupe_key is not None else None
-        if key is not None and len(key.encode("utf-8")) > 200:
-            raise ValidationError(f"dedupe key is {len(key.encode('utf-8'))} bytes, more than 200")
-        if isinstance(priority, bool) or not isinstance(priority, int) or not -1000 <= priority <= 1000:
-            raise ValidationError(f"priority must be a whole number from -1000 to 1000, got {priority!r}")
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= 100:
-            raise ValidationError(f"max_attempts must be a whole number from 1 to 100, got {max_attempts!r}")
-        if run_after is not None and (not isinstance(run_after, datetime) or run_after.tzinfo is None):
-            raise ValidationError("run_after must be a datetime with a time zone")
+        key = _dedupe_key(dedupe_key)
 
         def work(cur):
             cur.execute("SELECT task_id, retry_after_s FROM fleet.submit_task(%s, %s::bytea, %s, %s::jsonb, %s, %s, %s, %s, %s)",
@@ -151,6 +162,34 @@ class TaskQueue:
         if retry is not None:
             raise self._refused("task submission", retry)
         return task_id
+
+    def submit_tasks(self, kind: str, payloads: Iterable[Any], *, capability: str | None = None, priority: int = 0,
+                     run_after: datetime | None = None, max_attempts: int = 5,
+                     dedupe_keys: Iterable[str | None] | None = None, agent: str | None = None) -> list[int]:
+        """Queues 1 to 1,000 tasks of one kind in one statement and one commit (``fleet.submit_tasks``);
+        returns their ids in the payloads' order. ``dedupe_keys``, one per payload (None for none),
+        makes each idempotent as submit_task's key does. All or nothing: a rate-limit refusal
+        (the batch draws one token per new task) queues none of them."""
+        name = self._who(agent)
+        kind, cap = _submit_args(kind, capability, priority, max_attempts, run_after)
+        docs = [validation.document(p if p is not None else {}, "task payload", max_bytes=MAX_PAYLOAD) for p in payloads]
+        keys = None if dedupe_keys is None else [_dedupe_key(k) for k in dedupe_keys]
+        if not 1 <= len(docs) <= 1000:
+            raise ValidationError(f"submit_tasks takes 1 to 1000 payloads, got {len(docs)}")
+        if keys is not None and len(keys) != len(docs):
+            raise ValidationError(f"submit_tasks: {len(docs)} payloads and {len(keys)} dedupe keys; they must pair up")
+        if sum(len(d) for d in docs) > MAX_BATCH_BYTES:
+            raise ValidationError("task payloads larger than 8 MiB in one call")
+
+        def work(cur):
+            cur.execute("SELECT task_id, retry_after_s FROM fleet.submit_tasks(%s, %s::bytea, %s, %s::jsonb[], %s, %s, "
+                        "%s, %s, %s::text[])", (name, self.proof, kind, docs, cap, priority, run_after, max_attempts, keys))
+            return cur.fetchall()
+
+        rows = self.db.call(work)
+        if rows[0][0] is None:
+            raise self._refused("task submission", rows[0][1])
+        return [row[0] for row in rows]
 
     def claim_tasks(self, capabilities: Iterable[str] | None = None, n: int = 1, lease_s: float = 60.0, *,
                     agent: str | None = None) -> list[Task]:

@@ -109,6 +109,22 @@ def test_tasks_are_submitted_claimed_and_finished_with_their_attempt(api_server,
     assert call(api_server, "GET", f"/v1/agents/{worker.name}/tasks/999999999", token=worker.token)[0] == 404
 
 
+def test_a_batch_of_tasks_is_queued_in_order_all_or_none(api_server, operator_db, new_agent) -> None:
+    boss = new_agent("boss")
+    kind = f"k{uuid.uuid4().hex[:8]}"
+    url = f"/v1/agents/{boss.name}/tasks/batch"
+    body = {"kind": kind, "payloads": [{"n": 1}, {"n": 2}, {"n": 3}], "dedupe_keys": ["a", None, "a"], "priority": 2}
+    status, _, doc = call(api_server, "POST", url, body, boss.token)
+    assert status == 201 and len(doc["task_ids"]) == 3 and doc["task_ids"][2] == doc["task_ids"][0]
+    assert query(operator_db, "SELECT task_id, payload, priority FROM fleet.tasks WHERE kind = %s ORDER BY task_id",
+                 (kind,)) == [(doc["task_ids"][0], {"n": 1}, 2), (doc["task_ids"][1], {"n": 2}, 2)]
+    status, _, doc = call(api_server, "POST", url, {"kind": kind, "payloads": [{"n": 4}] * 1001}, boss.token)
+    assert status == 400 and "1 to 1000 payloads" in doc["error"]
+    status, _, doc = call(api_server, "POST", url, {"kind": kind, "payloads": {"n": 5}}, boss.token)
+    assert status == 400 and "payloads must be a list" in doc["error"]
+    assert query(operator_db, "SELECT count(*) FROM fleet.tasks WHERE kind = %s", (kind,)) == [(2,)]
+
+
 def test_a_claimed_task_can_be_released(api_server, new_agent) -> None:
     reg = new_agent("releaser")
     kind = f"r{uuid.uuid4().hex[:8]}"

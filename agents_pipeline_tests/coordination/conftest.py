@@ -13,6 +13,7 @@ from agents_pipeline.core import registry
 from agents_pipeline.core.connection import Database
 from agents_pipeline.core.dsn import connect_kwargs
 from agents_pipeline.core.localdb import LocalCluster
+from agents_pipeline.core.registry import token_proof
 from agents_pipeline.core.shared_state import SharedState
 from agents_pipeline_tests.security.conftest import role_url
 
@@ -41,6 +42,27 @@ class Fleet:
         state = SharedState(url, agent=name, token=token, maxconn=2, retry_window=5)
         self.opened.append(state)
         return state
+
+    def refusals_missed(self, name: str, cases: list[tuple[str, tuple, str]]) -> list[str]:
+        """Runs each (statement, params, message) as agent ``name``'s own login with its proof in
+        the startup packet, around the client library; returns each statement the server did not
+        refuse with that message."""
+        url, token = self.register(name)
+        conn = psycopg2.connect(**connect_kwargs(url), options=f"-c agents_pipeline.proof={token_proof(token).hex()}")
+        wrong = []
+        try:
+            for statement, params, message in cases:
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(statement, params)
+                    wrong.append(f"accepted: {statement[:90]}")
+                except psycopg2.Error as exc:
+                    if message not in str(exc):
+                        wrong.append(f"{statement[:90]}: {str(exc).splitlines()[0]}")
+                conn.rollback()
+        finally:
+            conn.close()
+        return wrong
 
     def sql(self, statement: str, params: tuple = ()) -> list[tuple]:
         """As the operator, in its own transaction."""

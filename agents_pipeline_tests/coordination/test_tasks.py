@@ -227,21 +227,7 @@ SERVER_REFUSALS = [
 def test_each_cap_is_refused_by_the_server_with_a_clear_error(fleet: Fleet) -> None:
     """As the agent's own login (its proof in the startup packet), around the client library: the
     server holds every cap, names it, and stores nothing."""
-    url, token = fleet.register("mallory")
-    conn = psycopg2.connect(**connect_kwargs(url), options=f"-c agents_pipeline.proof={token_proof(token).hex()}")
-    wrong = []
-    try:
-        for sql, params, message in SERVER_REFUSALS:
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(sql, params)
-                wrong.append(f"accepted: {sql[:80]}")
-            except psycopg2.Error as exc:
-                if message not in str(exc):
-                    wrong.append(f"{sql[:80]}: {str(exc).splitlines()[0]}")
-            conn.rollback()
-    finally:
-        conn.close()
+    wrong = fleet.refusals_missed("mallory", SERVER_REFUSALS)
     assert not wrong, "\n".join(wrong)
     assert fleet.sql("SELECT count(*) FROM fleet.tasks") == [(0,)]
 

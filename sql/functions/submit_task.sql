@@ -1,9 +1,8 @@
 -- Queues a task from an agent. Idempotent on (submitter, p_dedupe_key): submitting again returns
 -- the first task's id with deduplicated = true and changes nothing (a retried submission costs no
 -- rate). A rate refusal comes back as retry_after_s, not as an exception, so its count commits.
--- Caps: kind and capability are labels (fleet.is_task_label); payload 256 KiB; dedupe key 1-200
--- bytes without control characters; priority -1000 to 1000; 1 to 100 attempts; run_after at most
--- 365 days ahead (earlier than now: now).
+-- Caps: the payload 256 KiB, the other fields as fleet.check_task_fields says (run_after earlier
+-- than now: now).
 CREATE OR REPLACE FUNCTION fleet.submit_task(
     p_agent text, p_proof bytea, p_kind text, p_payload jsonb, p_capability text, p_priority integer,
     p_run_after timestamptz, p_max_attempts integer, p_dedupe_key text
@@ -16,28 +15,10 @@ DECLARE
     v_id bigint;
     v_retry double precision;
 BEGIN
-    IF NOT fleet.is_task_label(p_kind) THEN
-        RAISE EXCEPTION 'a task kind must be 1 to 200 letters, digits or _ . : / -, got %', quote_literal(left(p_kind, 60))
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF p_capability IS NOT NULL AND NOT fleet.is_task_label(p_capability) THEN
-        RAISE EXCEPTION 'a capability must be 1 to 200 letters, digits or _ . : / -, got %', quote_literal(left(p_capability, 60))
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM fleet.check_task_fields(p_kind, p_capability, p_priority, p_max_attempts, p_run_after,
+                                    CASE WHEN p_dedupe_key IS NOT NULL THEN ARRAY[p_dedupe_key] END);
     IF octet_length(p_payload::text) > 262144 THEN
         RAISE EXCEPTION 'task payload larger than 256 KiB' USING ERRCODE = 'program_limit_exceeded';
-    END IF;
-    IF p_dedupe_key IS NOT NULL AND (octet_length(p_dedupe_key) NOT BETWEEN 1 AND 200 OR p_dedupe_key ~ '[[:cntrl:]]') THEN
-        RAISE EXCEPTION 'a dedupe key must have 1 to 200 bytes and no control characters' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF coalesce(p_priority, 0) NOT BETWEEN -1000 AND 1000 THEN
-        RAISE EXCEPTION 'a task priority must be -1000 to 1000, got %', p_priority USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF coalesce(p_max_attempts, 5) NOT BETWEEN 1 AND 100 THEN
-        RAISE EXCEPTION 'a task takes 1 to 100 attempts, got %', p_max_attempts USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF p_run_after > now() + interval '365 days' THEN
-        RAISE EXCEPTION 'a task may run at most 365 days ahead' USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     IF p_dedupe_key IS NOT NULL THEN
