@@ -9,8 +9,8 @@ database per system. Each system does the same work, through its own client as i
 - submit: ``--tasks`` tasks of one kind with the same ~250-byte JSON payload, split over W
   processes, B tasks per call (one transaction) for each B in ``--submit-batch`` (default 1 and
   10, the claims' batch); ours through SharedState.submit_task (B = 1) or submit_tasks with each
-  process's own agent and token (authenticated, rate buckets drawn: the agents get a rate
-  override so the bucket does not set the pace), PgQueuer through Queries.enqueue (a list of B),
+  process's own agent, token and database login (authenticated, rate buckets drawn: the agents
+  get a rate override so the bucket does not set the pace), PgQueuer through Queries.enqueue (a list of B),
   Procrastinate through Task.defer_async or batch_defer_async.
 - claim + complete: ``--tasks`` tasks queued beforehand, drained by W processes, claiming up to 10
   at a time where the library can (ours: claim_tasks(n=10), then complete_and_claim, which
@@ -89,10 +89,28 @@ def ours_fill(url: str, n: int) -> None:
         conn.close()
 
 
+def agent_url(url: str, name: str, token: str) -> str:
+    """The agent's own login (password: its token) over TCP, as an agent host connects: its calls
+    meet the agent path, rate buckets drawn; the operator's login would skip them."""
+    from agents_pipeline.core.dsn import make_url
+
+    kwargs = connect_kwargs(url)
+    conn = psycopg2.connect(**kwargs)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT db_login FROM fleet.agents WHERE name = %s", (name,))
+            login = cur.fetchone()[0]
+    finally:
+        conn.close()
+    if not login:
+        raise SystemExit(f"agent {name} has no login of its own: run the benchmark as a superuser of its cluster")
+    return make_url(str(kwargs["dbname"]), user=login, password=token, host=str(kwargs["host"]), port=kwargs["port"])
+
+
 def ours_worker(url: str, name: str, token: str, mode: str, n: int, batch: int, barrier, out) -> None:
     from agents_pipeline.core.shared_state import SharedState
 
-    state = SharedState(url, agent=name, token=token, maxconn=1)
+    state = SharedState(agent_url(url, name, token), agent=name, token=token, maxconn=1)
     state.peers()                      # connect and authenticate before the clock starts
     barrier.wait()
     start = time.perf_counter()

@@ -57,6 +57,22 @@ BEGIN
         END IF;
     END IF;
 
+    IF p_dedupe_keys IS NULL THEN
+        -- No keys, nothing to look up: one plain INSERT. Its rows are inserted, and their ids drawn
+        -- from the identity sequence, in the array's order, so the ids in ascending order are the
+        -- payloads' order.
+        RETURN QUERY
+        WITH ins AS (
+            INSERT INTO tasks (kind, capability, payload, priority, run_after, max_attempts, submitted_by)
+            SELECT p_kind, p_capability, coalesce(p.payload, '{}'::jsonb), coalesce(p_priority, 0),
+                   greatest(coalesce(p_run_after, now()), now()), coalesce(p_max_attempts, 5), v_me
+            FROM unnest(p_payloads) AS p(payload)
+            RETURNING tasks.task_id
+        )
+        SELECT i.task_id, false, NULL::double precision FROM ins i ORDER BY i.task_id;
+        RETURN;
+    END IF;
+
     -- Ids drawn here, with their payload's place, so the answer keeps the payloads' order.
     WITH src AS (
         SELECT s.ord, s.payload, s.key, row_number() OVER (PARTITION BY s.key ORDER BY s.ord) AS nth
