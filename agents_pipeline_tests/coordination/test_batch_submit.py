@@ -31,6 +31,8 @@ def test_a_batch_is_queued_in_order_and_claimed_like_single_submissions(fleet: F
 
 def test_dedupe_keys_hold_within_a_batch_and_across_calls(fleet: Fleet) -> None:
     producer = fleet.agent("producer")
+    fleet.sql("""INSERT INTO fleet.rate_limit_overrides (agent_id, kind, rate_per_s, burst)   -- no refill between calls
+                 SELECT agent_id, 'tasks', 0.0001, 1000 FROM fleet.agents WHERE name = 'producer'""")
     first = producer.submit_tasks("mail", [{"to": "a"}, {"to": "b"}, {"to": "c"}], dedupe_keys=["a", None, "c"])
     again = producer.submit_tasks("mail", [{"to": "a"}, {"to": "d"}, {"to": "d2"}, {"to": "b"}],
                                   dedupe_keys=["a", "d", "d", None])
