@@ -1,17 +1,7 @@
 -- The work of fleet.claim_tasks for an agent already authenticated (p_me, named p_agent in
 -- errors), so that fleet.complete_and_claim authenticates once per call. Not SECURITY DEFINER
 -- and never granted to agents: it trusts p_me.
---
--- Claims up to p_limit (1 to 1000) ready tasks for the agent, for a lease of at most one hour,
--- highest priority first, then oldest. p_capabilities (NULL: all the agent's) must be among the
--- capabilities an operator granted the agent (fleet.agents.capabilities); tasks without a
--- capability go to any agent. FOR UPDATE SKIP LOCKED: two agents never claim the same task and
--- nobody waits on another's claim. Each claimed task gets a new attempt id and counts an attempt.
---
--- First, up to 100 tasks whose lease ran out (their holder stopped heartbeating without being
--- marked down, or never heartbeats) are released, so this claim can take them at once.
--- One call draws one token from the agent's 'tasks' bucket; a refusal is one row with only
--- retry_after_s set.
+-- The rules it holds are described in claim_tasks.sql.
 CREATE OR REPLACE FUNCTION fleet.claim_tasks_as(
     p_me bigint, p_agent text, p_capabilities text[], p_limit integer, p_lease interval
 ) RETURNS TABLE (

@@ -1,13 +1,7 @@
 -- The work of fleet.complete_tasks for an agent already authenticated (p_me), so that
 -- fleet.complete_and_claim authenticates once per call. Not SECURITY DEFINER and never granted to
 -- agents: it trusts p_me.
---
--- Completes several of the agent's current attempts in one statement (1 to 1000; results at
--- most 256 KiB each, 8 MiB in all): what complete_task does for one, set-based, so that a worker
--- finishing a batch pays one round trip and one authentication rather than one per task.
--- Returns the ids of the tasks this agent no longer held (as complete_task's false): their
--- lease ran out and they were claimed again, or their agent was marked down. A task this very
--- attempt completed already (a retried call whose commit was lost) is not among them.
+-- The rules it holds are described in complete_tasks.sql.
 CREATE OR REPLACE FUNCTION fleet.complete_tasks_as(
     p_me bigint, p_task_ids bigint[], p_attempt_ids uuid[], p_results jsonb[]
 ) RETURNS SETOF bigint
