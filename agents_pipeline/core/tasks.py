@@ -178,7 +178,7 @@ class TaskQueue:
             raise ValidationError(f"submit_tasks takes 1 to 1000 payloads, got {len(docs)}")
         if keys is not None and len(keys) != len(docs):
             raise ValidationError(f"submit_tasks: {len(docs)} payloads and {len(keys)} dedupe keys; they must pair up")
-        if sum(len(d) for d in docs) > MAX_BATCH_BYTES:
+        if sum(len(d.encode("utf-8")) for d in docs) > MAX_BATCH_BYTES:
             raise ValidationError("task payloads larger than 8 MiB in one call")
 
         def work(cur):

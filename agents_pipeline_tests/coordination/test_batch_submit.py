@@ -5,6 +5,8 @@ complete_and_claim calls once authenticated are out of an agent's reach."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from agents_pipeline.core.errors import RateLimitedError, ValidationError
@@ -19,7 +21,7 @@ def _tokens(fleet: Fleet, name: str) -> float:
 def test_a_batch_is_queued_in_order_and_claimed_like_single_submissions(fleet: Fleet) -> None:
     producer, worker = fleet.agent("producer"), fleet.agent("worker", ("ocr",))
     ids = producer.submit_tasks("scan", [{"page": n} for n in range(25)], capability="ocr", priority=3, max_attempts=2)
-    assert len(ids) == 25 and ids == sorted(ids) and len(set(ids)) == 25
+    assert len(ids) == 25 and len(set(ids)) == 25
     stored = fleet.sql("""SELECT task_id, payload, capability, priority, max_attempts, state FROM fleet.tasks
                           ORDER BY task_id""")
     assert [(r[0], r[1]) for r in stored] == [(i, {"page": n}) for n, i in enumerate(ids)]
@@ -45,6 +47,40 @@ def test_dedupe_keys_hold_within_a_batch_and_across_calls(fleet: Fleet) -> None:
     assert producer.submit_tasks("mail", [{}], dedupe_keys=["c"]) == [first[2]]
     # Another submitter's keys are its own.
     assert fleet.agent("other").submit_tasks("mail", [{}], dedupe_keys=["a"]) != [first[0]]
+
+
+def test_with_keys_too_ids_follow_the_payloads_so_claims_keep_their_order(fleet: Fleet) -> None:
+    producer, worker = fleet.agent("producer"), fleet.agent("worker", ("mail",))
+    ids = producer.submit_tasks("mail", [{"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}], capability="mail",
+                                dedupe_keys=["zulu", None, "alpha", "mike"])
+    assert ids == sorted(ids)                          # drawn in the payloads' order, not the keys'
+    assert [t.payload["n"] for t in worker.claim_tasks(["mail"], 10)] == [0, 1, 2, 3]
+
+
+def test_two_sessions_racing_with_the_same_keys_get_one_task_per_key(fleet: Fleet) -> None:
+    """Two connections of one producer submit the same keys in opposite orders at once: every key
+    ends with one task, and both calls answer its id (the loser's ON CONFLICT waits for the winner)."""
+    first, second = fleet.agent("producer"), fleet.agent("producer")
+    rounds = 30
+    answers: dict[str, list[list[int]]] = {"first": [], "second": []}
+
+    def submit(state, name: str, reverse: bool) -> None:
+        for i in range(rounds):
+            keys = [f"k{i}-a", f"k{i}-b", f"k{i}-c"]
+            keys = keys[::-1] if reverse else keys
+            ids = state.submit_tasks("race", [{"key": k} for k in keys], dedupe_keys=keys)
+            answers[name].append(ids[::-1] if reverse else ids)
+
+    threads = [threading.Thread(target=submit, args=(first, "first", False)),
+               threading.Thread(target=submit, args=(second, "second", True))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert answers["first"] == answers["second"] and len(answers["first"]) == rounds
+    assert fleet.sql("SELECT count(*), count(DISTINCT dedupe_key) FROM fleet.tasks") == [(3 * rounds, 3 * rounds)]
+    stored = dict(fleet.sql("SELECT dedupe_key, task_id FROM fleet.tasks"))
+    assert all(stored[f"k{i}-{c}"] == ids[n] for i, ids in enumerate(answers["first"]) for n, c in enumerate("abc"))
 
 
 def test_a_refused_batch_queues_nothing(fleet: Fleet) -> None:

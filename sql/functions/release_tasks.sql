@@ -7,7 +7,7 @@
 -- are skipped (SKIP LOCKED): the health evaluation calls this and must never wait on an agent; a
 -- later call gets them. Returns how many it released.
 --
--- Callers: fleet.claim_tasks (leases that ran out) and fleet.evaluate_health (agents marked down).
+-- Callers: fleet.claim_tasks_as (leases that ran out) and fleet.evaluate_health (agents marked down).
 CREATE OR REPLACE FUNCTION fleet.release_tasks(
     p_task_ids bigint[], p_attempt_ids uuid[], p_reason text, p_expired_only boolean DEFAULT false
 )
