@@ -172,10 +172,11 @@ class TaskQueue:
         (the batch draws one token per new task) queues none of them."""
         name = self._who(agent)
         kind, cap = _submit_args(kind, capability, priority, max_attempts, run_after)
+        payloads = list(payloads)
+        if not 1 <= len(payloads) <= 1000:   # counted before any is serialised
+            raise ValidationError(f"submit_tasks takes 1 to 1000 payloads, got {len(payloads)}")
         docs = [validation.document(p if p is not None else {}, "task payload", max_bytes=MAX_PAYLOAD) for p in payloads]
         keys = None if dedupe_keys is None else [_dedupe_key(k) for k in dedupe_keys]
-        if not 1 <= len(docs) <= 1000:
-            raise ValidationError(f"submit_tasks takes 1 to 1000 payloads, got {len(docs)}")
         if keys is not None and len(keys) != len(docs):
             raise ValidationError(f"submit_tasks: {len(docs)} payloads and {len(keys)} dedupe keys; they must pair up")
         if sum(len(d.encode("utf-8")) for d in docs) > MAX_BATCH_BYTES:

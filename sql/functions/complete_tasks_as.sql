@@ -21,12 +21,7 @@ BEGIN
             v_n, coalesce(cardinality(p_attempt_ids), 0), coalesce(cardinality(p_results), 0)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF (SELECT max(octet_length(r::text)) FROM unnest(p_results) r) > 262144 THEN
-        RAISE EXCEPTION 'task result larger than 256 KiB' USING ERRCODE = 'program_limit_exceeded';
-    END IF;
-    IF (SELECT sum(octet_length(r::text)) FROM unnest(p_results) r) > 8388608 THEN
-        RAISE EXCEPTION 'task results larger than 8 MiB in one call' USING ERRCODE = 'program_limit_exceeded';
-    END IF;
+    PERFORM fleet.check_json_sizes(p_results, 'task result');
     RETURN QUERY
     WITH given AS (
         SELECT g.task_id, g.attempt_id, g.result

@@ -19,8 +19,6 @@ DECLARE
     v_n integer := coalesce(cardinality(p_payloads), 0);
     v_keys text[] := coalesce(p_dedupe_keys, array_fill(NULL::text, ARRAY[v_n]));
     v_new integer;
-    v_largest integer;
-    v_total bigint;
     v_retry double precision;
     v_ords bigint[];
     v_ids bigint[];
@@ -34,13 +32,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM fleet.check_task_fields(p_kind, p_capability, p_priority, p_max_attempts, p_run_after, p_dedupe_keys);
-    SELECT max(l), sum(l) INTO v_largest, v_total FROM (SELECT octet_length(p::text) AS l FROM unnest(p_payloads) p) s;
-    IF v_largest > 262144 THEN
-        RAISE EXCEPTION 'task payload larger than 256 KiB' USING ERRCODE = 'program_limit_exceeded';
-    END IF;
-    IF v_total > 8388608 THEN
-        RAISE EXCEPTION 'task payloads larger than 8 MiB in one call' USING ERRCODE = 'program_limit_exceeded';
-    END IF;
+    PERFORM fleet.check_json_sizes(p_payloads, 'task payload');
 
     -- New: no key, or the first use of a key this agent has not used yet.
     IF p_dedupe_keys IS NULL THEN
