@@ -90,8 +90,9 @@ def ours_fill(url: str, n: int) -> None:
 
 
 def agent_url(url: str, name: str, token: str) -> str:
-    """The agent's own login (password: its token) over TCP, as an agent host connects: its calls
-    meet the agent path, rate buckets drawn; the operator's login would skip them."""
+    """The agent's own login (password: its token) at the cluster's address (its Unix socket for
+    a local cluster): its calls meet the agent path, rate buckets drawn, as an agent host's do;
+    the operator's login would skip them."""
     from agents_pipeline.core.dsn import make_url
 
     kwargs = connect_kwargs(url)
