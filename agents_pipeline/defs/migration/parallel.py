@@ -81,23 +81,43 @@ def load_table(path: str, url: str, table: str, ctx: Context, batch_size: int,
             conn.close()
 
 
-def load_in_parallel(path: Path, url: str, tables: list[str], ctx: Context, batch_size: int,
+def start_workers(tables: list[str]) -> dict[str, subprocess.Popen]:
+    """One ``python -m agents_pipeline.defs.migration.parallel`` per table (a plain subprocess: no
+    multiprocessing, so no re-import of the caller's __main__ and no inherited pipes), started
+    before the coordinator resolves the file's agents: their start-up (0.2 s of imports each)
+    then overlaps with that scan. Each waits for its job on stdin (``load_in_parallel``); one
+    whose stdin closes without a job exits."""
+    return {table: subprocess.Popen([sys.executable, "-m", "agents_pipeline.defs.migration.parallel", table],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for table in tables}
+
+
+def stop_workers(procs: dict[str, subprocess.Popen]) -> None:
+    """Ends workers that never got their job (the coordinator failed before loading)."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+
+
+def load_in_parallel(procs: dict[str, subprocess.Popen], path: Path, url: str, ctx: Context, batch_size: int,
                      mapping: Mapping | None = None,
                      progress: Callable[[str, int], None] | None = None) -> dict[str, tuple[TableCounts, dict]]:
-    """One ``python -m agents_pipeline.defs.migration.parallel`` per table (a plain subprocess: no
-    multiprocessing, so no re-import of the caller's __main__ and no inherited pipes). A worker
-    prints a progress line per batch and its result last; a thread per worker reads them."""
+    """Hands each started worker (``start_workers``) its job. A worker prints a progress line
+    per batch and its result last; a thread per worker reads them."""
     job = {"path": str(path), "url": url, "batch_size": batch_size, "parent": os.getpid(),
            "mapping": None if mapping is None else mapping_dict(mapping),
            "ctx": {"source_id": ctx.source_id, "source_name": ctx.source_name, "now": ctx.now.isoformat(),
                    "agents": ctx.agents}}
-    procs = {}
-    for table in tables:
-        proc = subprocess.Popen([sys.executable, "-m", "agents_pipeline.defs.migration.parallel", table],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        proc.stdin.write(json.dumps(job))
-        proc.stdin.close()
-        procs[table] = proc
+    for proc in procs.values():
+        try:
+            proc.stdin.write(json.dumps(job))
+            proc.stdin.close()
+        except BrokenPipeError:   # it died already: reported with its exit status below
+            pass
     answers: dict[str, dict] = {}
 
     def read(table: str, proc: subprocess.Popen) -> None:
@@ -135,7 +155,10 @@ def load_in_parallel(path: Path, url: str, tables: list[str], ctx: Context, batc
 
 
 def _worker_main(table: str) -> int:
-    job = json.loads(sys.stdin.read())
+    text = sys.stdin.read()
+    if not text.strip():   # the coordinator stopped before handing out the jobs
+        return 1
+    job = json.loads(text)
     raw = job["ctx"]
     ctx = Context(source_id=raw["source_id"], source_name=raw["source_name"],
                   now=datetime.fromisoformat(raw["now"]), agents=raw["agents"])
