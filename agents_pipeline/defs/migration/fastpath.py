@@ -29,7 +29,13 @@ from itertools import islice
 
 from agents_pipeline.defs.migration.copydata import Batch
 from agents_pipeline.defs.migration.mapping import KEY_TABLE, ViewFacts, agent_id_column, micros_column
-from agents_pipeline.defs.migration.source import MAX_BATCH_BYTES, LegacySource, qident, value_bytes
+from agents_pipeline.defs.migration.source import (
+    LAST_ROWID,
+    MAX_BATCH_BYTES,
+    LegacySource,
+    qident,
+    value_bytes,
+)
 from agents_pipeline.defs.migration.tables import HEARTBEAT_KIND, METRIC_NAME_MAX, Context, TableSpec
 
 ENV = "AGENTS_PIPELINE_MIGRATION_FAST_PATH"   # "0" turns it off (every row through Python)
@@ -252,7 +258,7 @@ def _select(clean: str, ts: str, head: str, value: str | None, tail: str, digest
             f"{value}, CAST({tail} AS BLOB), CAST({digest_head} AS BLOB), CAST({digest_tail} AS BLOB)")
     return (f"SELECT s.rowid, CAST(substr({ts}, 1, 10) AS BLOB), "  # noqa: S608
             f"coalesce(CASE WHEN {_small(cols)} AND {clean} THEN CAST({head} AS BLOB) END, {_raw_size(cols)}), "
-            f"{rest} FROM {qident(table)} AS s {join}WHERE s.rowid > :after ORDER BY s.rowid")
+            f"{rest} FROM {qident(table)} AS s {join}WHERE s.rowid > :after AND s.rowid <= :until ORDER BY s.rowid")
 
 
 PLANS: dict[str, Callable[[dict[str, str], int, Known], Plan]] = {
@@ -283,8 +289,8 @@ def plan_for(source: LegacySource, spec: TableSpec, source_id: int) -> Plan | No
     # evaluated once; the co-routine scans by rowid from the resume point and the join keeps
     # its order, so the outer ORDER BY (which would sort the whole table first) is left out;
     # FastReader checks the order of every batch.
-    head, tail = f"FROM {qident(spec.legacy)} AS s ", "WHERE s.rowid > :after ORDER BY s.rowid"
-    inner = f"FROM ({body} WHERE s.rowid > :after ORDER BY s.rowid LIMIT -1 OFFSET 0) AS s "
+    head, tail = f"FROM {qident(spec.legacy)} AS s ", "WHERE s.rowid > :after AND s.rowid <= :until ORDER BY s.rowid"
+    inner = f"FROM ({body} WHERE s.rowid > :after AND s.rowid <= :until ORDER BY s.rowid LIMIT -1 OFFSET 0) AS s "
     query = plan.query[:-len(tail)].replace(head, inner) if plan.query.endswith(tail) else ""
     if query.count(inner) != 1:   # never the view read flattened, whole and unordered
         raise RuntimeError(f"{spec.legacy}: unexpected plan shape")
@@ -316,16 +322,17 @@ class FastReader:
         self.source, self.spec, self.plan, self.convert_slow = source, spec, plan, convert_slow
         load_agent_map(source, ctx.agents)
 
-    def batches(self, after_rowid: int, size: int) -> Iterator[Batch]:
+    def batches(self, after_rowid: int, size: int, until_rowid: int | None = None) -> Iterator[Batch]:
         """Batches of at most ``size`` rows and about ``MAX_BATCH_BYTES`` of rendered text and
-        rows read for the converters.
+        rows read for the converters, from the rows after ``after_rowid`` up to ``until_rowid``.
 
         Rows are fetched and rendered in chunks, and the bytes are counted per chunk from what
         the chunk rendered (``LegacySource.batches`` counts every value of every row in Python,
         2 us a row: more than SQLite's rendering of a heartbeat). A chunk is sized from the
         largest row seen so far, starting with one row; its rows that are not clean are read in
         groups of at most half a batch's bytes, by the sizes SQLite returned for them."""
-        cursor = self.source.execute(self.plan.query, {"after": after_rowid})  # type: ignore[arg-type]
+        bounds = {"after": after_rowid, "until": LAST_ROWID if until_rowid is None else until_rowid}
+        cursor = self.source.execute(self.plan.query, bounds)  # type: ignore[arg-type]
         step, parts, rows_in, bytes_in, last = 1, [], 0, 0, after_rowid
         while rows := self.source.fetch(cursor, min(step, size - rows_in)):
             rowids = [last, *map(_first, rows)]   # resume points rely on the order, across chunks too

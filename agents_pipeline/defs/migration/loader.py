@@ -25,6 +25,7 @@ from psycopg2.extras import execute_values
 from agents_pipeline.defs.migration import fastpath
 from agents_pipeline.defs.migration.copydata import COPY_OPTIONS, Batch, csv_bytes
 from agents_pipeline.defs.migration.digest import digester
+from agents_pipeline.defs.migration.parts import Part
 from agents_pipeline.defs.migration.source import LegacySource
 from agents_pipeline.defs.migration.tables import Context, TableSpec
 from agents_pipeline.defs.migration.values import Reject, escape_original, oversize_reason, parse_oversize
@@ -49,6 +50,19 @@ class TableCounts:
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def merged(cls, parts: list[TableCounts], side_by_side: bool = False) -> TableCounts:
+        """One table's counts from those of its ranges (parts.py), loaded one after the other
+        or side by side (then its seconds are the longest range's)."""
+        seconds = [p.seconds for p in parts]
+        out = cls(seconds=max(seconds, default=0.0) if side_by_side else sum(seconds))
+        for p in parts:
+            out.read, out.written, out.rejected, out.batches = (out.read + p.read, out.written + p.written,
+                                                                out.rejected + p.rejected, out.batches + p.batches)
+            for reason, n in p.reasons.items():
+                out.reasons[reason] = out.reasons.get(reason, 0) + n
+        return out
+
 
 def _day_runs(days: set[date]) -> list[tuple[date, date]]:
     runs: list[tuple[date, date]] = []
@@ -58,6 +72,13 @@ def _day_runs(days: set[date]) -> list[tuple[date, date]]:
         else:
             runs.append((day, day))
     return runs
+
+
+# Retried: a lock timeout behind a long writer; another session (a range of the same table
+# loading side by side, the partition maintenance) creating the same day first, which
+# ensure_partitions' check-then-create reports as a duplicate table, an overlapping partition
+# or a duplicate catalog row. The retry then finds the partition there.
+_RETRY = {"55P03": 1.0, "42P07": 0.05, "42P17": 0.05, "23505": 0.05}
 
 
 def ensure_partitions(conn, table: str, days: set[date]) -> None:
@@ -70,10 +91,11 @@ def ensure_partitions(conn, table: str, days: set[date]) -> None:
                     cur.execute("SET LOCAL lock_timeout = '5s'")
                     cur.execute("SELECT fleet.ensure_partitions(%s, %s, %s)", (table, first, last))
                 break
-            except Exception as exc:  # lock timeout behind a long writer: retry a few times
-                if getattr(exc, "pgcode", None) != "55P03" or attempt == 4:
+            except Exception as exc:
+                pause = _RETRY.get(getattr(exc, "pgcode", None) or "")
+                if pause is None or attempt == 4:
                     raise
-                time.sleep(1 + attempt)
+                time.sleep(pause * (1 + attempt))
 
 
 class TableLoader:
@@ -86,8 +108,9 @@ class TableLoader:
     """
 
     def __init__(self, conn, source: LegacySource, spec: TableSpec, ctx: Context, batch_size: int,
-                 dry_run: bool, progress: Callable[[str, int], None] | None = None) -> None:
+                 dry_run: bool, progress: Callable[[str, int], None] | None = None, part: Part | None = None) -> None:
         self.conn, self.source, self.spec, self.ctx = conn, source, spec, ctx
+        self.part = part or Part(spec.legacy)   # the rowid range this loader moves (parts.py)
         self.progress = progress or (lambda _table, _rows: None)
         self.batch_size = max(1, batch_size // spec.batch_divisor)
         self.dry_run = dry_run
@@ -102,16 +125,20 @@ class TableLoader:
         if self.dry_run:
             return 0
         with self.conn, self.conn.cursor() as cur:
-            cur.execute("""INSERT INTO fleet.legacy_progress (source_id, table_name) VALUES (%s, %s)
-                           ON CONFLICT DO NOTHING""", (self.ctx.source_id, self.spec.legacy))
-            cur.execute("SELECT last_rowid FROM fleet.legacy_progress WHERE source_id = %s AND table_name = %s",
-                        (self.ctx.source_id, self.spec.legacy))
+            cur.execute("""INSERT INTO fleet.legacy_progress (source_id, table_name, part, first_rowid, last_rowid)
+                           VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+                        (self.ctx.source_id, self.spec.legacy, self.part.part, self.part.first_rowid,
+                         self.part.first_rowid))
+            cur.execute("""SELECT last_rowid FROM fleet.legacy_progress
+                           WHERE source_id = %s AND table_name = %s AND part = %s""",
+                        (self.ctx.source_id, self.spec.legacy, self.part.part))
             return cur.fetchone()[0]
 
     def _python_batches(self, after_rowid: int) -> Iterator[Batch]:
         info = self.source.tables[self.spec.legacy]
         columns = [c if c in info.columns else None for c in self.spec.columns]
-        cursor = self.source.select_capped(self.spec.legacy, columns, after_rowid=after_rowid)
+        cursor = self.source.select_capped(self.spec.legacy, columns, after_rowid=after_rowid,
+                                           until_rowid=self.part.until_rowid)
         for rows in self.source.batches(cursor, self.batch_size):
             yield self._convert(rows)
 
@@ -120,7 +147,8 @@ class TableLoader:
         plan = fastpath.plan_for(self.source, self.spec, self.ctx.source_id)
         if plan is None:
             return self._python_batches(after)
-        return fastpath.FastReader(self.source, self.spec, self.ctx, plan, self._convert).batches(after, self.batch_size)
+        reader = fastpath.FastReader(self.source, self.spec, self.ctx, plan, self._convert)
+        return reader.batches(after, self.batch_size, self.part.until_rowid)
 
     def run(self) -> TableCounts:
         started = time.monotonic()
@@ -157,7 +185,8 @@ class TableLoader:
         if not self.dry_run:
             with self.conn, self.conn.cursor() as cur:
                 cur.execute("""UPDATE fleet.legacy_progress SET completed_at = now(), updated_at = now()
-                               WHERE source_id = %s AND table_name = %s""", (self.ctx.source_id, self.spec.legacy))
+                               WHERE source_id = %s AND table_name = %s AND part = %s""",
+                            (self.ctx.source_id, self.spec.legacy, self.part.part))
         return self.counts
 
     def _convert(self, rows: list[tuple]) -> Batch:
@@ -231,9 +260,9 @@ class TableLoader:
             cur.execute("""UPDATE fleet.legacy_progress
                            SET last_rowid = %s, rows_read = rows_read + %s, rows_written = rows_written + %s,
                                rows_rejected = rows_rejected + %s, checksum = checksum + %s, updated_at = now()
-                           WHERE source_id = %s AND table_name = %s""",
+                           WHERE source_id = %s AND table_name = %s AND part = %s""",
                         (batch.last_rowid, batch.read, len(written_ids), len(rejects), checksum,
-                         ctx.source_id, spec.legacy))
+                         ctx.source_id, spec.legacy, self.part.part))
             kill_point("before_commit", spec.legacy, self.counts.batches)
         kill_point("after_commit", spec.legacy, self.counts.batches)
         self._count(len(written_ids), rejects)

@@ -29,6 +29,7 @@ from pathlib import Path
 from agents_pipeline.defs.migration.loader import TableCounts, TableLoader
 from agents_pipeline.defs.migration.mapping import Mapping, parse_mapping
 from agents_pipeline.defs.migration.mapping import to_dict as mapping_dict
+from agents_pipeline.defs.migration.parts import Part
 from agents_pipeline.defs.migration.report import TableReport
 from agents_pipeline.defs.migration.session import MigrationError, connect
 from agents_pipeline.defs.migration.source import LegacySource
@@ -39,11 +40,12 @@ PARALLEL_TABLES = ("agent_heartbeats", "performance_metrics", "llm_conversations
 LOCK_WAIT = "60s"
 
 
-def table_lock(conn, source_id: int, table: str) -> None:
-    """Waits (up to a minute) for any other loader of this source's table, e.g. an orphan."""
+def table_lock(conn, source_id: int, part: Part) -> None:
+    """Waits (up to a minute) for any other loader of this source's table range, e.g. an orphan."""
+    key = f"{source_id}:{part.table}" + (f"#{part.part}" if part.part else "")
     with conn, conn.cursor() as cur:
         cur.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
-        cur.execute("SELECT pg_advisory_lock(hashtext('legacy-table'), hashtext(%s))", (f"{source_id}:{table}",))
+        cur.execute("SELECT pg_advisory_lock(hashtext('legacy-table'), hashtext(%s))", (key,))
 
 
 def _watch_parent(parent: int) -> None:
@@ -59,11 +61,13 @@ def _watch_parent(parent: int) -> None:
 VERIFIED_FIELDS = ("source_rows", "read", "written", "rejected", "checksum_ok", "verified", "notes")
 
 
-def load_table(path: str, url: str, table: str, ctx: Context, batch_size: int,
+def load_table(path: str, url: str, part: Part, ctx: Context, batch_size: int,
                parent: int, mapping: Mapping | None = None) -> tuple[TableCounts, dict]:
-    """Runs in a worker process: one legacy table, start (or resume point) to end, then its
-    verification, so that it overlaps with the tables still loading in the other workers
-    (the snapshot is the coordinator's: no writer can commit while it holds its read lock)."""
+    """Runs in a worker process: one legacy table (or one range of it), start (or resume point)
+    to end, then its verification, so that it overlaps with the tables still loading in the
+    other workers (the snapshot is the coordinator's: no writer can commit while it holds its
+    read lock)."""
+    table = part.table
     _watch_parent(parent)
     os.environ["AGENTS_PIPELINE_MIGRATION_WORKER"] = "1"  # the kill hook then takes the parent too
     def progress(name: str, rows: int) -> None:   # one line per batch to the coordinator
@@ -72,27 +76,31 @@ def load_table(path: str, url: str, table: str, ctx: Context, batch_size: int,
     with LegacySource(Path(path), mapping) as source:
         conn = connect(url)
         try:
-            table_lock(conn, ctx.source_id, table)
-            counts = TableLoader(conn, source, KNOWN[table], ctx, batch_size, dry_run=False, progress=progress).run()
-            row = TableReport(table, f"fleet.{KNOWN[table].target}", source_rows=source.count(table))
-            verify_table(conn, KNOWN[table], ctx.source_id, row)
+            table_lock(conn, ctx.source_id, part)
+            counts = TableLoader(conn, source, KNOWN[table], ctx, batch_size, dry_run=False, progress=progress,
+                                 part=part).run()
+            row = TableReport(table, f"fleet.{KNOWN[table].target}",
+                              source_rows=source.count(table, part.first_rowid, part.until_rowid))
+            verify_table(conn, KNOWN[table], ctx.source_id, row, part)
             return counts, {name: getattr(row, name) for name in VERIFIED_FIELDS}
         finally:
             conn.close()
 
 
-def start_workers(tables: list[str]) -> dict[str, subprocess.Popen]:
-    """One ``python -m agents_pipeline.defs.migration.parallel`` per table (a plain subprocess: no
+def start_workers(parts: list[Part]) -> dict[Part, subprocess.Popen]:
+    """One ``python -m agents_pipeline.defs.migration.parallel`` per table range (a plain subprocess: no
     multiprocessing, so no re-import of the caller's __main__ and no inherited pipes), started
     before the coordinator resolves the file's agents: their start-up (0.2 s of imports each)
     then overlaps with that scan. Each waits for its job on stdin (``load_in_parallel``); one
     whose stdin closes without a job exits."""
-    return {table: subprocess.Popen([sys.executable, "-m", "agents_pipeline.defs.migration.parallel", table],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            for table in tables}
+    return {part: subprocess.Popen([sys.executable, "-m", "agents_pipeline.defs.migration.parallel", part.table,
+                                    str(part.part), str(part.first_rowid),
+                                    "" if part.until_rowid is None else str(part.until_rowid)],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for part in parts}
 
 
-def stop_workers(procs: dict[str, subprocess.Popen]) -> None:
+def stop_workers(procs: dict[Part, subprocess.Popen]) -> None:
     """Ends workers that never got their job (the coordinator failed before loading)."""
     for proc in procs.values():
         if proc.poll() is None:
@@ -103,9 +111,9 @@ def stop_workers(procs: dict[str, subprocess.Popen]) -> None:
                 pipe.close()
 
 
-def load_in_parallel(procs: dict[str, subprocess.Popen], path: Path, url: str, ctx: Context, batch_size: int,
-                     mapping: Mapping | None = None,
-                     progress: Callable[[str, int], None] | None = None) -> dict[str, tuple[TableCounts, dict]]:
+def load_in_parallel(procs: dict[Part, subprocess.Popen], path: Path, url: str, ctx: Context, batch_size: int,
+                     mapping: Mapping | None = None, progress: Callable[[str, int], None] | None = None,
+                     ) -> dict[Part, tuple[TableCounts, dict]]:
     """Hands each started worker (``start_workers``) its job. A worker prints a progress line
     per batch and its result last; a thread per worker reads them."""
     job = {"path": str(path), "url": url, "batch_size": batch_size, "parent": os.getpid(),
@@ -118,9 +126,9 @@ def load_in_parallel(procs: dict[str, subprocess.Popen], path: Path, url: str, c
             proc.stdin.close()
         except BrokenPipeError:   # it died already: reported with its exit status below
             pass
-    answers: dict[str, dict] = {}
+    answers: dict[Part, dict] = {}
 
-    def read(table: str, proc: subprocess.Popen) -> None:
+    def read(part: Part, proc: subprocess.Popen) -> None:
         answer: dict = {}
         for line in proc.stdout:
             try:
@@ -129,32 +137,32 @@ def load_in_parallel(procs: dict[str, subprocess.Popen], path: Path, url: str, c
                 continue
             if isinstance(message, dict) and "progress" in message:
                 if progress is not None:
-                    progress(table, int(message["progress"]))
+                    progress(part.table, int(message["progress"]))
             elif isinstance(message, dict):
                 answer = message
-        answers[table] = answer
+        answers[part] = answer
 
-    readers = [threading.Thread(target=read, args=(table, proc), name=f"worker-{table}", daemon=True)
-               for table, proc in procs.items()]
+    readers = [threading.Thread(target=read, args=(part, proc), name=f"worker-{part.label}", daemon=True)
+               for part, proc in procs.items()]
     for reader in readers:
         reader.start()
     for reader in readers:
         reader.join()
-    results: dict[str, tuple[TableCounts, dict]] = {}
+    results: dict[Part, tuple[TableCounts, dict]] = {}
     failures = []
-    for table, proc in procs.items():
+    for part, proc in procs.items():
         proc.wait()
-        answer = answers.get(table, {})
+        answer = answers.get(part, {})
         if proc.returncode == 0 and "counts" in answer and "verified" in answer:
-            results[table] = (TableCounts(**answer["counts"]), answer["verified"])
+            results[part] = (TableCounts(**answer["counts"]), answer["verified"])
         else:
-            failures.append(f"{table}: {answer.get('error') or f'worker exited with status {proc.returncode}'}")
+            failures.append(f"{part.label}: {answer.get('error') or f'worker exited with status {proc.returncode}'}")
     if failures:
         raise MigrationError("loading failed: " + "; ".join(failures))
     return results
 
 
-def _worker_main(table: str) -> int:
+def _worker_main(table: str, part: str = "0", first_rowid: str = "0", until_rowid: str = "") -> int:
     text = sys.stdin.read()
     if not text.strip():   # the coordinator stopped before handing out the jobs
         return 1
@@ -164,7 +172,8 @@ def _worker_main(table: str) -> int:
                   now=datetime.fromisoformat(raw["now"]), agents=raw["agents"])
     try:
         mapping = None if job.get("mapping") is None else parse_mapping(job["mapping"])
-        counts, verified = load_table(job["path"], job["url"], table, ctx, job["batch_size"], job["parent"], mapping)
+        rows = Part(table, int(part), int(first_rowid), int(until_rowid) if until_rowid else None)
+        counts, verified = load_table(job["path"], job["url"], rows, ctx, job["batch_size"], job["parent"], mapping)
     except Exception as exc:  # reported to the coordinator in one line
         print(json.dumps({"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}))
         return 1
@@ -173,4 +182,4 @@ def _worker_main(table: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1]))
+    sys.exit(_worker_main(*sys.argv[1:5]))

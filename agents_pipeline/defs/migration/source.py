@@ -27,6 +27,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 # rendered and sent (values, CSV, the queue of two), and up to four processes hold batches; so
 # batches are cut by bytes as well as by rows, and the whole tree stays far under 512 MB.
 MAX_BATCH_BYTES = 4 * 1024 * 1024
+LAST_ROWID = 2**63 - 1   # SQLite's largest rowid: a range without an end
 
 
 class LegacyFileError(Exception):
@@ -179,8 +180,12 @@ class LegacySource:
     def tables(self) -> dict[str, TableInfo]:
         return self._tables
 
-    def count(self, table: str) -> int:
-        return self.select(table, ["count(*)"]).fetchone()[0]
+    def count(self, table: str, after_rowid: int | None = None, until_rowid: int | None = None) -> int:
+        """Rows of the table, or of its rowids after ``after_rowid`` up to ``until_rowid``."""
+        if after_rowid is None and until_rowid is None:
+            return self.select(table, ["count(*)"]).fetchone()[0]
+        return self.execute(f"SELECT count(*) FROM {qident(table)} WHERE rowid > ? AND rowid <= ?",  # noqa: S608
+                            (after_rowid or 0, LAST_ROWID if until_rowid is None else until_rowid)).fetchone()[0]
 
     def select(self, table: str, columns: list[str | None], *, distinct: bool = False,
                after_rowid: int | None = None, capped: bool = False) -> sqlite3.Cursor:
@@ -195,12 +200,14 @@ class LegacySource:
         return self.execute(query + " WHERE rowid > ? ORDER BY rowid", (after_rowid,))
 
     def select_capped(self, table: str, columns: list[str | None], *, after_rowid: int | None = None,
-                      rowids: list[int] | None = None, key: str = "rowid") -> sqlite3.Cursor:
+                      until_rowid: int | None = None, rowids: list[int] | None = None,
+                      key: str = "rowid") -> sqlite3.Cursor:
         """Rows as (``key``, note, values...): a value larger than MAX_VALUE_BYTES is read as
         NULL and described in the note (``values.parse_oversize``), '' for a row within the
         limit. The check is in the query, not SQLITE_LIMIT_LENGTH, which would abort the whole
         read at the first such value instead of rejecting its row. ``key`` is 'rowid', or an
-        expression such as ``row_number() OVER ()`` for a table without one (full reads only)."""
+        expression such as ``row_number() OVER ()`` for a table without one (full reads only).
+        ``after_rowid`` and ``until_rowid``: a range of rowids (parts.Part), in rowid order."""
         exprs = ["NULL" if c is None else capped_value(qident(c)) for c in columns]
         notes = [f"CASE WHEN {value_bytes(qident(c))} > {MAX_VALUE_BYTES} THEN '{i}:' || typeof({qident(c)}) "
                  f"|| ':' || {value_bytes(qident(c))} || ' ' ELSE '' END" for i, c in enumerate(columns) if c is not None]
@@ -210,7 +217,8 @@ class LegacySource:
             return self.execute(f"{query} WHERE rowid IN ({', '.join('?' * len(rowids))}) ORDER BY rowid",
                                 tuple(rowids))
         if after_rowid is not None:
-            return self.execute(f"{query} WHERE rowid > ? ORDER BY rowid", (after_rowid,))
+            return self.execute(f"{query} WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                                (after_rowid, LAST_ROWID if until_rowid is None else until_rowid))
         return self.execute(query)
 
     def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
