@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import psycopg2
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +54,8 @@ def main() -> int:
     parser.add_argument("--skip-floor", action="store_true", help="skip the plain-COPY baseline on the clean file")
     parser.add_argument("--only", choices=VARIANTS, default=None, help="run one of the files")
     parser.add_argument("--side-by-side", action="store_true", help="pass --side-by-side to migrate-sqlite")
+    parser.add_argument("--cpu-breakdown", action="store_true",
+                        help="print CPU-seconds per process kind (ours, the baseline's) and the busy cores per second")
     parser.add_argument("--pgloader-prefetch", type=int, default=10000,
                         help="pgloader's `prefetch rows` (its default exhausts its heap on these files)")
     opts = parser.parse_args()
@@ -115,15 +118,17 @@ def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: 
     # The dirty file rejects up to a few % of some tables on purpose: accepted, as before the threshold (#22).
     mine = measured([sys.executable, "-m", "agents_pipeline.cli.main", "migrate-sqlite", str(path), "--json",
                      *(["--side-by-side"] if opts.side_by_side else []),
-                     *(["--accept-rejects"] if variant == "dirty" else [])], env=env)
+                     *(["--accept-rejects"] if variant == "dirty" else [])], env=env,
+                    **_accounting(cluster, opts))
+    _print_cpu("agents-pipeline", mine)
     report = json.loads(mine["stdout"]) if mine["stdout"].strip().startswith("{") else {}
     print(f"[{variant}] agents-pipeline: {mine['seconds']:.1f} s, peak {mine['peak_mb']:.0f} MiB, "
           f"exit {mine['returncode']} {mine['stderr'][-300:]}", flush=True)
     mine["stdout"] = ""
     result = {"rows": total_rows, "ours": mine, "report": report}
     if variant == "clean" and not opts.skip_floor:
-        result["floors"] = {"indexes kept": _floor(cluster, path, deferred=False),
-                            "indexes built after the load": _floor(cluster, path, deferred=True)}
+        result["floors"] = {"indexes kept": _floor(cluster, path, deferred=False, opts=opts),
+                            "indexes built after the load": _floor(cluster, path, deferred=True, opts=opts)}
     if opts.skip_pgloader:
         return result
     password = (cluster.home / "superuser.password").read_text().strip()
@@ -155,14 +160,15 @@ def _compare(cluster: LocalCluster, path: Path, work: Path, variant: str, opts: 
     return result
 
 
-def _floor(cluster: LocalCluster, path: Path, deferred: bool) -> dict:
+def _floor(cluster: LocalCluster, path: Path, deferred: bool, opts: argparse.Namespace) -> dict:
     """The plain-COPY baseline into a fresh database with the same schema (clean file only);
     ``deferred``: secondary indexes dropped before the load and built after it, as pgloader does."""
     url = _new_database(cluster, "floor_deferred" if deferred else "floor_clean", schema=True)
     settle(cluster.url("postgres"))
     print(f"[clean] plain-COPY baseline{' (indexes built after the load)' if deferred else ''} ...", flush=True)
     run = measured([sys.executable, str(ROOT / "benchmarks" / "migration_floor.py"), str(path), url, "--verify",
-                    *(["--deferred-indexes"] if deferred else [])])
+                    *(["--deferred-indexes"] if deferred else [])], **_accounting(cluster, opts))
+    _print_cpu("baseline" + (" (indexes built after)" if deferred else ""), run)
     words = run["stdout"].split()
     if run["returncode"] != 0 or "loaded" not in words:
         raise SystemExit(f"the plain-COPY baseline failed: {run['stderr'][-500:]}")
@@ -170,6 +176,44 @@ def _floor(cluster: LocalCluster, path: Path, deferred: bool) -> dict:
     run["verified"] = float(words[words.index("total") + 1])
     print(f"[clean] baseline: loaded {run['loaded']:.1f} s, with verification {run['verified']:.1f} s", flush=True)
     return run
+
+
+def _accounting(cluster: LocalCluster, opts: argparse.Namespace) -> dict:
+    """measured()'s CPU accounting arguments, with --cpu-breakdown: the cluster's postmaster and
+    a name per process kind."""
+    if not opts.cpu_breakdown:
+        return {}
+    datadir = str(cluster.datadir)
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] == "postgres" and datadir in " ".join(proc.info["cmdline"] or []):
+            return {"server": proc, "label": _process_kind}
+    raise SystemExit(f"--cpu-breakdown: no postmaster found for {datadir}")
+
+
+def _process_kind(cmdline: list[str]) -> str:
+    text = " ".join(cmdline)
+    if text.startswith("postgres:"):
+        if "parallel worker" in text:
+            return "PostgreSQL parallel workers (the verification's scans)"
+        backend = not any(w in text for w in ("walwriter", "checkpointer", "background writer", "autovacuum",
+                                               "logical replication", "archiver", "stats"))
+        return "PostgreSQL backends (COPY, verification)" if backend else "PostgreSQL background processes"
+    if "agents_pipeline.defs.migration.parallel" in text:
+        args = cmdline[cmdline.index("agents_pipeline.defs.migration.parallel") + 1:] + ["", "0"]
+        return f"worker {args[0]}" + ("" if args[1] == "0" else f" part {int(args[1]) + 1}")
+    if "--worker" in cmdline:
+        return f"baseline worker {cmdline[cmdline.index('--worker') + 1]}"
+    return "baseline coordinator" if "migration_floor" in text else "coordinator" if "migrate-sqlite" in text else text[:40]
+
+
+def _print_cpu(who: str, run: dict) -> None:
+    if "cpu" not in run:
+        return
+    total = sum(run["cpu"].values())
+    print(f"  {who}: {total:.1f} CPU-s in {run['seconds']:.1f} s; busy cores per second: "
+          + " ".join(f"{b:.2f}" for b in run["busy"]), flush=True)
+    for name, seconds in run["cpu"].items():
+        print(f"    {seconds:6.2f}  {name}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 
 from agents_pipeline.defs.migration import fastpath
 from agents_pipeline.defs.migration.parts import PART_ROWS_ENV, Part, ranges_wanted
-from agents_pipeline.defs.migration.source import LegacySource
+from agents_pipeline.defs.migration.source import FIRST_ROWID, LegacySource
 from agents_pipeline_tests.migration.conftest import snapshot
 from agents_pipeline_tests.migration.legacy_files import HOSTILE
 from agents_pipeline_tests.migration.test_kill import _bigger_file, _run_cli, reference  # noqa: F401 - fixture
@@ -47,8 +47,9 @@ def test_ranges_only_where_cores_would_idle(tmp_path, monkeypatch):
     with LegacySource(path) as source:
         assert ranges_wanted(source, tables, cores=2) == dict.fromkeys(tables, 1)
         assert ranges_wanted(source, tables, cores=8) == {**dict.fromkeys(tables, 1), "agent_heartbeats": 3}
-        monkeypatch.setenv(PART_ROWS_ENV, "500000")
-        assert ranges_wanted(source, tables, cores=2) == {**dict.fromkeys(tables, 2), "llm_conversations": 1}
+        assert ranges_wanted(source, tables, cores=64) == ranges_wanted(source, tables, cores=8)   # MAX_WORKERS
+        monkeypatch.setenv(PART_ROWS_ENV, "500000")   # whatever the cores, within MAX_WORKERS processes
+        assert ranges_wanted(source, tables, cores=2) == {**dict.fromkeys(tables, 1), "agent_heartbeats": 3}
     assert Part("agent_heartbeats", 1, 40, None).label == "agent_heartbeats part 2"
     assert Part("agent_heartbeats").label == "agent_heartbeats"
 
@@ -65,7 +66,7 @@ def test_split_side_by_side_run_equals_one_worker(fast_path, tmp_path, db_url, q
     heartbeats = next(t for t in report["tables"] if t["table"] == "agent_heartbeats")
     assert heartbeats["verified"] and heartbeats["checksum_ok"] and heartbeats["read"] == heartbeats["source_rows"]
     parts = _parts(query, "agent_heartbeats")
-    assert len(parts) >= 2 and parts[0][:2] == (0, 0) and parts[1][1] > 0 and all(done for *_, done in parts)
+    assert len(parts) >= 2 and parts[0][:2] == (0, FIRST_ROWID) and parts[1][1] > 0 and all(done for *_, done in parts)
     assert len(_parts(query, "llm_conversations")) == 1   # a unique run_id check: never split
     _same_as_one_worker(query, reference)
 
@@ -91,3 +92,25 @@ def test_a_bad_part_size_is_named(tmp_path, db_url, monkeypatch):
     monkeypatch.setenv(PART_ROWS_ENV, "many")
     run = _run_cli(_bigger_file(tmp_path / "background_agents.db"), db_url, None, "--side-by-side")
     assert run.returncode != 0 and PART_ROWS_ENV in run.stderr and "'many'" in run.stderr
+
+
+@pytest.mark.parametrize("mode, part_rows", [("--one-process", ""), ("--side-by-side", ""), ("--side-by-side", "20")])
+def test_rows_at_or_below_rowid_zero_are_loaded(mode, part_rows, tmp_path, db_url, query, monkeypatch):
+    """A legacy file may hold rowids <= 0 (inserted with an explicit rowid): the first resume
+    point is before SQLite's smallest rowid, and a split's first range has no lower bound."""
+    monkeypatch.setenv(PART_ROWS_ENV, part_rows)
+    path = _bigger_file(tmp_path / "background_agents.db")
+    conn = sqlite3.connect(path)
+    low = [0, -3, -100, -(2**62)]
+    conn.executemany("INSERT INTO agent_heartbeats (rowid, agent_id, timestamp, status, metadata) "
+                     "VALUES (?, 'alpha', '2025-01-02T03:04:05', 'healthy', NULL)", [(r,) for r in low])
+    conn.commit()
+    in_file = conn.execute("SELECT count(*) FROM agent_heartbeats").fetchone()[0]
+    conn.close()
+    run = _run_cli(path, db_url, None, mode)
+    assert run.returncode == 0, run.stderr + run.stdout
+    heartbeats = next(t for t in json.loads(run.stdout)["tables"] if t["table"] == "agent_heartbeats")
+    assert heartbeats["verified"] and heartbeats["source_rows"] == heartbeats["read"] == in_file
+    loaded = {r[0] for r in query("SELECT legacy_id FROM fleet.heartbeats")}
+    rejected = {r[0] for r in query("SELECT legacy_id FROM fleet.legacy_rejects WHERE table_name = 'agent_heartbeats'")}
+    assert set(low) <= loaded and len(loaded) + len(rejected) == in_file

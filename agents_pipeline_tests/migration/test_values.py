@@ -83,41 +83,6 @@ def test_digest_depends_on_every_value():
     assert 0 <= base < 2**60
 
 
-def test_time_digests_agree_with_postgresql(query, db_url):
-    """A time's digest is its 8 bytes as PostgreSQL stores them (timestamptz_send), rendered by
-    Python, by SQLite's printf (the set-based path) and by the verification's SQL alike:
-    before PostgreSQL's epoch too, where the int8 is negative, and to the microsecond."""
-    import sqlite3
-
-    import psycopg2
-    from psycopg2 import sql
-
-    from agents_pipeline.core.dsn import connect_kwargs
-    from agents_pipeline.defs.migration.digest import _RENDER, sum_sql
-    from agents_pipeline.defs.migration.fastpath import Known
-
-    times = [datetime(1970, 1, 1, tzinfo=UTC), datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-             datetime(2000, 1, 1, tzinfo=UTC), datetime(2025, 1, 20, 10, 0, 0, 123456, tzinfo=UTC),
-             datetime(2099, 12, 31, 23, 59, 59, 1, tzinfo=UTC)]
-    pg = [r[0] for r in query("SELECT encode(timestamptz_send(t), 'hex') FROM unnest(%s::timestamptz[]) "
-                              "WITH ORDINALITY AS u(t, i) ORDER BY i", (times,))]
-    assert [_RENDER["ts"](t) for t in times] == pg
-    assert pg[2] == "0" * 16 and pg[1] == "f" * 16   # the epoch itself; one microsecond before it
-    sqlite = sqlite3.connect(":memory:")
-    for t, expected in zip(times[2:], pg[2:], strict=True):   # the set-based path takes 2000-2099
-        text = t.strftime("%Y-%m-%dT%H:%M:%S.%f")
-        assert sqlite.execute(f"SELECT printf('%016x', {Known().time_digest('t', 't')}) FROM (SELECT ? AS t)",  # noqa: S608
-                              (text,)).fetchone()[0] == expected
-    conn = psycopg2.connect(**connect_kwargs(db_url))
-    try:
-        with conn.cursor() as cur:   # the verification's sum, over the same times
-            cur.execute(sql.SQL("SELECT {} FROM unnest(%s::timestamptz[]) AS u(t)").format(sum_sql((("t", "ts"),))),
-                        (times,))
-            assert int(cur.fetchone()[0]) == sum(row_digest(("ts",), (t,)) for t in times)
-    finally:
-        conn.close()
-
-
 def test_user_table_types_never_lose_a_digit():
     """Regression: a 2**60 integer beside reals must not be squeezed into a double."""
     from agents_pipeline.defs.migration.user_tables import _pg_type

@@ -45,7 +45,6 @@ _SLOW_CHUNK = 500    # rowids per lookup of the rows that need the per-value con
 _CHUNK_ROWS = 1024   # rows fetched and rendered at a time
 FAST_VALUE_BYTES = 16 * 1024   # a row with a larger value goes to the converters' bounded reads
 _pack = struct.Struct(">d").pack
-PG_EPOCH_US = 946_684_800_000_000   # digest.PG_EPOCH in Unix microseconds
 
 
 def enabled() -> bool:
@@ -127,7 +126,7 @@ _SECONDS = "unixepoch(substr({}, 1, 19))" if sqlite3.sqlite_version_info >= (3, 
 
 
 def _ts_micros(col: str) -> str:
-    """Epoch microseconds (``col`` passed ``_ts_ok``)."""
+    """Epoch microseconds, as digest.py renders a time (``col`` passed ``_ts_ok``)."""
     # The fraction's digits right-padded to six ('.5' -> 500000; none -> the padding's 0).
     return f"({_SECONDS.format(col)} * 1000000 + CAST(substr({col} || '000000', 21, 6) AS INTEGER))"
 
@@ -177,12 +176,9 @@ class Known:
         us = self.micros.get(column)
         return _ts_ok(col) if us is None else f"CASE WHEN {us} IS NOT NULL THEN 1 ELSE {_ts_ok(col)} END"
 
-    def time_digest(self, column: str, col: str) -> str:
-        """The time as digest.py renders it, for ``%016x``: microseconds since PostgreSQL's
-        epoch (2000-01-01), which printf writes as the hex of their 8 bytes."""
+    def time_micros(self, column: str, col: str) -> str:
         us = self.micros.get(column)   # coalesce is lazy in SQLite: the text is parsed only without it
-        micros = _ts_micros(col) if us is None else f"coalesce({us}, {_ts_micros(col)})"
-        return f"({micros} - {PG_EPOCH_US})"
+        return _ts_micros(col) if us is None else f"coalesce({us}, {_ts_micros(col)})"
 
     def agent(self, column: str, col: str) -> str:
         """The agent_id of the name in ``col``: the join's ``a.id``, or with a resolved key the
@@ -222,8 +218,8 @@ def _heartbeats(t: dict[str, str], source_id: int, known: Known) -> Plan:
              f"AND {_unpadded(status)} AND {_json_ok(meta, 'metadata' in known.json)}")
     kind = _heartbeat_kind(status)
     line = _printf(f'%d,"%s+00",%s,%s,%s,{source_id},%d\n', aid, ts, kind, _csv(status), _csv(meta), "s.rowid")
-    digest = _unless_oversize(_printf(US.join(["%d", "%d", "%016x", "%s", "%s", "%s"]), "s.rowid", aid,
-                                      known.time_digest('timestamp', ts), kind, _digest_text(status),
+    digest = _unless_oversize(_printf(US.join(["%d", "%d", "%d", "%s", "%s", "%s"]), "s.rowid", aid,
+                                      known.time_micros('timestamp', ts), kind, _digest_text(status),
                                       _json_digest(meta)), ts, status)
     return Plan(_select(clean, ts, line, None, "''", digest, "''", "agent_heartbeats",
                         known.agent_join("agent_id", agent), (agent, ts, status, meta)), float_col=False)
@@ -240,8 +236,8 @@ def _metrics(t: dict[str, str], source_id: int, known: Known) -> Plan:
     head = _printf('"%s+00","legacy",%s,"%w",', ts, agent_csv, name)
     tail = _unless_oversize(_printf(f',"imported",%s,%s,{source_id},%d\n', _csv(unit), _csv(tags), "s.rowid"),
                             unit, tags)
-    digest_head = _unless_oversize(_printf(US.join(["%d", "%016x", "%s", "%s", ""]), "s.rowid",
-                                           known.time_digest("timestamp", ts),
+    digest_head = _unless_oversize(_printf(US.join(["%d", "%d", "%s", "%s", ""]), "s.rowid",
+                                           known.time_micros("timestamp", ts),
                                            agent_csv, name), ts, name)
     digest_tail = _unless_oversize(_printf(US.join(["", "%s", "%s"]), _digest_text(unit), _json_digest(tags)), unit)
     number = f"CASE WHEN typeof({value}) IN ('real', 'integer') THEN {value} END"   # never a long text

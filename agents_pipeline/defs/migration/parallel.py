@@ -80,7 +80,7 @@ def load_table(path: str, url: str, part: Part, ctx: Context, batch_size: int,
             counts = TableLoader(conn, source, KNOWN[table], ctx, batch_size, dry_run=False, progress=progress,
                                  part=part).run()
             row = TableReport(table, f"fleet.{KNOWN[table].target}",
-                              source_rows=source.count(table, part.first_rowid, part.until_rowid))
+                              source_rows=source.count(table, part.lower, part.until_rowid))
             verify_table(conn, KNOWN[table], ctx.source_id, row, part)
             return counts, {name: getattr(row, name) for name in VERIFIED_FIELDS}
         finally:

@@ -16,21 +16,29 @@ import os
 from dataclasses import dataclass
 
 from agents_pipeline.defs.migration.session import MigrationError
-from agents_pipeline.defs.migration.source import LegacySource, qident
+from agents_pipeline.defs.migration.source import FIRST_ROWID, LegacySource, qident
 from agents_pipeline.defs.migration.tables import KNOWN
 
 PART_ROWS = 750_000    # about 8 s of one worker's time on the benchmark's heartbeats
 PART_ROWS_ENV = "AGENTS_PIPELINE_MIGRATION_PART_ROWS"
+MAX_WORKERS = 5   # side-by-side processes in all: each holds ~40 MB and two batches (the 512 MB bound)
 
 
 @dataclass(frozen=True)
 class Part:
-    """Rows ``first_rowid < rowid <= until_rowid`` of ``table`` (``until_rowid`` None: no end)."""
+    """Rows ``first_rowid < rowid <= until_rowid`` of ``table`` (``until_rowid`` None: no end).
+    Part 0 starts before SQLite's smallest rowid: a legacy file may hold rowids <= 0."""
 
     table: str
     part: int = 0
-    first_rowid: int = 0
+    first_rowid: int = FIRST_ROWID
     until_rowid: int | None = None
+
+    @property
+    def lower(self) -> int | None:
+        """The range's lower bound for counting: none for part 0, which also holds any row
+        whose rowid is at or below its first resume point."""
+        return None if self.part == 0 else self.first_rowid
 
     @property
     def label(self) -> str:
@@ -56,7 +64,7 @@ def _rowids(source: LegacySource, table: str) -> tuple[int, int] | None:
     """The table's smallest and largest rowid (of the file's own table under a mapping's view),
     one aggregate a statement: each is then one lookup, where both in one statement read the
     whole table."""
-    name = qident(source.mapped_from.get(table, table))
+    name = "main." + qident(source.mapped_from.get(table, table))   # never a mapping's temp view
     lo, hi = (source.execute(f"SELECT {f}(rowid) FROM {name}").fetchone()[0]  # noqa: S608 - quoted
               for f in ("min", "max"))
     return None if lo is None else (lo, hi)
@@ -64,22 +72,21 @@ def _rowids(source: LegacySource, table: str) -> tuple[int, int] | None:
 
 def ranges_wanted(source: LegacySource, tables: list[str], cores: int | None = None) -> dict[str, int]:
     """How many ranges each of the tables loading side by side gets: about PART_ROWS rows each,
-    from the cores the whole tables leave idle, biggest table first. On 2 cores the three tables
-    already keep both busy, and splitting measured slower (more processes, a verification scan
-    per range: 25.2 s against 24.4 s for the benchmark's clean file), so a table is split only
-    where cores would idle, or when ``AGENTS_PIPELINE_MIGRATION_PART_ROWS`` asks for it (then up
-    to one range a core, whatever the other tables)."""
+    from the cores the whole tables leave idle, biggest table first, and never more than
+    MAX_WORKERS processes in all. On 2 cores the three tables already keep both busy, and
+    splitting measured slower (more processes, a verification scan per range: 25.2 s against
+    24.4 s for the benchmark's clean file), so a table is split only where cores would idle, or
+    when ``AGENTS_PIPELINE_MIGRATION_PART_ROWS`` asks for it (whatever the cores)."""
     cores = cores or os.cpu_count() or 1
     explicit = part_rows()
     spans = {t: _rowids(source, t) for t in tables if splittable(t)}
     rows = {t: span[1] - span[0] + 1 for t, span in spans.items() if span is not None}
-    spare = cores - 1 if explicit else max(0, cores - len(tables))   # more ranges a table may get
+    spare = max(0, (MAX_WORKERS if explicit else min(cores, MAX_WORKERS)) - len(tables))   # more workers
     out = {t: 1 for t in tables}
     for table in sorted(rows, key=rows.__getitem__, reverse=True):
         extra = min(spare, max(0, round(rows[table] / (explicit or PART_ROWS)) - 1))
         out[table] += extra
-        if not explicit:
-            spare -= extra
+        spare -= extra
     return out
 
 
@@ -94,7 +101,7 @@ def plan(conn, source: LegacySource, source_id: int, table: str, ranges: int = 1
         if span is not None:
             lo, hi = span
             n = min(ranges, hi - lo + 1)
-            starts = [0] + [lo - 1 + k * (hi - lo + 1) // n for k in range(1, n)]
+            starts = [FIRST_ROWID] + [lo - 1 + k * (hi - lo + 1) // n for k in range(1, n)]
             cur.execute("""INSERT INTO fleet.legacy_progress (source_id, table_name, part, first_rowid, last_rowid)
                            SELECT %s, %s, p - 1, s, s FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(s, p)""",
                         (source_id, table, starts))

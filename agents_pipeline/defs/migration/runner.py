@@ -110,7 +110,9 @@ def _last_seen(conn, source_id: int) -> None:
     """Imported agents remember their last legacy heartbeat (they stay paused). One probe per
     candidate agent down (agent_id, received_at): the daily partitions are walked newest first
     and stop at the first of this source's rows (measured 0.64 s as a GROUP BY over the 2 M
-    heartbeats of the benchmark's file, a few ms as probes)."""
+    heartbeats of the benchmark's file, a few ms as probes). A probe passes over the agent's
+    heartbeats from elsewhere (legacy_source is not in the index), which paused imported agents
+    and placeholders do not send."""
     with conn, conn.cursor() as cur:
         cur.execute("""UPDATE fleet.agents a SET last_seen = m.last, updated_at = now()
                        FROM (SELECT c.agent_id, l.last FROM fleet.agents c

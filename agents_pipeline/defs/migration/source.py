@@ -28,6 +28,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 # batches are cut by bytes as well as by rows, and the whole tree stays far under 512 MB.
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 LAST_ROWID = 2**63 - 1   # SQLite's largest rowid: a range without an end
+FIRST_ROWID = -(2**63)   # and its smallest: where a table's first resume point starts (rowids may be <= 0)
 
 
 class LegacyFileError(Exception):
@@ -181,11 +182,14 @@ class LegacySource:
         return self._tables
 
     def count(self, table: str, after_rowid: int | None = None, until_rowid: int | None = None) -> int:
-        """Rows of the table, or of its rowids after ``after_rowid`` up to ``until_rowid``."""
-        if after_rowid is None and until_rowid is None:
+        """Rows of the table, or of its rowids after ``after_rowid`` up to ``until_rowid`` (None:
+        no bound on that side, so the counts of ranges that tile the rowids add up to the table's)."""
+        bounds = [("rowid > ?", after_rowid), ("rowid <= ?", until_rowid)]
+        where = [(cond, value) for cond, value in bounds if value is not None]
+        if not where:
             return self.select(table, ["count(*)"]).fetchone()[0]
-        return self.execute(f"SELECT count(*) FROM {qident(table)} WHERE rowid > ? AND rowid <= ?",  # noqa: S608
-                            (after_rowid or 0, LAST_ROWID if until_rowid is None else until_rowid)).fetchone()[0]
+        return self.execute(f"SELECT count(*) FROM {qident(table)} WHERE "  # noqa: S608 - quoted, constant conditions
+                            + " AND ".join(cond for cond, _ in where), tuple(v for _, v in where)).fetchone()[0]
 
     def select(self, table: str, columns: list[str | None], *, distinct: bool = False,
                after_rowid: int | None = None, capped: bool = False) -> sqlite3.Cursor:
