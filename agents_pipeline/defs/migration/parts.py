@@ -3,11 +3,11 @@
 One worker per table leaves the biggest table (heartbeats, in every fleet) loading alone at the
 end while the other workers have finished, and caps the migration at three busy pipelines
 however many cores there are. A table loaded by plain COPY (no staging, no unique check: the
-two history tables) is therefore split into ranges of about ``PART_ROWS`` rows, at most one per
-core, each loaded by its own worker into its own ``fleet.legacy_progress`` row (``part``,
-``first_rowid``). The first run that loads a table fixes its split; every later run, killed or
+two history tables) can therefore be split into ranges of about ``PART_ROWS`` rows where cores
+would otherwise idle (``ranges_wanted``), each loaded by its own worker into its own
+``fleet.legacy_progress`` row (``part``, ``first_rowid``). The first run that loads a table fixes its split; every later run, killed or
 not, side by side or in one process, continues the same ranges, so a resume point never skips
-or repeats a row. Verification sums the parts.
+or repeats a row. Each range is verified on its own; together they cover every rowid once.
 """
 
 from __future__ import annotations
