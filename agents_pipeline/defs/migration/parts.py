@@ -19,7 +19,7 @@ from agents_pipeline.defs.migration.session import MigrationError
 from agents_pipeline.defs.migration.source import FIRST_ROWID, LegacySource, qident
 from agents_pipeline.defs.migration.tables import KNOWN
 
-PART_ROWS = 750_000    # about 8 s of one worker's time on the benchmark's heartbeats
+PART_ROWS = 750_000    # of heartbeats: about 4 CPU-s in a worker and 3 in its PostgreSQL backend (benchmark file)
 PART_ROWS_ENV = "AGENTS_PIPELINE_MIGRATION_PART_ROWS"
 MAX_WORKERS = 5   # side-by-side processes in all: each holds ~40 MB and two batches (the 512 MB bound)
 
