@@ -318,7 +318,7 @@ class FastReader:
         self.source, self.spec, self.plan, self.convert_slow = source, spec, plan, convert_slow
         load_agent_map(source, ctx.agents)
 
-    def batches(self, after_rowid: int, size: int, until_rowid: int | None = None) -> Iterator[Batch]:
+    def batches(self, after_rowid: int, size: int, until_rowid: int = LAST_ROWID) -> Iterator[Batch]:
         """Batches of at most ``size`` rows and about ``MAX_BATCH_BYTES`` of rendered text and
         rows read for the converters, from the rows after ``after_rowid`` up to ``until_rowid``.
 
@@ -327,8 +327,7 @@ class FastReader:
         2 us a row: more than SQLite's rendering of a heartbeat). A chunk is sized from the
         largest row seen so far, starting with one row; its rows that are not clean are read in
         groups of at most half a batch's bytes, by the sizes SQLite returned for them."""
-        bounds = {"after": after_rowid, "until": LAST_ROWID if until_rowid is None else until_rowid}
-        cursor = self.source.execute(self.plan.query, bounds)  # type: ignore[arg-type]
+        cursor = self.source.execute(self.plan.query, {"after": after_rowid, "until": until_rowid})  # type: ignore[arg-type]
         step, parts, rows_in, bytes_in, last = 1, [], 0, 0, after_rowid
         while rows := self.source.fetch(cursor, min(step, size - rows_in)):
             rowids = [last, *map(_first, rows)]   # resume points rely on the order, across chunks too

@@ -57,8 +57,10 @@ class TableCounts:
         seconds = [p.seconds for p in parts]
         out = cls(seconds=max(seconds, default=0.0) if side_by_side else sum(seconds))
         for p in parts:
-            out.read, out.written, out.rejected, out.batches = (out.read + p.read, out.written + p.written,
-                                                                out.rejected + p.rejected, out.batches + p.batches)
+            out.read += p.read
+            out.written += p.written
+            out.rejected += p.rejected
+            out.batches += p.batches
             for reason, n in p.reasons.items():
                 out.reasons[reason] = out.reasons.get(reason, 0) + n
         return out
@@ -138,7 +140,7 @@ class TableLoader:
         info = self.source.tables[self.spec.legacy]
         columns = [c if c in info.columns else None for c in self.spec.columns]
         cursor = self.source.select_capped(self.spec.legacy, columns, after_rowid=after_rowid,
-                                           until_rowid=self.part.until_rowid)
+                                           until_rowid=self.part.upper)
         for rows in self.source.batches(cursor, self.batch_size):
             yield self._convert(rows)
 
@@ -148,7 +150,7 @@ class TableLoader:
         if plan is None:
             return self._python_batches(after)
         reader = fastpath.FastReader(self.source, self.spec, self.ctx, plan, self._convert)
-        return reader.batches(after, self.batch_size, self.part.until_rowid)
+        return reader.batches(after, self.batch_size, self.part.upper)
 
     def run(self) -> TableCounts:
         started = time.monotonic()

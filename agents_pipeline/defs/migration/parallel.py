@@ -162,7 +162,9 @@ def load_in_parallel(procs: dict[Part, subprocess.Popen], path: Path, url: str, 
     return results
 
 
-def _worker_main(table: str, part: str = "0", first_rowid: str = "0", until_rowid: str = "") -> int:
+def _worker_main(table: str, part: str, first_rowid: str, until_rowid: str) -> int:
+    """A worker, as ``start_workers`` starts it: its table and range on the command line
+    (an empty ``until_rowid``: no end), its job on stdin."""
     text = sys.stdin.read()
     if not text.strip():   # the coordinator stopped before handing out the jobs
         return 1

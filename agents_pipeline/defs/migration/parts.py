@@ -5,9 +5,9 @@ end while the other workers have finished, and caps the migration at three busy 
 however many cores there are. A table loaded by plain COPY (no staging, no unique check: the
 two history tables) can therefore be split into ranges of about ``PART_ROWS`` rows where cores
 would otherwise idle (``ranges_wanted``), each loaded by its own worker into its own
-``fleet.legacy_progress`` row (``part``, ``first_rowid``). The first run that loads a table fixes its split; every later run, killed or
-not, side by side or in one process, continues the same ranges, so a resume point never skips
-or repeats a row. Each range is verified on its own; together they cover every rowid once.
+``fleet.legacy_progress`` row (``part``, ``first_rowid``). The first run that loads a table
+fixes its split; every later run, killed or not, side by side or in one process, continues the
+same ranges, so a resume point never skips or repeats a row. Each range is verified on its own; together they cover every rowid once.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 
 from agents_pipeline.defs.migration.session import MigrationError
-from agents_pipeline.defs.migration.source import FIRST_ROWID, LegacySource, qident
+from agents_pipeline.defs.migration.source import FIRST_ROWID, LAST_ROWID, LegacySource, qident
 from agents_pipeline.defs.migration.tables import KNOWN
 
 PART_ROWS = 750_000    # of heartbeats: about 4 CPU-s in a worker and 3 in its PostgreSQL backend (benchmark file)
@@ -39,6 +39,11 @@ class Part:
         """The range's lower bound for counting: none for part 0, which also holds any row
         whose rowid is at or below its first resume point."""
         return None if self.part == 0 else self.first_rowid
+
+    @property
+    def upper(self) -> int:
+        """The range's last rowid for reading: SQLite's largest for a range without an end."""
+        return LAST_ROWID if self.until_rowid is None else self.until_rowid
 
     @property
     def label(self) -> str:

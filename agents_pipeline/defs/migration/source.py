@@ -40,6 +40,15 @@ def qident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def range_conditions(column: str, mark: str, after: int | None, until: int | None) -> tuple[list[str], tuple]:
+    """The conditions keeping ``after < column <= until`` and their values, for ``mark`` as the
+    driver's placeholder (None: no bound on that side, so the counts of ranges that tile the
+    rowids add up to the whole table's). ``column`` is a constant of the caller."""
+    kept = [(cond, value) for cond, value in ((f"{column} > {mark}", after), (f"{column} <= {mark}", until))
+            if value is not None]
+    return [cond for cond, _ in kept], tuple(value for _, value in kept)
+
+
 def value_bytes(expr: str) -> str:
     """SQL for the size of ``expr``'s value in bytes (a text's UTF-8 bytes, not its characters:
     constant time, where counting characters reads the whole text once more)."""
@@ -182,14 +191,13 @@ class LegacySource:
         return self._tables
 
     def count(self, table: str, after_rowid: int | None = None, until_rowid: int | None = None) -> int:
-        """Rows of the table, or of its rowids after ``after_rowid`` up to ``until_rowid`` (None:
-        no bound on that side, so the counts of ranges that tile the rowids add up to the table's)."""
-        bounds = [("rowid > ?", after_rowid), ("rowid <= ?", until_rowid)]
-        where = [(cond, value) for cond, value in bounds if value is not None]
+        """Rows of the table, or of its rowids after ``after_rowid`` up to ``until_rowid``
+        (``range_conditions``)."""
+        where, values = range_conditions("rowid", "?", after_rowid, until_rowid)
         if not where:
             return self.select(table, ["count(*)"]).fetchone()[0]
         return self.execute(f"SELECT count(*) FROM {qident(table)} WHERE "  # noqa: S608 - quoted, constant conditions
-                            + " AND ".join(cond for cond, _ in where), tuple(v for _, v in where)).fetchone()[0]
+                            + " AND ".join(where), values).fetchone()[0]
 
     def select(self, table: str, columns: list[str | None], *, distinct: bool = False,
                after_rowid: int | None = None, capped: bool = False) -> sqlite3.Cursor:
@@ -204,7 +212,7 @@ class LegacySource:
         return self.execute(query + " WHERE rowid > ? ORDER BY rowid", (after_rowid,))
 
     def select_capped(self, table: str, columns: list[str | None], *, after_rowid: int | None = None,
-                      until_rowid: int | None = None, rowids: list[int] | None = None,
+                      until_rowid: int = LAST_ROWID, rowids: list[int] | None = None,
                       key: str = "rowid") -> sqlite3.Cursor:
         """Rows as (``key``, note, values...): a value larger than MAX_VALUE_BYTES is read as
         NULL and described in the note (``values.parse_oversize``), '' for a row within the
@@ -221,8 +229,7 @@ class LegacySource:
             return self.execute(f"{query} WHERE rowid IN ({', '.join('?' * len(rowids))}) ORDER BY rowid",
                                 tuple(rowids))
         if after_rowid is not None:
-            return self.execute(f"{query} WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
-                                (after_rowid, LAST_ROWID if until_rowid is None else until_rowid))
+            return self.execute(f"{query} WHERE rowid > ? AND rowid <= ? ORDER BY rowid", (after_rowid, until_rowid))
         return self.execute(query)
 
     def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:

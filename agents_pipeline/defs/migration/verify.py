@@ -19,7 +19,7 @@ from psycopg2 import sql
 from agents_pipeline.defs.migration.digest import sum_sql
 from agents_pipeline.defs.migration.parts import Part
 from agents_pipeline.defs.migration.report import TableReport
-from agents_pipeline.defs.migration.source import LegacySource
+from agents_pipeline.defs.migration.source import LegacySource, range_conditions
 from agents_pipeline.defs.migration.tables import KNOWN, TableSpec
 
 PARALLEL_WORKERS = max(1, min(4, (os.cpu_count() or 2) // 2))
@@ -49,9 +49,10 @@ def verify_tables(url: str, source: LegacySource, rows: list[TableReport], sourc
 
 def _in_range(part: Part | None) -> tuple[sql.Composable, tuple]:
     """The condition on legacy_id (the SQLite rowid) that keeps one range of a split table."""
-    bounds = [] if part is None else [(" AND legacy_id > %s", part.lower), (" AND legacy_id <= %s", part.until_rowid)]
-    kept = [(cond, value) for cond, value in bounds if value is not None]
-    return sql.SQL("".join(cond for cond, _ in kept)), tuple(value for _, value in kept)
+    if part is None:
+        return sql.SQL(""), ()
+    where, values = range_conditions("legacy_id", "%s", part.lower, part.until_rowid)
+    return sql.SQL("".join(f" AND {cond}" for cond in where)), values
 
 
 def committed(cur, spec: TableSpec, source_id: int, part: Part | None = None) -> tuple[int, int]:
